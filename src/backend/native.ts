@@ -1,0 +1,50 @@
+// Loads the native addon (build/Release/ktserve_native.node) and types its exports.
+// One interface mirrors every function the C++ side registers (native/napi/*_napi.cpp).
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+
+export interface NativeInfo {
+  threads: number;
+  simd: 'scalar' | 'avx2' | 'avx512';
+}
+
+export interface NativeAddon {
+  readonly cuda: boolean;
+  info(): NativeInfo;
+
+  // --- quantized weight types (native/napi/quant_napi.cpp) ---
+  /** Dequantizes `n` elements of GGML type `type` from raw block bytes. */
+  dequantize(type: number, src: Uint8Array, n: number): Float32Array;
+  /** Quantizes `src` (a multiple of the block size) to GGML type `type` as ggml's reference quantizer does. */
+  quantize(type: number, src: Float32Array): Uint8Array;
+  /** out[M][N] = x[M][K] · W[N][K]ᵀ with W stored as GGML type `type` (test and micro-benchmark entry). */
+  matmulRaw(x: Float32Array, M: number, K: number, w: Uint8Array, type: number, N: number): Float32Array;
+
+  // --- tensors and ops of the CPU backend (native/napi/tensor_napi.cpp, ops_napi.cpp) ---
+  [op: string]: unknown;
+}
+
+function findAddon(): string {
+  const fromEnv = process.env.KT_NATIVE_PATH;
+  if (fromEnv) return resolve(fromEnv);
+  // dist/src/backend/native.js and src/backend/native.ts both sit three levels below the root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'build', 'Release', 'ktserve_native.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('ktserve native addon not found (build/Release/ktserve_native.node): run `npm install` or `npm run build:native`');
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (!cached) {
+    const require = createRequire(import.meta.url);
+    cached = require(findAddon()) as NativeAddon;
+  }
+  return cached;
+}

@@ -1,0 +1,29 @@
+// Reads one weight into host memory as float32 (dequantized natively). For small tensors
+// (norm weights, rope tables) and for the float64 reference on tiny models only.
+import { closeSync, openSync, readSync } from 'node:fs';
+import type { WeightLocation } from './backend.js';
+import { DType } from './dtype.js';
+import { loadNative } from './native.js';
+
+export function readWeightBytes(loc: WeightLocation): Uint8Array {
+  const buf = new Uint8Array(loc.byteLength);
+  const fd = openSync(loc.file, 'r');
+  try {
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(fd, buf, done, buf.length - done, loc.offset + done);
+      if (n === 0) throw new Error(`${loc.file}: unexpected end of file reading ${loc.byteLength} bytes at ${loc.offset}`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+export function readWeightF32(loc: WeightLocation): Float32Array {
+  const bytes = readWeightBytes(loc);
+  const n = loc.shape.reduce((a, b) => a * b, 1);
+  if (loc.dtype === DType.F32) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  return loadNative().dequantize(loc.dtype, bytes, n);
+}

@@ -1,0 +1,65 @@
+// What one engine step asks of a model: a flat batch of tokens from several sequences,
+// each with its place in the paged KV cache. The runner builds it; models only read it.
+
+export interface SequenceChunk {
+  /** Tokens of this sequence already in the KV cache before this step. */
+  cachedLen: number;
+  /** This step's tokens of the sequence (a prefill chunk, or one decode token). */
+  tokens: ArrayLike<number>;
+  /** Physical KV block ids covering cachedLen + tokens.length positions. */
+  blockTable: ArrayLike<number>;
+  /** Whether the logits of this chunk's last token are wanted. */
+  wantLogits: boolean;
+}
+
+export interface ForwardBatch {
+  sequences: SequenceChunk[];
+}
+
+/** Flat integer arrays of a batch, as the attention kernels take them. */
+export interface FlatBatch {
+  tokenIds: Int32Array;
+  positions: Int32Array;
+  slots: Int32Array;
+  cuQ: Int32Array;
+  kvLens: Int32Array;
+  blockTables: Int32Array;
+  maxBlocks: number;
+  /** Row (in the flat token list) of each requested logit, in sequence order. */
+  logitRows: Int32Array;
+}
+
+export function flattenBatch(batch: ForwardBatch, blockSize: number): FlatBatch {
+  const seqs = batch.sequences;
+  const total = seqs.reduce((n, s) => n + s.tokens.length, 0);
+  const maxBlocks = Math.max(1, ...seqs.map((s) => Math.ceil((s.cachedLen + s.tokens.length) / blockSize)));
+  const flat: FlatBatch = {
+    tokenIds: new Int32Array(total),
+    positions: new Int32Array(total),
+    slots: new Int32Array(total),
+    cuQ: new Int32Array(seqs.length + 1),
+    kvLens: new Int32Array(seqs.length),
+    blockTables: new Int32Array(seqs.length * maxBlocks),
+    maxBlocks,
+    logitRows: new Int32Array(seqs.filter((s) => s.wantLogits).length),
+  };
+  let row = 0;
+  let logit = 0;
+  seqs.forEach((s, i) => {
+    const kvLen = s.cachedLen + s.tokens.length;
+    if (s.blockTable.length * blockSize < kvLen) {
+      throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${kvLen} tokens`);
+    }
+    for (let b = 0; b < Math.ceil(kvLen / blockSize); b++) flat.blockTables[i * maxBlocks + b] = s.blockTable[b] ?? 0;
+    for (let j = 0; j < s.tokens.length; j++, row++) {
+      const pos = s.cachedLen + j;
+      flat.tokenIds[row] = s.tokens[j] ?? 0;
+      flat.positions[row] = pos;
+      flat.slots[row] = (s.blockTable[Math.floor(pos / blockSize)] ?? 0) * blockSize + (pos % blockSize);
+    }
+    flat.cuQ[i + 1] = row;
+    flat.kvLens[i] = kvLen;
+    if (s.wantLogits) flat.logitRows[logit++] = row - 1;
+  });
+  return flat;
+}

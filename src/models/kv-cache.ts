@@ -1,0 +1,44 @@
+// The paged KV cache memory: per layer one K and one V tensor of
+// [numBlocks, blockSize, kvHeads · headDim]. Which blocks belong to whom is the
+// scheduler's business (block tables); this only holds the memory.
+import type { Backend, Tensor } from '../backend/backend.js';
+import { DType } from '../backend/dtype.js';
+
+export interface KvCacheShape {
+  numLayers: number;
+  numBlocks: number;
+  blockSize: number;
+  /** Floats per token per layer for K (and for V). */
+  width: number;
+}
+
+export class PagedKvCache {
+  readonly k: Tensor[] = [];
+  readonly v: Tensor[] = [];
+  constructor(
+    private readonly backend: Backend,
+    readonly shape: KvCacheShape,
+  ) {
+    const dims = [shape.numBlocks, shape.blockSize, shape.width];
+    for (let l = 0; l < shape.numLayers; l++) {
+      this.k.push(backend.zeros(DType.F32, dims));
+      this.v.push(backend.zeros(DType.F32, dims));
+    }
+  }
+
+  /** Bytes the cache holds (K and V, all layers). */
+  get bytes(): number {
+    const { numLayers, numBlocks, blockSize, width } = this.shape;
+    return 2 * numLayers * numBlocks * blockSize * width * 4;
+  }
+
+  get tokens(): number {
+    return this.shape.numBlocks * this.shape.blockSize;
+  }
+
+  dispose(): void {
+    this.backend.free(...this.k, ...this.v);
+    this.k.length = 0;
+    this.v.length = 0;
+  }
+}

@@ -1,0 +1,142 @@
+// Llama-family decoder (Llama 2/3, Mistral, Qwen3 with q/k norm) over the backend interface.
+// One forward pass serves a whole engine step: prefill chunks and decodes of many sequences.
+import type { AttentionInputs, Backend, Tensor } from '../backend/backend.js';
+import { readWeightF32 } from '../backend/host-weights.js';
+import type { ModelConfig } from './config.js';
+import { flattenBatch, type ForwardBatch } from './forward-batch.js';
+import type { PagedKvCache } from './kv-cache.js';
+import { modelInvFreq } from './rope.js';
+import type { WeightSource } from './weights.js';
+
+interface LayerWeights {
+  attnNorm: Tensor;
+  wq: Tensor;
+  wk: Tensor;
+  wv: Tensor;
+  wo: Tensor;
+  qNorm: Tensor | undefined;
+  kNorm: Tensor | undefined;
+  ffnNorm: Tensor;
+  wGate: Tensor;
+  wUp: Tensor;
+  wDown: Tensor;
+}
+
+export interface LoadProgress {
+  (loadedBytes: number, totalBytes: number): void;
+}
+
+export class LlamaModel {
+  private readonly layers: LayerWeights[] = [];
+  private readonly tokenEmbd: Tensor;
+  private readonly outputNorm: Tensor;
+  private readonly output: Tensor;
+  private readonly invFreq: Tensor;
+  /** GGUF Llama weights have q/k rows permuted for adjacent-pair RoPE; HF weights use rotate_half. */
+  private readonly interleavedRope: boolean;
+
+  constructor(
+    readonly config: ModelConfig,
+    private readonly backend: Backend,
+    weights: WeightSource,
+    onProgress?: LoadProgress,
+  ) {
+    const total = weights.names().reduce((n, name) => n + weights.get(name).byteLength, 0);
+    let loaded = 0;
+    const big = (name: string): Tensor => {
+      const loc = weights.get(name);
+      loaded += loc.byteLength;
+      onProgress?.(loaded, total);
+      return backend.loadWeight(loc);
+    };
+    const small = (name: string): Tensor => {
+      const loc = weights.get(name);
+      loaded += loc.byteLength;
+      return backend.constantF32(readWeightF32(loc), [loc.shape.reduce((a, b) => a * b, 1)]);
+    };
+    this.tokenEmbd = big('token_embd.weight');
+    for (let i = 0; i < config.numLayers; i++) {
+      const p = `blk.${i}.`;
+      this.layers.push({
+        attnNorm: small(`${p}attn_norm.weight`),
+        wq: big(`${p}attn_q.weight`),
+        wk: big(`${p}attn_k.weight`),
+        wv: big(`${p}attn_v.weight`),
+        wo: big(`${p}attn_output.weight`),
+        qNorm: config.qkNorm ? small(`${p}attn_q_norm.weight`) : undefined,
+        kNorm: config.qkNorm ? small(`${p}attn_k_norm.weight`) : undefined,
+        ffnNorm: small(`${p}ffn_norm.weight`),
+        wGate: big(`${p}ffn_gate.weight`),
+        wUp: big(`${p}ffn_up.weight`),
+        wDown: big(`${p}ffn_down.weight`),
+      });
+    }
+    this.outputNorm = small('output_norm.weight');
+    this.output = weights.has('output.weight') ? big('output.weight') : this.tokenEmbd;
+    const inv = modelInvFreq(config, weights);
+    this.invFreq = backend.constantF32(inv, [inv.length]);
+    this.interleavedRope = weights.format === 'gguf' && config.architecture === 'llama';
+  }
+
+  /** Floats per token per layer in K (and V) of the KV cache. */
+  get kvWidth(): number {
+    return this.config.numKvHeads * this.config.headDim;
+  }
+
+  /**
+   * Runs one step. Stores every token's K/V into the cache and returns the logits of each
+   * sequence that asked for them, rows in sequence order, as one [n, vocab] array.
+   */
+  forward(batch: ForwardBatch, cache: PagedKvCache): Float32Array {
+    const b = this.backend;
+    const c = this.config;
+    const flat = flattenBatch(batch, cache.shape.blockSize);
+    const T = flat.tokenIds.length;
+    const inputs: AttentionInputs = {
+      cuQ: b.inputI32(flat.cuQ, [flat.cuQ.length]),
+      kvLens: b.inputI32(flat.kvLens, [flat.kvLens.length]),
+      blockTables: b.inputI32(flat.blockTables, [flat.kvLens.length, flat.maxBlocks]),
+      slots: b.inputI32(flat.slots, [T]),
+      positions: b.inputI32(flat.positions, [T]),
+    };
+    const ids = b.inputI32(flat.tokenIds, [T]);
+    const x = b.embedding(this.tokenEmbd, ids);
+    const scale = 1 / Math.sqrt(c.headDim);
+    try {
+      this.layers.forEach((w, l) => {
+        const h = b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
+        let q = b.matmul(h, w.wq);
+        let k = b.matmul(h, w.wk);
+        const v = b.matmul(h, w.wv);
+        b.free(h);
+        if (w.qNorm && w.kNorm) {
+          const qn = b.rmsNorm(q, w.qNorm, c.rmsNormEps);
+          const kn = b.rmsNorm(k, w.kNorm, c.rmsNormEps);
+          b.free(q, k);
+          q = qn;
+          k = kn;
+        }
+        b.rope(q, inputs.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
+        b.rope(k, inputs.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
+        b.storeKv(cache.k[l]!, cache.v[l]!, k, v, inputs.slots);
+        const a = b.pagedAttention(q, cache.k[l]!, cache.v[l]!, inputs, c.numKvHeads, scale);
+        const o = b.matmul(a, w.wo);
+        b.addInPlace(x, o);
+        b.free(q, k, v, a, o);
+        const h2 = b.rmsNorm(x, w.ffnNorm, c.rmsNormEps);
+        const g = b.matmul(h2, w.wGate);
+        const u = b.matmul(h2, w.wUp);
+        const m = b.siluMul(g, u);
+        const d = b.matmul(m, w.wDown);
+        b.addInPlace(x, d);
+        b.free(h2, g, u, m, d);
+      });
+      if (flat.logitRows.length === 0) return new Float32Array(0);
+      const last = b.gatherRows(x, b.inputI32(flat.logitRows, [flat.logitRows.length]));
+      const normed = b.rmsNorm(last, this.outputNorm, c.rmsNormEps);
+      return b.read(b.matmul(normed, this.output));
+    } finally {
+      b.endStep();
+    }
+  }
+}

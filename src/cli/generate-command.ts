@@ -46,11 +46,9 @@ export function promptIds(files: ModelFiles, prompt: string, chat: boolean, syst
 export async function runGenerate(f: GenerateFlags): Promise<void> {
   const files = await openFromFlags(f);
   const backend = new CpuBackend();
-  const bar = new ProgressBar('loading weights', 1);
-  const model = createModel(files.config, backend, files.weights, (done, total) => {
-    bar.total = total;
-    bar.update(done);
-  });
+  const totalBytes = files.weights.names().reduce((n, name) => n + files.weights.get(name).byteLength, 0);
+  const bar = new ProgressBar('loading weights', totalBytes);
+  const model = createModel(files.config, backend, files.weights, (done) => bar.update(done));
   bar.finish();
   const ids = promptIds(files, f.prompt, f.chat, f.system);
   const blockSize = 16;

@@ -1,0 +1,317 @@
+// Reference (scalar) dequantization of every GGML weight format ktserve reads, and the
+// type dispatch of dequantize_row / quantize_row. Results equal ggml's and gguf-py's bit
+// for bit: this file is built for baseline x86-64, so no multiply-add is ever fused.
+#include "cpu/quant.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace kt {
+
+namespace blocks {
+const int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+}
+
+// Quantizers live in quant_encode.cpp.
+void quantize_q4_0(const float* x, void* y, int64_t n);
+void quantize_q4_1(const float* x, void* y, int64_t n);
+void quantize_q5_0(const float* x, void* y, int64_t n);
+void quantize_q5_1(const float* x, void* y, int64_t n);
+void quantize_q8_0(const float* x, void* y, int64_t n);
+void quantize_q2_K(const float* x, void* y, int64_t n);
+void quantize_q3_K(const float* x, void* y, int64_t n);
+void quantize_q4_K(const float* x, void* y, int64_t n);
+void quantize_q5_K(const float* x, void* y, int64_t n);
+void quantize_q6_K(const float* x, void* y, int64_t n);
+
+const TypeTraits* quant_traits(DType t) {
+  static const TypeTraits iq4_nl{"IQ4_NL", 32, 18}, iq4_xs{"IQ4_XS", 256, 136};
+  if (t == kIQ4_NL) return &iq4_nl;
+  if (t == kIQ4_XS) return &iq4_xs;
+  return type_traits(t);
+}
+
+namespace {
+
+using namespace blocks;
+
+std::string type_name(DType t) {
+  const TypeTraits* tr = quant_traits(t);
+  return tr ? std::string(tr->name) : "type#" + std::to_string(static_cast<int>(t));
+}
+
+void dq_q4_0(const Q4_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>((x[i].qs[j] & 0x0F) - 8) * d;
+      y[j + 16] = static_cast<float>((x[i].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+void dq_q4_1(const Q4_1* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d), m = fp16_to_fp32(x[i].m);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>(x[i].qs[j] & 0x0F) * d + m;
+      y[j + 16] = static_cast<float>(x[i].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+inline uint32_t load_qh(const uint8_t* p) { uint32_t v; std::memcpy(&v, p, 4); return v; }
+
+void dq_q5_0(const Q5_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d);
+    const uint32_t qh = load_qh(x[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int h0 = ((qh >> j) & 1) << 4, h1 = ((qh >> (j + 16)) & 1) << 4;
+      y[j] = static_cast<float>(((x[i].qs[j] & 0x0F) | h0) - 16) * d;
+      y[j + 16] = static_cast<float>(((x[i].qs[j] >> 4) | h1) - 16) * d;
+    }
+  }
+}
+
+void dq_q5_1(const Q5_1* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d), m = fp16_to_fp32(x[i].m);
+    const uint32_t qh = load_qh(x[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int h0 = ((qh >> j) & 1) << 4, h1 = ((qh >> (j + 16)) & 1) << 4;
+      y[j] = static_cast<float>((x[i].qs[j] & 0x0F) | h0) * d + m;
+      y[j + 16] = static_cast<float>((x[i].qs[j] >> 4) | h1) * d + m;
+    }
+  }
+}
+
+void dq_q8_0(const Q8_0* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(x[i].qs[j]) * d;
+  }
+}
+
+void dq_q2_K(const Q2_K* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
+    const uint8_t* q = x[i].qs;
+    int is = 0;
+    for (int half = 0; half < 2; ++half, q += 32) {
+      for (int shift = 0; shift < 8; shift += 2) {
+        for (int part = 0; part < 2; ++part) {  // two 16-element groups with their own scale
+          const uint8_t sc = x[i].scales[is++];
+          const float dl = d * static_cast<float>(sc & 0xF), ml = dmin * static_cast<float>(sc >> 4);
+          for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<float>((q[l + 16 * part] >> shift) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+// The sixteen 6-bit scales of a Q3_K block, each minus 32.
+void q3_k_scales(const uint8_t* s, int8_t* out) {
+  for (int j = 0; j < 16; ++j) {
+    const int low = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    out[j] = static_cast<int8_t>((low | (high << 4)) - 32);
+  }
+}
+
+void dq_q3_K(const Q3_K* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d_all = fp16_to_fp32(x[i].d);
+    int8_t scales[16];
+    q3_k_scales(x[i].scales, scales);
+    const uint8_t* q = x[i].qs;
+    uint8_t m = 1;
+    int is = 0;
+    for (int half = 0; half < 2; ++half, q += 32) {
+      for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
+        for (int part = 0; part < 2; ++part) {
+          const float dl = d_all * static_cast<float>(scales[is++]);
+          for (int l = 16 * part; l < 16 * part + 16; ++l) {
+            const int v = ((q[l] >> shift) & 3) - ((x[i].hmask[l] & m) ? 0 : 4);
+            *y++ = dl * static_cast<float>(v);
+          }
+        }
+      }
+    }
+  }
+}
+
+void dq_q4_K(const Q4_K* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
+    const uint8_t* q = x[i].qs;
+    for (int is = 0; is < 8; is += 2, q += 32) {
+      uint8_t sc, m;
+      scale_min_k4(is, x[i].scales, &sc, &m);
+      const float d1 = d * sc, m1 = dmin * m;
+      scale_min_k4(is + 1, x[i].scales, &sc, &m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+    }
+  }
+}
+
+void dq_q5_K(const Q5_K* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d), dmin = fp16_to_fp32(x[i].dmin);
+    const uint8_t* ql = x[i].qs;
+    uint8_t u1 = 1, u2 = 2;
+    for (int is = 0; is < 8; is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+      uint8_t sc, m;
+      scale_min_k4(is, x[i].scales, &sc, &m);
+      const float d1 = d * sc, m1 = dmin * m;
+      scale_min_k4(is + 1, x[i].scales, &sc, &m);
+      const float d2 = d * sc, m2 = dmin * m;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((ql[l] & 0xF) + ((x[i].qh[l] & u1) ? 16 : 0)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>((ql[l] >> 4) + ((x[i].qh[l] & u2) ? 16 : 0)) - m2;
+    }
+  }
+}
+
+void dq_q6_K(const Q6_K* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    const uint8_t* ql = x[i].ql;
+    const uint8_t* qh = x[i].qh;
+    const int8_t* sc = x[i].scales;
+    for (int n = 0; n < 2; ++n, y += 128, ql += 64, qh += 32, sc += 8) {
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        // (d * scale) first, then * q: the order ggml and gguf-py use
+        y[l] = d * static_cast<float>(sc[is]) * static_cast<float>(q1);
+        y[l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+        y[l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+        y[l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+      }
+    }
+  }
+}
+
+void dq_iq4_nl(const IQ4_NL* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, y += 32) {
+    const float d = fp16_to_fp32(x[i].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = d * static_cast<float>(kIQ4NLValues[x[i].qs[j] & 0xF]);
+      y[j + 16] = d * static_cast<float>(kIQ4NLValues[x[i].qs[j] >> 4]);
+    }
+  }
+}
+
+void dq_iq4_xs(const IQ4_XS* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d);
+    const uint8_t* qs = x[i].qs;
+    for (int ib = 0; ib < 8; ++ib, y += 32, qs += 16) {
+      const int ls = ((x[i].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((x[i].scales_h >> (2 * ib)) & 3) << 4);
+      const float dl = d * static_cast<float>(ls - 32);
+      for (int j = 0; j < 16; ++j) {
+        y[j] = dl * static_cast<float>(kIQ4NLValues[qs[j] & 0xF]);
+        y[j + 16] = dl * static_cast<float>(kIQ4NLValues[qs[j] >> 4]);
+      }
+    }
+  }
+}
+
+template <typename Block>
+const Block* as(const void* p) { return static_cast<const Block*>(p); }
+
+void check_count(const char* op, DType t, const TypeTraits& tr, int64_t n) {
+  if (n < 0 || n % tr.block_elems != 0)
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(n) + " elements is not a multiple of the " +
+                                tr.name + " block size " + std::to_string(tr.block_elems));
+}
+
+}  // namespace
+
+bool dequantize_supported(DType t) {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0:
+    case DType::Q5_1: case DType::Q8_0: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return t == kIQ4_NL || t == kIQ4_XS;
+  }
+}
+
+bool quantize_supported(DType t) {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0:
+    case DType::Q5_1: case DType::Q8_0: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
+  if (!dequantize_supported(t)) throw std::invalid_argument("dequantize: unsupported type " + type_name(t));
+  const TypeTraits& tr = *quant_traits(t);
+  check_count("dequantize", t, tr, n);
+  const int64_t nb = n / tr.block_elems;
+  switch (t) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16: {
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, s + 2 * i, 2); dst[i] = fp16_to_fp32(h); }
+      return;
+    }
+    case DType::BF16: {
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (int64_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, s + 2 * i, 2); dst[i] = bf16_to_fp32(h); }
+      return;
+    }
+    case DType::Q4_0: dq_q4_0(as<Q4_0>(src), dst, nb); return;
+    case DType::Q4_1: dq_q4_1(as<Q4_1>(src), dst, nb); return;
+    case DType::Q5_0: dq_q5_0(as<Q5_0>(src), dst, nb); return;
+    case DType::Q5_1: dq_q5_1(as<Q5_1>(src), dst, nb); return;
+    case DType::Q8_0: dq_q8_0(as<Q8_0>(src), dst, nb); return;
+    case DType::Q2_K: dq_q2_K(as<Q2_K>(src), dst, nb); return;
+    case DType::Q3_K: dq_q3_K(as<Q3_K>(src), dst, nb); return;
+    case DType::Q4_K: dq_q4_K(as<Q4_K>(src), dst, nb); return;
+    case DType::Q5_K: dq_q5_K(as<Q5_K>(src), dst, nb); return;
+    case DType::Q6_K: dq_q6_K(as<Q6_K>(src), dst, nb); return;
+    default: break;
+  }
+  if (t == kIQ4_NL) return dq_iq4_nl(as<IQ4_NL>(src), dst, nb);
+  if (t == kIQ4_XS) return dq_iq4_xs(as<IQ4_XS>(src), dst, nb);
+}
+
+void quantize_row(DType t, const float* src, void* dst, int64_t n) {
+  if (!quantize_supported(t)) throw std::invalid_argument("quantize: unsupported type " + type_name(t));
+  check_count("quantize", t, *quant_traits(t), n);
+  uint8_t* out = static_cast<uint8_t*>(dst);
+  switch (t) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::F16:
+      for (int64_t i = 0; i < n; ++i) { const uint16_t h = fp32_to_fp16(src[i]); std::memcpy(out + 2 * i, &h, 2); }
+      return;
+    case DType::BF16:
+      for (int64_t i = 0; i < n; ++i) { const uint16_t h = fp32_to_bf16(src[i]); std::memcpy(out + 2 * i, &h, 2); }
+      return;
+    case DType::Q4_0: return quantize_q4_0(src, dst, n);
+    case DType::Q4_1: return quantize_q4_1(src, dst, n);
+    case DType::Q5_0: return quantize_q5_0(src, dst, n);
+    case DType::Q5_1: return quantize_q5_1(src, dst, n);
+    case DType::Q8_0: return quantize_q8_0(src, dst, n);
+    case DType::Q2_K: return quantize_q2_K(src, dst, n);
+    case DType::Q3_K: return quantize_q3_K(src, dst, n);
+    case DType::Q4_K: return quantize_q4_K(src, dst, n);
+    case DType::Q5_K: return quantize_q5_K(src, dst, n);
+    case DType::Q6_K: return quantize_q6_K(src, dst, n);
+    default: return;
+  }
+}
+
+}  // namespace kt

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// The ktserve command line: `ktserve <command> [flags]`.
+import { runGenerate } from './generate-command.js';
+import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
+
+const modelFlags = [
+  { name: 'model', type: 'string', help: 'a GGUF file (config and tokenizer from its metadata)', short: 'm' },
+  { name: 'model_path', type: 'string', help: 'Hugging Face model directory (config.json, tokenizer files, maybe safetensors)' },
+  { name: 'gguf_path', type: 'string', help: 'GGUF weights: a file, the first of split files, or a directory' },
+  { name: 'demo', type: 'bool', help: 'use the built-in demo model' },
+] as const satisfies readonly FlagSpec[];
+
+const generateFlags = [
+  ...modelFlags,
+  { name: 'prompt', type: 'string', help: 'the prompt text', required: true, short: 'p' },
+  { name: 'chat', type: 'bool', help: "wrap the prompt in the model's chat template as a user turn" },
+  { name: 'system', type: 'string', help: 'system message, with --chat' },
+  { name: 'max_new_tokens', type: 'int', help: 'tokens to generate at most', default: 64, min: 1 },
+  { name: 'temperature', type: 'float', help: '0 = greedy (default 0.8)', min: 0 },
+  { name: 'top_p', type: 'float', help: 'nucleus sampling mass (default 0.95)', min: 0, max: 1 },
+  { name: 'top_k', type: 'int', help: 'keep the k most likely tokens; 0 = off (default 40)', min: -1 },
+  { name: 'min_p', type: 'float', help: 'drop tokens below min_p × the top probability (default 0.05)', min: 0, max: 1 },
+  { name: 'repetition_penalty', type: 'float', help: 'HF-style repetition penalty (default 1 = off)', min: 0 },
+  { name: 'seed', type: 'int', help: 'random seed; the same seed gives the same output' },
+  { name: 'ignore_eos', type: 'bool', help: 'generate all max_new_tokens, ignoring end-of-sequence tokens' },
+  { name: 'output', type: 'string', help: 'text (streamed) or json ({prompt_ids, ids, text})', default: 'text', choices: ['text', 'json'] },
+  { name: 'chunk_size', type: 'int', help: 'prompt tokens per forward pass (chunked prefill)', default: 512, min: 1 },
+] as const satisfies readonly FlagSpec[];
+
+const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
+  generate: {
+    help: 'generate text from one prompt',
+    run: async (argv) => {
+      const f = parseFlags(argv, generateFlags, { command: 'ktserve generate', description: commands['generate']!.help });
+      if (!f.demo && f.model === undefined && f.model_path === undefined && f.gguf_path === undefined) {
+        throw new UsageError('no model given: pass --model <file.gguf>, --model_path <dir> [--gguf_path <file>], or --demo');
+      }
+      await runGenerate({
+        model: f.model,
+        modelPath: f.model_path,
+        ggufPath: f.gguf_path,
+        demo: f.demo,
+        prompt: f.prompt,
+        chat: f.chat,
+        system: f.system,
+        maxNewTokens: f.max_new_tokens,
+        temperature: f.temperature,
+        topP: f.top_p,
+        topK: f.top_k,
+        minP: f.min_p,
+        repetitionPenalty: f.repetition_penalty,
+        seed: f.seed,
+        ignoreEos: f.ignore_eos,
+        output: f.output === 'json' ? 'json' : 'text',
+        chunkSize: f.chunk_size,
+      });
+    },
+  },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)}${c.help}`);
+  return `usage: ktserve <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n'ktserve <command> --help' lists a command's flags.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`ktserve: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(err.text);
+      return 0;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`ktserve ${name}: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as Error;
+    process.stderr.write(`ktserve ${name}: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e.message}\n`);
+    if (process.env.KT_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

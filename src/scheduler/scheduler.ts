@@ -1,0 +1,303 @@
+// Continuous-batching FCFS scheduler over a paged KV cache: each step takes every running decode,
+// then fills the token budget with prefill chunks of the oldest sequences; blocks are allocated as tokens
+// arrive, and when they run out the newest running sequence is preempted (recomputed later).
+import { BlockManager } from './block-manager.js';
+import { QueueFullError, RequestTooLargeError } from './errors.js';
+import { PrefixCache } from './prefix-cache.js';
+import type { FinishReason, SeqId, Sequence } from './sequence.js';
+import { StepPlan, type PlanEntry, type SequenceEvent } from './step-plan.js';
+
+export interface SchedulerConfig {
+  /** KV cache size in blocks (cache_lens / block_size). */
+  numBlocks: number;
+  blockSize: number;
+  /** Token budget of one step (decodes count 1 each). */
+  chunkSize: number;
+  /** Most sequences in one step. */
+  maxBatchSize: number;
+  /** Most requests waiting for admission; more → QueueFullError. */
+  maxQueue: number;
+  /** Reuse KV blocks of identical prefixes (default on). */
+  prefixCaching?: boolean;
+  /** The model's context: prompt + max_tokens must fit in it. */
+  maxModelLen: number;
+  /** Model identity mixed into prefix-cache keys. */
+  cacheSalt?: string;
+}
+
+export interface SchedulerStats {
+  running: number;
+  waiting: number;
+  blocksTotal: number;
+  blocksUsed: number;
+  blocksFree: number;
+  /** Free blocks still holding reusable prefix content (counted in blocksFree). */
+  blocksCachedFree: number;
+  prefixCacheQueryTokens: number;
+  prefixCacheHitTokens: number;
+  /** hit / query tokens over all admissions (0 before any). */
+  prefixCacheHitRate: number;
+  preemptions: number;
+}
+
+export class Scheduler<P = unknown> {
+  readonly blocks: BlockManager;
+  private readonly cfg: Required<SchedulerConfig>;
+  /**
+   * Sequences holding KV blocks, oldest first. Invariant: every running sequence arrived before every
+   * waiting one (admission is FCFS and the newest running is the one preempted to the queue's head).
+   */
+  private readonly running: Sequence<P>[] = [];
+  private readonly waiting: Sequence<P>[] = [];
+  private readonly byId = new Map<SeqId, Sequence<P>>();
+  /**
+   * Running sequences at once: at most one step's worth, so every decode fits each step. chunkSize below
+   * maxBatchSize also bounds it, or decodes alone could overrun the token budget.
+   */
+  private readonly maxRunning: number;
+  private inFlight: StepPlan<P> | undefined;
+  private nextArrival = 0;
+  private stepCount = 0;
+  private numPreemptions = 0;
+
+  constructor(config: SchedulerConfig) {
+    for (const k of ['numBlocks', 'blockSize', 'chunkSize', 'maxBatchSize', 'maxQueue', 'maxModelLen'] as const) {
+      const v = config[k];
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`scheduler: ${k} must be an integer ≥ 1, got ${v}`);
+    }
+    this.cfg = { prefixCaching: true, cacheSalt: '', ...config };
+    const cache = this.cfg.prefixCaching ? new PrefixCache(config.numBlocks, config.blockSize, this.cfg.cacheSalt) : undefined;
+    this.blocks = new BlockManager(config.numBlocks, config.blockSize, cache);
+    this.maxRunning = Math.min(config.maxBatchSize, config.chunkSize);
+  }
+
+  /** Queues a request, or throws RequestTooLargeError / QueueFullError without queueing it. */
+  add(seq: Sequence<P>): void {
+    if (seq.status !== 'waiting' || seq.arrival >= 0) throw new Error(`sequence ${seq.id} was already submitted`);
+    if (this.byId.has(seq.id)) throw new Error(`sequence id ${seq.id} is already in the scheduler`);
+    const prompt = seq.numPromptTokens;
+    const need = prompt + seq.maxTokens;
+    const what = `prompt (${prompt} tokens) + max_tokens (${seq.maxTokens}) = ${need} tokens`;
+    if (need > this.cfg.maxModelLen) {
+      throw new RequestTooLargeError(`${what} exceeds the model's context of ${this.cfg.maxModelLen} tokens`, prompt, seq.maxTokens, this.cfg.maxModelLen);
+    }
+    const cacheTokens = this.cfg.numBlocks * this.cfg.blockSize;
+    if (need > cacheTokens) {
+      throw new RequestTooLargeError(
+        `${what} exceeds the whole KV cache of ${cacheTokens} tokens (${this.cfg.numBlocks} blocks of ${this.cfg.blockSize})`,
+        prompt, seq.maxTokens, cacheTokens,
+      );
+    }
+    if (this.waiting.length >= this.cfg.maxQueue) throw new QueueFullError(this.cfg.maxQueue);
+    seq.arrival = this.nextArrival++;
+    this.waiting.push(seq);
+    this.byId.set(seq.id, seq);
+  }
+
+  /** Plans the next step; undefined when there is nothing to run. Call onStepDone (or onStepFailed) before the next. */
+  schedule(): StepPlan<P> | undefined {
+    if (this.inFlight) throw new Error(`schedule(): step ${this.inFlight.step} is still in flight (call onStepDone first)`);
+    const planned: Sequence<P>[] = [];
+    const preempted: SeqId[] = [];
+    const budget = { left: this.cfg.chunkSize };
+    const preemptNewest = (): void => {
+      const victim = this.running.pop()!;
+      if (victim.plannedTokens > 0) {
+        budget.left += victim.plannedTokens;
+        victim.plannedTokens = 0;
+        planned.splice(planned.indexOf(victim), 1);
+      }
+      this.blocks.free(victim);
+      victim.status = 'preempted';
+      victim.numPreemptions++;
+      this.waiting.unshift(victim);
+      preempted.push(victim.id);
+      this.numPreemptions++;
+    };
+    const plan = (seq: Sequence<P>, n: number): void => {
+      this.blocks.append(seq, n);
+      seq.plannedTokens = n;
+      budget.left -= n;
+      planned.push(seq);
+    };
+
+    // 1. Decodes, oldest first; one that can't get a block takes them from the newest running sequence
+    //    (which may be itself: then it waits at the queue's head).
+    for (let i = 0; i < this.running.length; i++) {
+      const seq = this.running[i]!;
+      if (seq.numUncomputed !== 1) continue;
+      while (!this.blocks.canAppend(seq, 1) && this.running[this.running.length - 1] !== seq) preemptNewest();
+      if (this.blocks.canAppend(seq, 1)) plan(seq, 1);
+      else preemptNewest();
+    }
+    // 2. Partially prefilled sequences, oldest first. Only when no block is free at all does one preempt
+    //    newer ones (un-planning their decodes): the oldest sequence always progresses, so nothing deadlocks.
+    for (let i = 0; i < this.running.length && budget.left > 0; i++) {
+      const seq = this.running[i]!;
+      if (seq.plannedTokens > 0 || seq.numUncomputed <= 1) continue;
+      while (this.blocks.appendableTokens(seq) === 0 && this.running[this.running.length - 1] !== seq) preemptNewest();
+      const n = Math.min(seq.numUncomputed, budget.left, this.blocks.appendableTokens(seq));
+      if (n > 0) plan(seq, n);
+    }
+    // 3. Admission, strictly FCFS: stop at the first request that can't start. Not in a step that had to
+    //    preempt, which would only refill the cache to preempt again.
+    if (preempted.length === 0 || planned.length === 0) this.admit(budget, plan);
+
+    if (planned.length === 0) return undefined;
+    const entries = planned.map((seq) => this.entryOf(seq));
+    this.inFlight = new StepPlan(++this.stepCount, entries, preempted);
+    return this.inFlight;
+  }
+
+  private admit(budget: { left: number }, plan: (seq: Sequence<P>, n: number) => void): void {
+    while (budget.left > 0 && this.running.length < this.maxRunning && this.waiting.length > 0) {
+      const seq = this.waiting[0]!;
+      const reused = this.blocks.attachCachedPrefix(seq);
+      const n = Math.min(seq.numUncomputed, budget.left, this.blocks.appendableTokens(seq));
+      if (n === 0) {
+        this.blocks.free(seq);
+        return;
+      }
+      const cache = this.blocks.cache;
+      if (cache) {
+        cache.queryTokens += seq.length;
+        cache.hitTokens += reused;
+      }
+      if (seq.numPreemptions === 0) seq.numCachedPromptTokens = reused;
+      this.waiting.shift();
+      seq.status = 'running';
+      this.running.push(seq);
+      plan(seq, n);
+    }
+  }
+
+  private entryOf(seq: Sequence<P>): PlanEntry<P> {
+    const start = seq.numCached;
+    const end = start + seq.plannedTokens;
+    const sample = end === seq.length;
+    return {
+      seq,
+      sample,
+      chunk: { cachedLen: start, tokens: seq.tokens.slice(start, end), blockTable: seq.blockTable, wantLogits: sample },
+    };
+  }
+
+  /**
+   * Applies a finished step. `sampled` holds one token per sampling entry: a Map by sequence id, or an
+   * array in entry order (the runner's logit-row order). Returns each sequence's new token and/or end.
+   */
+  onStepDone(plan: StepPlan<P>, sampled: ReadonlyMap<SeqId, number> | ArrayLike<number>): SequenceEvent[] {
+    this.takeInFlight(plan);
+    const isMap = sampled instanceof Map;
+    if (!isMap && (sampled as ArrayLike<number>).length !== plan.numSamples) {
+      throw new Error(`onStepDone: ${(sampled as ArrayLike<number>).length} sampled tokens for ${plan.numSamples} sampling sequences`);
+    }
+    const events: SequenceEvent[] = [];
+    let j = 0;
+    for (const { seq, chunk, sample } of plan.entries) {
+      seq.plannedTokens = 0;
+      let token: number | undefined;
+      if (sample) {
+        token = isMap ? (sampled as ReadonlyMap<SeqId, number>).get(seq.id) : (sampled as ArrayLike<number>)[j];
+        j++;
+        if (token === undefined && seq.status !== 'finished') throw new Error(`onStepDone: no sampled token for sequence ${seq.id}`);
+      }
+      if (seq.status === 'finished') {
+        this.blocks.free(seq); // aborted while its step ran: its blocks were in use until now
+        continue;
+      }
+      seq.numCached += chunk.tokens.length;
+      this.blocks.registerFullBlocks(seq);
+      if (token === undefined) continue;
+      seq.tokens.push(token);
+      const reason: FinishReason | undefined = seq.stopIds.has(token) ? 'stop' : seq.numGenerated >= seq.maxTokens ? 'length' : undefined;
+      events.push({ seqId: seq.id, token, finishReason: reason });
+      if (reason) this.finishRunning(seq, reason);
+    }
+    return events;
+  }
+
+  /** The runner failed this step: its sequences end with `error` (the others go on). */
+  onStepFailed(plan: StepPlan<P>): SequenceEvent[] {
+    this.takeInFlight(plan);
+    const events: SequenceEvent[] = [];
+    for (const { seq } of plan.entries) {
+      seq.plannedTokens = 0;
+      if (seq.status === 'finished') this.blocks.free(seq);
+      else {
+        this.finishRunning(seq, 'error');
+        events.push({ seqId: seq.id, token: undefined, finishReason: 'error' });
+      }
+    }
+    return events;
+  }
+
+  /**
+   * Cancels a request (client gone) or fails it. Its blocks are freed now, or when its in-flight step
+   * is done. Returns its final event; undefined when the id is unknown or already finished.
+   */
+  abort(seqId: SeqId, reason: 'abort' | 'error' = 'abort'): SequenceEvent | undefined {
+    const seq = this.byId.get(seqId);
+    if (!seq) return undefined;
+    if (seq.status === 'running') {
+      this.running.splice(this.running.indexOf(seq), 1);
+      if (seq.plannedTokens === 0) this.blocks.free(seq);
+    } else {
+      this.waiting.splice(this.waiting.indexOf(seq), 1);
+    }
+    this.byId.delete(seqId);
+    seq.status = 'finished';
+    seq.finishReason = reason;
+    return { seqId, token: undefined, finishReason: reason };
+  }
+
+  get(seqId: SeqId): Sequence<P> | undefined {
+    return this.byId.get(seqId);
+  }
+
+  /** Unfinished requests (running or waiting). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  hasWork(): boolean {
+    return this.byId.size > 0;
+  }
+
+  runningSequences(): readonly Sequence<P>[] {
+    return this.running;
+  }
+
+  waitingSequences(): readonly Sequence<P>[] {
+    return this.waiting;
+  }
+
+  get stats(): SchedulerStats {
+    const cache = this.blocks.cache;
+    return {
+      running: this.running.length,
+      waiting: this.waiting.length,
+      blocksTotal: this.blocks.numBlocks,
+      blocksUsed: this.blocks.numUsed,
+      blocksFree: this.blocks.numFree,
+      blocksCachedFree: this.blocks.numCachedFree,
+      prefixCacheQueryTokens: cache?.queryTokens ?? 0,
+      prefixCacheHitTokens: cache?.hitTokens ?? 0,
+      prefixCacheHitRate: cache?.hitRate ?? 0,
+      preemptions: this.numPreemptions,
+    };
+  }
+
+  private takeInFlight(plan: StepPlan<P>): void {
+    if (plan !== this.inFlight) throw new Error(`step ${plan.step} is not the step in flight`);
+    this.inFlight = undefined;
+  }
+
+  private finishRunning(seq: Sequence<P>, reason: FinishReason): void {
+    this.running.splice(this.running.indexOf(seq), 1);
+    this.blocks.free(seq);
+    this.byId.delete(seq.id);
+    seq.status = 'finished';
+    seq.finishReason = reason;
+  }
+}

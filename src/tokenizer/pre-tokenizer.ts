@@ -95,28 +95,8 @@ export function splitter(re: RegExp, behavior: SplitBehavior, invert: boolean): 
   };
 }
 
-function splitOne(text: string, re: RegExp, behavior: SplitBehavior, invert: boolean, out: string[]): void {
-  if (text.length === 0) return;
-  // Fast path for the common case: isolated matches, gaps kept too.
-  if (behavior === 'Isolated') {
-    let prev = 0;
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      const start = m.index;
-      const end = start + m[0].length;
-      if (end === start) {
-        re.lastIndex = end + 1;
-        continue;
-      }
-      if (start > prev) out.push(text.slice(prev, start));
-      out.push(text.slice(start, end));
-      prev = end;
-    }
-    if (prev < text.length) out.push(text.slice(prev));
-    return;
-  }
-  // General case: (start, end, isMatch) spans covering the text, as Hugging Face's split does.
-  const spans: Array<[number, number, boolean]> = [];
+/** Calls `visit` for every stretch of `text` in order: each match (isMatch true) and each gap between matches. */
+function scan(text: string, re: RegExp, visit: (start: number, end: number, isMatch: boolean) => void): void {
   let prev = 0;
   re.lastIndex = 0;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
@@ -126,11 +106,23 @@ function splitOne(text: string, re: RegExp, behavior: SplitBehavior, invert: boo
       re.lastIndex = end + 1;
       continue;
     }
-    if (start > prev) spans.push([prev, start, invert]);
-    spans.push([start, end, !invert]);
+    if (start > prev) visit(prev, start, false);
+    visit(start, end, true);
     prev = end;
   }
-  if (prev < text.length) spans.push([prev, text.length, invert]);
+  if (prev < text.length) visit(prev, text.length, false);
+}
+
+function splitOne(text: string, re: RegExp, behavior: SplitBehavior, invert: boolean, out: string[]): void {
+  if (text.length === 0) return;
+  if (behavior === 'Isolated') {
+    // The common case: every stretch is a piece (inverting changes nothing).
+    scan(text, re, (start, end) => out.push(text.slice(start, end)));
+    return;
+  }
+  // As Hugging Face's split does: (start, end, isMatch) spans covering the text, then merged per behavior.
+  const spans: Array<[number, number, boolean]> = [];
+  scan(text, re, (start, end, isMatch) => spans.push([start, end, isMatch !== invert]));
   const merged: Array<[number, number]> = [];
   switch (behavior) {
     case 'Removed':

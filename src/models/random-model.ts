@@ -43,7 +43,7 @@ export function tokenizerDataFromHf(tokenizerJson: string, tokenizerConfig: stri
     model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
     added_tokens: { id: number; content: string; special: boolean }[];
   };
-  const size = Math.max(...Object.values(tj.model.vocab), ...tj.added_tokens.map((t) => t.id)) + 1;
+  const size = [...Object.values(tj.model.vocab), ...tj.added_tokens.map((t) => t.id)].reduce((m, id) => Math.max(m, id + 1), 0);
   const tokens = Array.from({ length: size }, (_, i) => `[PAD${i}]`);
   const tokenTypes = new Int32Array(size).fill(1);
   for (const [tok, id] of Object.entries(tj.model.vocab)) tokens[id] = tok;

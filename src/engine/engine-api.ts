@@ -1,0 +1,70 @@
+// The boundary between the server tier (HTTP thread) and the engine (worker thread).
+// The server hands in token ids and sampling parameters; the engine hands back token ids
+// per step. Text (templates, detokenization, stop strings) stays on the server side.
+import type { SamplingParams } from './sampling-params.js';
+
+export interface GenerationRequest {
+  /** Unique per request (and per choice when n > 1). */
+  id: string;
+  promptIds: number[];
+  sampling: SamplingParams;
+  /** Tokens to generate at most (already clamped to the server's --max_new_tokens). */
+  maxTokens: number;
+  /** Token ids that end generation (EOS, EOT…); empty with ignore_eos. */
+  stopIds: number[];
+}
+
+export interface TokenLogprobInfo {
+  logprob: number;
+  top: { token: number; logprob: number }[] | undefined;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort' | 'error';
+
+export type EngineEvent =
+  | { type: 'tokens'; id: string; tokens: number[]; logprobs: TokenLogprobInfo[] | undefined }
+  | {
+      type: 'finished';
+      id: string;
+      reason: FinishReason;
+      /** For 'error': what went wrong, for the 500 body. */
+      error?: string;
+      promptTokens: number;
+      /** Prompt tokens served from the prefix cache. */
+      cachedTokens: number;
+      completionTokens: number;
+    };
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  kvBlocksTotal: number;
+  prefixCacheHitTokens: number;
+  prefixCacheQueryTokens: number;
+  preemptions: number;
+  steps: number;
+}
+
+/** What the server needs of an engine, in the same thread or across a worker boundary. */
+export interface EngineClient {
+  /** Queues a request. Resolves once the engine has admitted it, or rejects with a
+   * RequestRejectedError (too large, queue full) before any event; after admission,
+   * events arrive through `onEvent` until exactly one 'finished' event. */
+  submit(req: GenerationRequest, onEvent: (e: EngineEvent) => void): Promise<void>;
+  /** Cancels a request; it finishes with reason 'abort' within one engine step. */
+  abort(id: string): void;
+  stats(): EngineStats;
+  shutdown(): Promise<void>;
+}
+
+export class RequestRejectedError extends Error {
+  override name = 'RequestRejectedError';
+  constructor(
+    readonly kind: 'too_large' | 'queue_full' | 'invalid',
+    message: string,
+  ) {
+    super(message);
+  }
+}

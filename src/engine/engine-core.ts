@@ -1,0 +1,155 @@
+// The engine's step loop without threads: scheduler → model forward → sampling → events.
+// The worker thread drives it; tests can drive it directly.
+import type { PagedKvCache } from '../models/kv-cache.js';
+import type { CausalLM } from '../models/registry.js';
+import { QueueFullError, RequestTooLargeError } from '../scheduler/errors.js';
+import { Scheduler, type SchedulerConfig } from '../scheduler/scheduler.js';
+import { Sequence, type SeqId } from '../scheduler/sequence.js';
+import type { StepPlan } from '../scheduler/step-plan.js';
+import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
+import { SequenceSampler } from './sampler.js';
+
+type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
+
+/** What the engine keeps per request beside the scheduler's sequence. */
+interface RequestState {
+  requestId: string;
+  sampler: SequenceSampler;
+  wantLogprobs: boolean;
+}
+
+export type EngineCoreConfig = Omit<SchedulerConfig, 'numBlocks' | 'blockSize' | 'maxModelLen'>;
+
+export class EngineCore {
+  private readonly scheduler: Scheduler<RequestState>;
+  private readonly idOf = new Map<string, SeqId>();
+  private nextSeq = 1;
+  private steps = 0;
+  /** Finish events of aborts, delivered with the next step's events. */
+  private pending: EngineEvent[] = [];
+
+  constructor(
+    private readonly model: CausalLM,
+    private readonly cache: PagedKvCache,
+    config: EngineCoreConfig,
+  ) {
+    this.scheduler = new Scheduler<RequestState>({
+      ...config,
+      numBlocks: cache.shape.numBlocks,
+      blockSize: cache.shape.blockSize,
+      maxModelLen: model.config.maxPositions,
+    });
+  }
+
+  /** Admits a request or throws RequestRejectedError; it runs from the next step on. */
+  submit(req: GenerationRequest): void {
+    if (this.idOf.has(req.id)) throw new RequestRejectedError('invalid', `request id ${req.id} is already running`);
+    const vocab = this.model.config.vocabSize;
+    const bad = req.promptIds.find((t) => !Number.isInteger(t) || t < 0 || t >= vocab);
+    if (bad !== undefined) throw new RequestRejectedError('invalid', `prompt token id ${bad} is outside the vocabulary (0..${vocab - 1})`);
+    const state: RequestState = {
+      requestId: req.id,
+      sampler: new SequenceSampler(req.sampling, req.promptIds),
+      wantLogprobs: req.sampling.logprobs > 0,
+    };
+    const seq = new Sequence<RequestState>({ id: this.nextSeq++, promptIds: req.promptIds, maxTokens: req.maxTokens, stopIds: req.stopIds, params: state });
+    try {
+      this.scheduler.add(seq);
+    } catch (err) {
+      if (err instanceof RequestTooLargeError) throw new RequestRejectedError('too_large', err.message);
+      if (err instanceof QueueFullError) throw new RequestRejectedError('queue_full', err.message);
+      throw err;
+    }
+    this.idOf.set(req.id, seq.id);
+  }
+
+  abort(requestId: string): void {
+    const seqId = this.idOf.get(requestId);
+    if (seqId === undefined) return;
+    const seq = this.scheduler.get(seqId);
+    if (this.scheduler.abort(seqId) && seq) this.pending.push(this.finished(seq, 'abort'));
+    this.idOf.delete(requestId);
+  }
+
+  hasWork(): boolean {
+    return this.scheduler.hasWork() || this.pending.length > 0;
+  }
+
+  /** Runs one step; returns every event it produced (one message's worth). */
+  step(): EngineEvent[] {
+    const events = this.pending;
+    this.pending = [];
+    const plan = this.scheduler.schedule();
+    if (!plan) return events;
+    this.steps++;
+    let sampled: { tokens: number[]; logprobs: (TokenLogprobInfo | undefined)[] };
+    try {
+      sampled = this.runAndSample(plan);
+    } catch (err) {
+      const message = `engine step failed: ${(err as Error).message}`;
+      for (const ev of this.scheduler.onStepFailed(plan)) {
+        const seq = plan.entries.find((e) => e.seq.id === ev.seqId)?.seq;
+        if (seq) events.push({ ...this.finished(seq, 'error'), error: message });
+      }
+      return events;
+    }
+    const bySeq = new Map<SeqId, TokenLogprobInfo | undefined>();
+    let j = 0;
+    for (const e of plan.entries) if (e.sample) bySeq.set(e.seq.id, sampled.logprobs[j++]);
+    for (const ev of this.scheduler.onStepDone(plan, sampled.tokens)) {
+      const seq = plan.entries.find((e) => e.seq.id === ev.seqId)!.seq;
+      const state = seq.params!;
+      if (ev.token !== undefined) {
+        const lp = bySeq.get(seq.id);
+        events.push({ type: 'tokens', id: state.requestId, tokens: [ev.token], logprobs: lp ? [lp] : undefined });
+      }
+      if (ev.finishReason) events.push(this.finished(seq, ev.finishReason));
+    }
+    return events;
+  }
+
+  private runAndSample(plan: StepPlan<RequestState>): { tokens: number[]; logprobs: (TokenLogprobInfo | undefined)[] } {
+    const logits = this.model.forward(plan.batch, this.cache);
+    const V = this.model.config.vocabSize;
+    const tokens: number[] = [];
+    const logprobs: (TokenLogprobInfo | undefined)[] = [];
+    let row = 0;
+    for (const e of plan.entries) {
+      if (!e.sample) continue;
+      const state = e.seq.params!;
+      const r = state.sampler.sample(logits.subarray(row * V, (row + 1) * V));
+      row++;
+      tokens.push(r.token);
+      logprobs.push(state.wantLogprobs ? { logprob: r.logprob, top: r.topLogprobs } : undefined);
+    }
+    return { tokens, logprobs };
+  }
+
+  private finished(seq: Sequence<RequestState>, reason: FinishedEvent['reason']): FinishedEvent {
+    const state = seq.params!;
+    if (reason !== 'abort') this.idOf.delete(state.requestId);
+    return {
+      type: 'finished',
+      id: state.requestId,
+      reason,
+      promptTokens: seq.numPromptTokens,
+      cachedTokens: seq.numCachedPromptTokens,
+      completionTokens: seq.numGenerated,
+    };
+  }
+
+  stats(): EngineStats {
+    const s = this.scheduler.stats;
+    return {
+      running: s.running,
+      waiting: s.waiting,
+      kvBlocksUsed: s.blocksUsed,
+      kvBlocksFree: s.blocksFree,
+      kvBlocksTotal: s.blocksTotal,
+      prefixCacheHitTokens: s.prefixCacheHitTokens,
+      prefixCacheQueryTokens: s.prefixCacheQueryTokens,
+      preemptions: s.preemptions,
+      steps: this.steps,
+    };
+  }
+}

@@ -1,0 +1,38 @@
+// Messages between the HTTP thread and the engine worker thread.
+import type { EngineEvent, EngineStats, GenerationRequest, RequestRejectedError } from './engine-api.js';
+import type { ModelLocation } from '../models/model-files.js';
+
+export interface EngineOptions {
+  model: ModelLocation;
+  /** KV cache size in tokens (--cache_lens). */
+  cacheTokens: number;
+  blockSize: number;
+  chunkSize: number;
+  maxBatchSize: number;
+  maxQueue: number;
+  prefixCaching: boolean;
+}
+
+export interface EngineReadyInfo {
+  kvBlocks: number;
+  kvTokens: number;
+  kvBytes: number;
+  maxModelLen: number;
+  vocabSize: number;
+  backend: string;
+  threads: number;
+  simd: string;
+}
+
+export type ToWorker =
+  | { type: 'submit'; req: GenerationRequest }
+  | { type: 'abort'; id: string }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'ready'; info: EngineReadyInfo }
+  | { type: 'loadError'; message: string }
+  | { type: 'admitted'; id: string; stats: EngineStats }
+  | { type: 'rejected'; id: string; kind: RequestRejectedError['kind']; message: string }
+  | { type: 'step'; events: EngineEvent[]; stats: EngineStats; stepMs: number }
+  | { type: 'stopped' };

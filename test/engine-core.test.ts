@@ -1,0 +1,112 @@
+// The engine's step loop with the real CPU model: continuous batching, chunked prefill and
+// the prefix cache must not change any request's greedy output (DESIGN §6.5), and KV
+// exhaustion must end with every request complete and every block free.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { EngineEvent, GenerationRequest } from '../src/engine/engine-api.js';
+import { createEngine } from '../src/engine/engine-factory.js';
+import { validateSamplingParams } from '../src/engine/sampling-params.js';
+import type { EngineOptions } from '../src/engine/worker-protocol.js';
+import { fixturePath, needFixtures } from './fixtures.js';
+
+function options(over: Partial<EngineOptions> = {}): EngineOptions {
+  return {
+    model: { modelPath: fixturePath('llama') },
+    cacheTokens: 4096,
+    blockSize: 16,
+    chunkSize: 512,
+    maxBatchSize: 32,
+    maxQueue: 256,
+    prefixCaching: true,
+    ...over,
+  };
+}
+
+/** Prompts of different lengths sharing a 40-token prefix, as a system prompt would. */
+function prompts(n: number): number[][] {
+  const shared = Array.from({ length: 40 }, (_, i) => (i * 7 + 3) % 368);
+  return Array.from({ length: n }, (_, r) => [...shared, ...Array.from({ length: 3 + ((r * 13) % 50) }, (_, i) => (r * 31 + i * 11) % 368)]);
+}
+
+function request(id: number, ids: number[], maxTokens: number): GenerationRequest {
+  return { id: `r${id}`, promptIds: ids, sampling: validateSamplingParams({ temperature: 0 }), maxTokens, stopIds: [] };
+}
+
+/** Runs requests to completion; returns generated ids per request id and all events. */
+function runAll(opts: EngineOptions, reqs: GenerationRequest[], arrivalEvery = 0): { out: Map<string, number[]>; events: EngineEvent[]; core: ReturnType<typeof createEngine>['core'] } {
+  const { core } = createEngine(opts);
+  const out = new Map<string, number[]>();
+  const events: EngineEvent[] = [];
+  let next = 0;
+  let steps = 0;
+  while (next < reqs.length || core.hasWork()) {
+    // Staggered arrivals: new requests join while others are mid-prefill or decoding.
+    while (next < reqs.length && (arrivalEvery === 0 || steps % arrivalEvery === 0 || !core.hasWork())) {
+      core.submit(reqs[next]!);
+      out.set(reqs[next]!.id, []);
+      next++;
+      if (arrivalEvery !== 0) break;
+    }
+    for (const e of core.step()) {
+      events.push(e);
+      if (e.type === 'tokens') out.get(e.id)!.push(...e.tokens);
+    }
+    steps++;
+    assert.ok(steps < 10000, 'engine did not finish');
+  }
+  return { out, events, core };
+}
+
+describe('engine core on the CPU model', needFixtures, () => {
+  const reqs = prompts(16).map((p, i) => request(i, p, 6 + (i % 5)));
+  const alone = new Map<string, number[]>();
+  it('runs each request alone', () => {
+    for (const r of reqs) alone.set(r.id, runAll(options({ prefixCaching: false }), [r]).out.get(r.id)!);
+  });
+
+  for (const [name, over, every] of [
+    ['16 at once, whole prefills, prefix cache on', {}, 0],
+    ['16 at once, chunk_size 24, prefix cache off', { chunkSize: 24, prefixCaching: false }, 0],
+    ['staggered arrivals, chunk_size 16, max_batch_size 5, prefix cache on', { chunkSize: 16, maxBatchSize: 5 }, 3],
+  ] as const) {
+    it(`${name}: every request's greedy tokens equal its run alone`, () => {
+      const { out, core } = runAll(options(over), reqs, every);
+      for (const r of reqs) assert.deepEqual(out.get(r.id), alone.get(r.id), r.id);
+      assert.equal(core.stats().kvBlocksUsed, 0);
+    });
+  }
+
+  it('a shared prefix is prefilled once (prefix-cache hits counted)', () => {
+    const { core } = runAll(options(), reqs.slice(0, 4), 8);
+    const s = core.stats();
+    // 40 shared tokens = 2 full blocks of 16 reused by each later request.
+    assert.ok(s.prefixCacheHitTokens >= 3 * 32, `hit tokens ${s.prefixCacheHitTokens}`);
+  });
+
+  it('KV exhaustion: small cache, long requests: all complete through preemption, blocks all free', () => {
+    const long = prompts(8).map((p, i) => request(100 + i, p, 40));
+    const baseline = new Map(long.map((r) => [r.id, runAll(options({ prefixCaching: false }), [r]).out.get(r.id)!]));
+    const { out, core, events } = runAll(options({ cacheTokens: 160, chunkSize: 32, prefixCaching: false }), long);
+    for (const r of long) assert.deepEqual(out.get(r.id), baseline.get(r.id), r.id);
+    assert.ok(core.stats().preemptions > 0, 'expected preemptions');
+    assert.equal(core.stats().kvBlocksUsed, 0);
+    assert.equal(events.filter((e) => e.type === 'finished').length, long.length);
+  });
+
+  it('abort mid-decode frees its blocks and reports abort', () => {
+    const { core } = createEngine(options());
+    core.submit(request(1, prompts(1)[0]!, 50));
+    for (let i = 0; i < 4; i++) core.step();
+    assert.ok(core.stats().kvBlocksUsed > 0);
+    core.abort('r1');
+    const ev = core.step();
+    assert.deepEqual(ev.map((e) => e.type === 'finished' && e.reason), ['abort']);
+    assert.equal(core.stats().kvBlocksUsed, 0);
+    assert.equal(core.hasWork(), false);
+  });
+
+  it('refuses what can never fit, naming the numbers', () => {
+    const { core } = createEngine(options({ cacheTokens: 64 }));
+    assert.throws(() => core.submit(request(1, prompts(1)[0]!, 100)), /exceeds the whole KV cache of 64 tokens/);
+  });
+});

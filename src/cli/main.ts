@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The ktserve command line: `ktserve <command> [flags]`.
 import { runGenerate } from './generate-command.js';
+import { runServe } from './serve-command.js';
 import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 const modelFlags = [
@@ -25,6 +26,24 @@ const generateFlags = [
   { name: 'ignore_eos', type: 'bool', help: 'generate all max_new_tokens, ignoring end-of-sequence tokens' },
   { name: 'output', type: 'string', help: 'text (streamed) or json ({prompt_ids, ids, text})', default: 'text', choices: ['text', 'json'] },
   { name: 'chunk_size', type: 'int', help: 'prompt tokens per forward pass (chunked prefill)', default: 512, min: 1 },
+] as const satisfies readonly FlagSpec[];
+
+const serveFlags = [
+  ...modelFlags,
+  { name: 'host', type: 'string', help: 'address to listen on', default: '127.0.0.1' },
+  { name: 'port', type: 'int', help: 'port to listen on (0: any free port)', default: 10002, min: 0, max: 65535 },
+  { name: 'optimize_config_path', type: 'string', help: 'KTransformers placement rules (YAML) for hybrid MoE models' },
+  { name: 'max_new_tokens', type: 'int', help: 'upper bound of max_tokens per request', default: 2048, min: 1 },
+  { name: 'cache_lens', type: 'int', help: 'KV cache size in tokens, shared by all requests', default: 32768, min: 1 },
+  { name: 'chunk_size', type: 'int', help: 'tokens per engine step (chunked prefill budget)', default: 512, min: 1 },
+  { name: 'max_batch_size', type: 'int', help: 'sequences per engine step', default: 32, min: 1 },
+  { name: 'backend_type', type: 'string', help: 'balance_serve (continuous batching) or ktransformers (one request at a time)', default: 'balance_serve', choices: ['balance_serve', 'ktransformers'] },
+  { name: 'force_think', type: 'bool', help: 'open the assistant turn with <think> and return thinking as reasoning_content' },
+  { name: 'api_key', type: 'string', help: 'require "Authorization: Bearer <key>" on /v1 and /api routes' },
+  { name: 'block_size', type: 'int', help: 'tokens per KV block', default: 16, min: 1, max: 1024, aliases: ['page_size'] },
+  { name: 'max_queue', type: 'int', help: 'waiting requests before new ones get 503', default: 1024, min: 1 },
+  { name: 'served_model_name', type: 'string', help: 'model name reported by /v1/models' },
+  { name: 'prefix_cache', type: 'bool', help: 'reuse KV blocks of shared prompt prefixes (--no-prefix_cache to disable)', default: true },
 ] as const satisfies readonly FlagSpec[];
 
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
@@ -56,6 +75,32 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
       });
     },
   },
+  serve: {
+    help: 'serve the OpenAI- and Ollama-compatible HTTP API',
+    run: async (argv) => {
+      const f = parseFlags(argv, serveFlags, { command: 'ktserve serve', description: commands['serve']!.help });
+      await runServe({
+        host: f.host,
+        port: f.port,
+        model: f.model,
+        modelPath: f.model_path,
+        ggufPath: f.gguf_path,
+        demo: f.demo,
+        optimizeConfigPath: f.optimize_config_path,
+        maxNewTokens: f.max_new_tokens,
+        cacheLens: f.cache_lens,
+        chunkSize: f.chunk_size,
+        maxBatchSize: f.max_batch_size,
+        backendType: f.backend_type === 'ktransformers' ? 'ktransformers' : 'balance_serve',
+        forceThink: f.force_think,
+        apiKey: f.api_key,
+        blockSize: f.block_size,
+        maxQueue: f.max_queue,
+        servedModelName: f.served_model_name,
+        prefixCache: f.prefix_cache,
+      });
+    },
+  },
 };
 
 function usage(): string {
@@ -63,7 +108,8 @@ function usage(): string {
   return `usage: ktserve <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n'ktserve <command> --help' lists a command's flags.\n`;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Resolves to an exit code, or undefined to let the process run on (a server). */
+async function main(argv: string[]): Promise<number | undefined> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
@@ -76,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await command.run(rest);
-    return 0;
+    return undefined;
   } catch (err) {
     if (err instanceof HelpRequested) {
       process.stdout.write(err.text);
@@ -93,4 +139,5 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+if (code !== undefined) process.exitCode = code;

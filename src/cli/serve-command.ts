@@ -1,0 +1,113 @@
+// `ktserve serve`: the OpenAI/Ollama HTTP server over the engine worker, with KTransformers' flags.
+import { statSync } from 'node:fs';
+import { WorkerEngineClient } from '../engine/worker-client.js';
+import type { EngineOptions } from '../engine/worker-protocol.js';
+import { ensureDemoModel } from '../models/demo-model.js';
+import { openModelFiles, type ModelLocation } from '../models/model-files.js';
+import { buildServer } from '../server/app.js';
+import { UsageError } from './args.js';
+
+export interface ServeFlags {
+  host: string;
+  port: number;
+  model?: string | undefined;
+  modelPath?: string | undefined;
+  ggufPath?: string | undefined;
+  demo: boolean;
+  optimizeConfigPath?: string | undefined;
+  maxNewTokens: number;
+  cacheLens: number;
+  chunkSize: number;
+  maxBatchSize: number;
+  backendType: 'balance_serve' | 'ktransformers';
+  forceThink: boolean;
+  apiKey?: string | undefined;
+  blockSize: number;
+  maxQueue: number;
+  servedModelName?: string | undefined;
+  prefixCache: boolean;
+}
+
+/** Refuses flag combinations that cannot work, naming the flag and why. */
+export function checkServeFlags(f: ServeFlags): void {
+  if (f.cacheLens < f.blockSize) throw new UsageError(`--cache_lens ${f.cacheLens} is smaller than one KV block (--block_size ${f.blockSize})`);
+  if (f.cacheLens < f.maxNewTokens + 1) {
+    throw new UsageError(
+      `--cache_lens ${f.cacheLens} is smaller than one request can need: a 1-token prompt plus --max_new_tokens ${f.maxNewTokens}; raise --cache_lens or lower --max_new_tokens`,
+    );
+  }
+  if (f.optimizeConfigPath !== undefined) {
+    throw new UsageError(`--optimize_config_path ${f.optimizeConfigPath}: placement rules apply to hybrid CPU/GPU MoE models, which this build does not run yet`);
+  }
+}
+
+async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
+  if (f.demo || (f.model === undefined && f.modelPath === undefined && f.ggufPath === undefined)) {
+    const path = await ensureDemoModel();
+    process.stderr.write(`ktserve: no model given, serving the built-in demo model ${path}\n`);
+    return { ggufPath: path };
+  }
+  return { modelPath: f.modelPath, ggufPath: f.ggufPath ?? f.model };
+}
+
+export async function runServe(f: ServeFlags): Promise<void> {
+  checkServeFlags(f);
+  const location = await modelLocation(f);
+  const files = openModelFiles(location);
+  // KTransformers' single-request mode: one sequence at a time.
+  const maxBatchSize = f.backendType === 'ktransformers' ? 1 : f.maxBatchSize;
+  const engineOpts: EngineOptions = {
+    model: location,
+    cacheTokens: Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
+    blockSize: f.blockSize,
+    chunkSize: f.chunkSize,
+    maxBatchSize,
+    maxQueue: f.maxQueue,
+    prefixCaching: f.prefixCache,
+  };
+  const t0 = performance.now();
+  const engine = await WorkerEngineClient.start(engineOpts);
+  const info = engine.info;
+  const mb = (info.kvBytes / 2 ** 20).toFixed(1);
+  process.stderr.write(
+    `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.backend} ` +
+      `(${info.threads} threads, ${info.simd})\n` +
+      `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n`,
+  );
+  const weightFile = location.ggufPath ?? location.modelPath;
+  const app = buildServer({
+    engine,
+    tokenizer: files.tokenizer,
+    chatTemplate: files.chatTemplate,
+    modelName: f.servedModelName ?? files.name,
+    maxModelLen: Math.min(files.config.maxPositions, info.kvTokens),
+    maxNewTokens: f.maxNewTokens,
+    apiKey: f.apiKey,
+    forceThink: f.forceThink,
+    maxQueue: f.maxQueue,
+    model: {
+      format: location.ggufPath ? 'gguf' : 'safetensors',
+      family: files.config.architecture,
+      modifiedAt: weightFile ? statSync(weightFile).mtime : undefined,
+    },
+  });
+  await app.listen({ host: f.host, port: f.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : f.port;
+  process.stderr.write(`ktserve: listening on http://${f.host}:${port} (OpenAI /v1, Ollama /api, /health, /metrics)\n`);
+
+  let closing = false;
+  const shutdown = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    process.stderr.write(`ktserve: ${signal}: stopping\n`);
+    // In-flight streams get a grace period, then the process goes regardless.
+    setTimeout(() => process.exit(0), 10_000).unref();
+    void app
+      .close()
+      .then(() => engine.shutdown())
+      .then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+}

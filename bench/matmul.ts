@@ -61,53 +61,52 @@ function time(fn: () => void, budgetS: number): number {
   return best;
 }
 
-function run(): Result[] {
-  const results: Result[] = [];
-  const scalar = native.info().simd === 'scalar';
-  for (const name of types) {
-    const type = (DType as Record<string, number>)[name];
-    if (type === undefined) throw new Error(`unknown type ${name}`);
-    for (const size of sizes) {
-      const N = size;
-      const K = size;
-      const w = weights(type, N, K);
-      const x1 = random(K, 2);
-      const x64 = random(64 * K, 3);
-      const t1 = time(() => native.matmulRaw(x1, 1, K, w, type, N), scalar ? 0.2 : 0.4);
-      const t64 = time(() => native.matmulRaw(x64, 64, K, w, type, N), scalar ? 0.2 : 0.4);
-      results.push({ type: name, size, gbps: w.length / t1 / 1e9, gflops: (2 * 64 * N * K) / t64 / 1e9 });
-    }
-  }
-  return results;
+function measure(name: string, size: number): Result {
+  const type = (DType as Record<string, number>)[name];
+  if (type === undefined) throw new Error(`unknown type ${name}`);
+  const budget = native.info().simd === 'scalar' ? 0.2 : 0.4;
+  const N = size;
+  const K = size;
+  const w = weights(type, N, K);
+  const x1 = random(K, 2);
+  const x64 = random(64 * K, 3);
+  const t1 = time(() => native.matmulRaw(x1, 1, K, w, type, N), budget);
+  const t64 = time(() => native.matmulRaw(x64, 64, K, w, type, N), budget);
+  return { type: name, size, gbps: w.length / t1 / 1e9, gflops: (2 * 64 * N * K) / t64 / 1e9 };
 }
 
-function scalarResults(): Result[] | undefined {
-  if (process.argv.includes('--no-scalar')) return undefined;
+// The same measurement in a child with KT_SIMD=scalar, right after ours, so that both
+// see the same load on a shared machine.
+function measureScalar(name: string, size: number): Result {
   const env = { ...process.env, KT_SIMD: 'scalar', [CHILD_ENV]: '1' };
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { env, encoding: 'utf8' });
+  const args = [fileURLToPath(import.meta.url), '--types', name, '--sizes', String(size)];
+  const child = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`scalar run failed: ${child.stderr}`);
-  return JSON.parse(child.stdout) as Result[];
+  return JSON.parse(child.stdout) as Result;
 }
+
+const pad = (s: string | number, n: number): string => String(s).padStart(n);
 
 if (process.env[CHILD_ENV]) {
-  process.stdout.write(JSON.stringify(run()));
+  process.stdout.write(JSON.stringify(measure(types[0]!, sizes[0]!)));
 } else {
   const info = native.info();
+  const withScalar = !process.argv.includes('--no-scalar');
   console.log(`matmul bench: ${info.threads} threads, SIMD ${info.simd}; M=1 in GB/s of weights, M=64 in GFLOP/s`);
-  const fast = run();
-  const slow = scalarResults();
-  const pad = (s: string | number, n: number): string => String(s).padStart(n);
   console.log(
     `${'type'.padEnd(6)} ${pad('K=N', 5)} | ${pad('M=1 GB/s', 9)} ${pad('M=64 GF/s', 10)}` +
-      (slow ? ` | ${pad('scalar GB/s', 11)} ${pad('scalar GF/s', 11)} | ${pad('x M=1', 6)} ${pad('x M=64', 7)}` : ''),
+      (withScalar ? ` | ${pad('scalar GB/s', 11)} ${pad('scalar GF/s', 11)} | ${pad('x M=1', 6)} ${pad('x M=64', 7)}` : ''),
   );
-  fast.forEach((r, i) => {
-    let line = `${r.type.padEnd(6)} ${pad(r.size, 5)} | ${pad(r.gbps.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 10)}`;
-    const s = slow?.[i];
-    if (s) {
-      line += ` | ${pad(s.gbps.toFixed(2), 11)} ${pad(s.gflops.toFixed(1), 11)} |`;
-      line += ` ${pad((r.gbps / s.gbps).toFixed(1), 6)} ${pad((r.gflops / s.gflops).toFixed(1), 7)}`;
+  for (const name of types) {
+    for (const size of sizes) {
+      const r = measure(name, size);
+      let line = `${r.type.padEnd(6)} ${pad(r.size, 5)} | ${pad(r.gbps.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 10)}`;
+      if (withScalar) {
+        const s = measureScalar(name, size);
+        line += ` | ${pad(s.gbps.toFixed(2), 11)} ${pad(s.gflops.toFixed(1), 11)} |`;
+        line += ` ${pad((r.gbps / s.gbps).toFixed(1), 6)} ${pad((r.gflops / s.gflops).toFixed(1), 7)}`;
+      }
+      console.log(line);
     }
-    console.log(line);
-  });
+  }
 }

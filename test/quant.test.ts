@@ -156,6 +156,28 @@ test('bf16: codes decode to the top half of a float32; rounding is to nearest ev
   assert.ok((nan & 0x7f80) === 0x7f80 && (nan & 0x7f) !== 0, 'NaN stays NaN');
 });
 
+test('blocks at an odd byte offset (unaligned fp16 fields) still match gguf-py', needFixtures, () => {
+  const fx = fixture();
+  const t = fx.types.q4_K!;
+  const [rows, cols] = fx.shape;
+  const bytes = Buffer.from(t.quantized_b64, 'base64');
+  const shifted = new Uint8Array(bytes.length + 1).subarray(1);
+  shifted.set(bytes);
+  const want = decodeF32(t.dequant_gguf_py_b64);
+  assert.deepEqual(native.dequantize(t.ggml_type_id, shifted, rows * cols), want);
+  const x = new Float32Array(cols).map((_, i) => Math.sin(i));
+  const got = native.matmulRaw(x, 1, cols, shifted, t.ggml_type_id, rows);
+  for (let r = 0; r < rows; r++) {
+    let ref = 0;
+    let abs = 0;
+    for (let k = 0; k < cols; k++) {
+      ref += x[k]! * want[r * cols + k]!;
+      abs += Math.abs(x[k]! * want[r * cols + k]!);
+    }
+    assert.ok(Math.abs(got[r]! - ref) <= 1e-5 * abs, `row ${r}: ${got[r]} vs ${ref}`);
+  }
+});
+
 test('bad arguments throw Errors that name the op and the problem', () => {
   assert.throws(() => native.dequantize(99, new Uint8Array(18), 32), /dequantize: unsupported type/);
   assert.throws(() => native.dequantize(DType.I32, new Uint8Array(4), 1), /dequantize: unsupported type I32/);

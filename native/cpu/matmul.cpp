@@ -53,7 +53,7 @@ constexpr RowKernels generic_kernels() {
   return RowKernels{&generic_dot<T>, &generic_dequant<T>};
 }
 
-// out = x · wᵀ for a panel, two rows of x by four rows of w at a time.
+// out = x · wᵀ for a panel, one dot product per output: the portable reference.
 void scalar_gemm(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t nw, int64_t K, float* out,
                  int64_t ldo) {
   for (int64_t m = 0; m < M; ++m)

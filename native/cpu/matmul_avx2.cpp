@@ -205,6 +205,61 @@ void decode_q6_K(const void* w, int64_t K, Sink& sink) {
   }
 }
 
+// Q2_K / Q3_K: 16 sub-blocks of 16; per 128 weights, 32 bytes of qs hold four 2-bit planes.
+// Weight 128 h + 32 j + 16 p + 8 e + l is plane j of byte 32 h + 16 p + 8 e + l, sub-block 8 h + 2 j + p.
+template <class Sink>
+void decode_q2_K(const void* w, int64_t K, Sink& sink) {
+  const Q2_K* b = static_cast<const Q2_K*>(w);
+  const __m256i three = _mm256_set1_epi32(3);
+  for (int64_t i = 0; i < K / 256; ++i) {
+    const float d = _cvtsh_ss(b[i].d), dmin = _cvtsh_ss(b[i].dmin);
+    float dl[16], ml[16];
+    for (int is = 0; is < 16; ++is) {
+      dl[is] = d * static_cast<float>(b[i].scales[is] & 0xF);
+      ml[is] = dmin * static_cast<float>(b[i].scales[is] >> 4);
+    }
+    for (int h = 0; h < 2; ++h) {
+      for (int p = 0; p < 2; ++p) {
+        for (int e = 0; e < 2; ++e) {
+          const __m256i q = u8x8(b[i].qs + 32 * h + 16 * p + 8 * e);
+          for (int j = 0; j < 4; ++j) {
+            const int is = 8 * h + 2 * j + p;
+            const __m256 code = to_f(_mm256_and_si256(_mm256_srli_epi32(q, 2 * j), three));
+            sink(256 * i + 128 * h + 32 * j + 16 * p + 8 * e,
+                 _mm256_fmsub_ps(code, _mm256_set1_ps(dl[is]), _mm256_set1_ps(ml[is])), j);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Q3_K codes are 2 low bits from qs plus a high bit from hmask (bit 4 h + j of byte 16 p + l);
+// a clear high bit means code - 4. fmsub(code, s, 4 s) rounds s * (code - 4) once, like the reference.
+template <class Sink>
+void decode_q3_K(const void* w, int64_t K, Sink& sink) {
+  const Q3_K* b = static_cast<const Q3_K*>(w);
+  const __m256i three = _mm256_set1_epi32(3), one = _mm256_set1_epi32(1);
+  for (int64_t i = 0; i < K / 256; ++i) {
+    const float d = _cvtsh_ss(b[i].d);
+    float dl[16];
+    for (int is = 0; is < 16; ++is) dl[is] = d * static_cast<float>(q3_k_scale(is, b[i].scales));
+    for (int h = 0; h < 2; ++h) {
+      for (int p = 0; p < 2; ++p) {
+        for (int e = 0; e < 2; ++e) {
+          const __m256i q = u8x8(b[i].qs + 32 * h + 16 * p + 8 * e), hm = u8x8(b[i].hmask + 16 * p + 8 * e);
+          for (int j = 0; j < 4; ++j) {
+            const __m256i high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hm, 4 * h + j), one), 2);
+            const __m256 code = to_f(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(q, 2 * j), three), high));
+            const float s = dl[8 * h + 2 * j + p];
+            sink(256 * i + 128 * h + 32 * j + 16 * p + 8 * e, _mm256_fmsub_ps(code, _mm256_set1_ps(s), _mm256_set1_ps(4 * s)), j);
+          }
+        }
+      }
+    }
+  }
+}
+
 // Plain formats: 8 at a time, then a scalar tail (K need not be a multiple of 8).
 template <int Kind>  // 0 f32, 1 f16, 2 bf16
 inline __m256 load_plain(const void* w, int64_t k) {
@@ -283,11 +338,8 @@ void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t
   }
 }
 
-#ifndef KT_MR
-#define KT_MR 3
-#define KT_NR 4
-#endif
-constexpr int kMR = KT_MR, kNR = KT_NR;
+// 12 accumulators + 3 panel vectors + 1 x vector: all 16 registers, no spills.
+constexpr int kMR = 4, kNR = 3;
 
 // Rows [0, nw) of the panel in tiles of kNR, the last one narrower.
 template <int MR>
@@ -356,8 +408,8 @@ bool avx2_row_kernels(DType t, RowKernels* k) {
     case DType::Q4_K: *k = KT_DECODED(decode_q4_K); return true;
     case DType::Q5_K: *k = KT_DECODED(decode_q5_K); return true;
     case DType::Q6_K: *k = KT_DECODED(decode_q6_K); return true;
-    case DType::Q2_K: *k = KT_GENERIC(DType::Q2_K); return true;
-    case DType::Q3_K: *k = KT_GENERIC(DType::Q3_K); return true;
+    case DType::Q2_K: *k = KT_DECODED(decode_q2_K); return true;
+    case DType::Q3_K: *k = KT_DECODED(decode_q3_K); return true;
     default: break;
   }
   if (t == kIQ4_NL) { *k = KT_GENERIC(kIQ4_NL); return true; }

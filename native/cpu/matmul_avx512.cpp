@@ -42,8 +42,8 @@ struct StoreSink {
 // ---- decoders: call sink(offset, vector, accumulator slot) for every 16 weights of a row ----
 //
 // 4- and 5-bit codes index a per-block table of their 16 (32) dequantized values with one
-// permute, which replaces the int->float convert and the scale multiply per vector. A
-// permute reads only the low 4 (5) bits of each index, so nibbles need no masking.
+// permute, which replaces the int->float convert and the scale multiply per vector. The
+// 16-entry permute reads only the low 4 bits of each index, so low nibbles go in unmasked.
 
 inline __m512 iota16() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
 inline __m512 lookup(__m512i idx, __m512 table) { return _mm512_permutexvar_ps(idx, table); }
@@ -216,36 +216,109 @@ void decode_q6_K(const void* w, int64_t K, Sink& sink) {
   }
 }
 
+// Q2_K / Q3_K: 16 sub-blocks of 16; per 128 weights, 32 bytes of qs hold four 2-bit planes.
+// Weight 128 h + 32 j + 16 p + l is plane j of byte 32 h + 16 p + l, sub-block 8 h + 2 j + p.
+template <class Sink>
+void decode_q2_K(const void* w, int64_t K, Sink& sink) {
+  const Q2_K* b = static_cast<const Q2_K*>(w);
+  const __m512i three = _mm512_set1_epi32(3);
+  for (int64_t i = 0; i < K / 256; ++i) {
+    const __m512i sc = u8x16(b[i].scales);  // low nibble scale, high nibble min
+    const __m512 dl = _mm512_mul_ps(to_f(_mm512_and_si512(sc, low4())), half_to_vec(b[i].d));
+    const __m512 ml = _mm512_mul_ps(to_f(_mm512_srli_epi32(sc, 4)), half_to_vec(b[i].dmin));
+    for (int h = 0; h < 2; ++h) {
+      for (int p = 0; p < 2; ++p) {
+        const __m512i q = u8x16(b[i].qs + 32 * h + 16 * p);
+        for (int j = 0; j < 4; ++j) {
+          const int is = 8 * h + 2 * j + p;
+          const __m512 code = to_f(_mm512_and_si512(_mm512_srli_epi32(q, 2 * j), three));
+          sink(256 * i + 128 * h + 32 * j + 16 * p, _mm512_fmsub_ps(code, lane(dl, is), lane(ml, is)), j);
+        }
+      }
+    }
+  }
+}
+
+// d * (scale - 32) for the 16 sub-blocks of a Q3_K block, unpacked with 32-bit word operations.
+inline __m512 q3_k_scales(const uint8_t* s, float d) {
+  uint32_t a, b, c;
+  std::memcpy(&a, s, 4);
+  std::memcpy(&b, s + 4, 4);
+  std::memcpy(&c, s + 8, 4);
+  const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  const __m128i bytes = _mm_setr_epi32(static_cast<int>((a & m4) | ((c & m2) << 4)),
+                                       static_cast<int>((b & m4) | (((c >> 2) & m2) << 4)),
+                                       static_cast<int>(((a >> 4) & m4) | (((c >> 4) & m2) << 4)),
+                                       static_cast<int>(((b >> 4) & m4) | (((c >> 6) & m2) << 4)));
+  const __m512i scales = _mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes), _mm512_set1_epi32(32));
+  return _mm512_mul_ps(to_f(scales), _mm512_set1_ps(d));
+}
+
+// Q3_K codes are 2 low bits from qs plus a high bit from hmask (bit 4 h + j of byte 16 p + l);
+// a clear high bit means code - 4. fmsub(code, s, 4 s) rounds s * (code - 4) once, like the reference.
+template <class Sink>
+void decode_q3_K(const void* w, int64_t K, Sink& sink) {
+  const Q3_K* b = static_cast<const Q3_K*>(w);
+  const __m512i three = _mm512_set1_epi32(3), four = _mm512_set1_epi32(4);
+  for (int64_t i = 0; i < K / 256; ++i) {
+    const __m512 dl = q3_k_scales(b[i].scales, _cvtsh_ss(b[i].d));
+    for (int h = 0; h < 2; ++h) {
+      for (int p = 0; p < 2; ++p) {
+        const __m512i q = u8x16(b[i].qs + 32 * h + 16 * p), hm = u8x16(b[i].hmask + 16 * p);
+        for (int j = 0; j < 4; ++j) {
+          __m512i code = _mm512_and_si512(_mm512_srli_epi32(q, 2 * j), three);
+          code = _mm512_mask_or_epi32(code, _mm512_test_epi32_mask(hm, _mm512_set1_epi32(1 << (4 * h + j))), code, four);
+          const __m512 s = lane(dl, 8 * h + 2 * j + p);
+          sink(256 * i + 128 * h + 32 * j + 16 * p, _mm512_fmsub_ps(to_f(code), s, _mm512_mul_ps(s, _mm512_set1_ps(4))), j);
+        }
+      }
+    }
+  }
+}
+
 // Plain formats: 16 at a time, then a masked tail (K need not be a multiple of 16).
 template <int Kind>  // 0 f32, 1 f16, 2 bf16
-inline __m512 load_plain(const void* w, int64_t k, __mmask16 mask) {
+inline __m512 load_plain(const void* w, int64_t k) {
+  if (Kind == 0) return _mm512_loadu_ps(static_cast<const float*>(w) + k);
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + k));
+  if (Kind == 1) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+template <int Kind>
+inline __m512 load_plain_tail(const void* w, int64_t k, __mmask16 mask) {
   if (Kind == 0) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(w) + k);
   const __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(w) + k);
   if (Kind == 1) return _mm512_cvtph_ps(h);
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+
 template <int Kind>
 float dot_plain(const float* x, const void* w, int64_t K) {
   __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t k = 0;
   for (; k + 32 <= K; k += 32) {
-    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k, 0xFFFF), _mm512_loadu_ps(x + k), acc[0]);
-    acc[1] = _mm512_fmadd_ps(load_plain<Kind>(w, k + 16, 0xFFFF), _mm512_loadu_ps(x + k + 16), acc[1]);
+    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k), _mm512_loadu_ps(x + k), acc[0]);
+    acc[1] = _mm512_fmadd_ps(load_plain<Kind>(w, k + 16), _mm512_loadu_ps(x + k + 16), acc[1]);
   }
-  for (; k < K; k += 16) {
-    const __mmask16 mask = K - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (K - k)) - 1);
-    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k, mask), _mm512_maskz_loadu_ps(mask, x + k), acc[0]);
+  if (k + 16 <= K) {
+    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k), _mm512_loadu_ps(x + k), acc[0]);
+    k += 16;
+  }
+  if (k < K) {
+    const __mmask16 mask = tail_mask(K - k);
+    acc[1] = _mm512_fmadd_ps(load_plain_tail<Kind>(w, k, mask), _mm512_maskz_loadu_ps(mask, x + k), acc[1]);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
 }
 
 template <int Kind>
 void dequant_plain(const void* w, float* out, int64_t K) {
-  for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 mask = K - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (K - k)) - 1);
-    _mm512_mask_storeu_ps(out + k, mask, load_plain<Kind>(w, k, mask));
-  }
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) _mm512_storeu_ps(out + k, load_plain<Kind>(w, k));
+  if (k < K) _mm512_mask_storeu_ps(out + k, tail_mask(K - k), load_plain_tail<Kind>(w, k, tail_mask(K - k)));
 }
 
 template <void (*Decode)(const void*, int64_t, DotSink&)>
@@ -265,38 +338,22 @@ void dequant_decoded(const void* w, float* out, int64_t K) {
 
 // ---- f32 panel GEMM: MR rows of x against NR rows of the panel, full K per tile ----
 
-#ifdef KT_GEMM_YMM
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-template <int MR, int NR>
-void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t K, float* out, int64_t ldo) {
-  __m256 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; k += 8) {
-    const __mmask8 mask = K - k >= 8 ? 0xFF : static_cast<__mmask8>((1u << (K - k)) - 1);
-    __m256 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = _mm256_maskz_loadu_ps(mask, w + j * ldw + k);
-    for (int i = 0; i < MR; ++i) {
-      const __m256 xv = _mm256_maskz_loadu_ps(mask, x + i * ldx + k);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) out[i * ldo + j] = hsum8(acc[i][j]);
-}
-#else
 template <int MR, int NR>
 void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t K, float* out, int64_t ldo) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 16) {
-    const __mmask16 mask = K - k >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (K - k)) - 1);
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_ps(w + j * ldw + k);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 mask = tail_mask(K - k);
     __m512 wv[NR];
     for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, w + j * ldw + k);
     for (int i = 0; i < MR; ++i) {
@@ -308,13 +365,9 @@ void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t
     for (int j = 0; j < NR; ++j) out[i * ldo + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-#endif
-
-#ifndef KT_MR
-#define KT_MR 6
-#define KT_NR 4
-#endif
-constexpr int kMR = KT_MR, kNR = KT_NR;
+// 24 accumulators + 4 panel vectors + 1 x vector of the 32 registers; the main loop's
+// loads are unmasked (masked loads there cost a third of the speed), the tail is masked.
+constexpr int kMR = 6, kNR = 4;
 
 // Rows [0, nw) of the panel in tiles of kNR, the last one narrower.
 template <int MR>
@@ -325,7 +378,6 @@ void gemm_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t
   if constexpr (kNR > 1) if (rest == 1) gemm_tile<MR, 1>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
   if constexpr (kNR > 2) if (rest == 2) gemm_tile<MR, 2>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
   if constexpr (kNR > 3) if (rest == 3) gemm_tile<MR, 3>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
-  if constexpr (kNR > 4) if (rest == 4) gemm_tile<MR, 4>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
 }
 
 // The last M % kMR rows of x: one instantiation per possible remainder.
@@ -379,8 +431,8 @@ bool avx512_row_kernels(DType t, RowKernels* k) {
     case DType::Q4_K: *k = KT_DECODED(decode_q4_K); return true;
     case DType::Q5_K: *k = KT_DECODED(decode_q5_K); return true;
     case DType::Q6_K: *k = KT_DECODED(decode_q6_K); return true;
-    case DType::Q2_K: *k = RowKernels{&generic_dot<DType::Q2_K>, &generic_dequant<DType::Q2_K>}; return true;
-    case DType::Q3_K: *k = RowKernels{&generic_dot<DType::Q3_K>, &generic_dequant<DType::Q3_K>}; return true;
+    case DType::Q2_K: *k = KT_DECODED(decode_q2_K); return true;
+    case DType::Q3_K: *k = KT_DECODED(decode_q3_K); return true;
     default: break;
   }
   if (t == kIQ4_NL) { *k = RowKernels{&generic_dot<kIQ4_NL>, &generic_dequant<kIQ4_NL>}; return true; }

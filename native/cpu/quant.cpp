@@ -1,6 +1,12 @@
 // Reference (scalar) dequantization of every GGML weight format ktserve reads, and the
 // type dispatch of dequantize_row / quantize_row. Results equal ggml's and gguf-py's bit
-// for bit: this file is built for baseline x86-64, so no multiply-add is ever fused.
+// for bit, which needs every product rounded on its own, so a*b+c is never fused here:
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "cpu/quant.h"
 
 #include <stdexcept>
@@ -110,27 +116,16 @@ void dq_q2_K(const Q2_K* x, float* y, int64_t nb) {
   }
 }
 
-// The sixteen 6-bit scales of a Q3_K block, each minus 32.
-void q3_k_scales(const uint8_t* s, int8_t* out) {
-  for (int j = 0; j < 16; ++j) {
-    const int low = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
-    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-    out[j] = static_cast<int8_t>((low | (high << 4)) - 32);
-  }
-}
-
 void dq_q3_K(const Q3_K* x, float* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i) {
     const float d_all = fp16_to_fp32(x[i].d);
-    int8_t scales[16];
-    q3_k_scales(x[i].scales, scales);
     const uint8_t* q = x[i].qs;
     uint8_t m = 1;
     int is = 0;
     for (int half = 0; half < 2; ++half, q += 32) {
       for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
         for (int part = 0; part < 2; ++part) {
-          const float dl = d_all * static_cast<float>(scales[is++]);
+          const float dl = d_all * static_cast<float>(q3_k_scale(is++, x[i].scales));
           for (int l = 16 * part; l < 16 * part + 16; ++l) {
             const int v = ((q[l] >> shift) & 3) - ((x[i].hmask[l] & m) ? 0 : 4);
             *y++ = dl * static_cast<float>(v);

@@ -95,6 +95,14 @@ inline void scale_min_k4(int j, const uint8_t* q, uint8_t* d, uint8_t* m) {
   }
 }
 
+// The 6-bit scale of sub-block j (0..15) of a Q3_K block, minus 32: low nibble from byte j
+// (j < 8) or the high nibble of byte j - 8, two high bits from byte 8 + j % 4.
+inline int q3_k_scale(int j, const uint8_t* s) {
+  const int low = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+  const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return (low | (high << 4)) - 32;
+}
+
 // The non-linear 4-bit codebook of IQ4_NL / IQ4_XS.
 extern const int8_t kIQ4NLValues[16];
 }  // namespace blocks

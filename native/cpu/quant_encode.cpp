@@ -1,6 +1,13 @@
 // Reference quantizers that reproduce ggml_quantize_chunk (no importance matrix) byte for
 // byte. Every float operation keeps ggml's order and types, because a different rounding
-// in a scale search picks different codes; built for baseline x86-64 so nothing is fused.
+// in a scale search picks different codes. For the same reason no a*b+c may be fused,
+// whatever -march the build is given (fused, a few K-quant codes come out different):
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -396,9 +403,7 @@ void quantize_q3_K(const float* x, void* dst, int64_t n) {
       y[i].d = fp32_to_fp16(0.f);
     }
     for (int j = 0; j < 16; ++j) {
-      int sc = j < 8 ? (y[i].scales[j] & 0xF) : (y[i].scales[j - 8] >> 4);
-      sc = (sc | (((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
-      const float d = fp16_to_fp32(y[i].d) * static_cast<float>(sc);
+      const float d = fp16_to_fp32(y[i].d) * static_cast<float>(q3_k_scale(j, y[i].scales));
       if (d == 0.f) continue;
       for (int ii = 0; ii < 16; ++ii)
         L[16 * j + ii] = static_cast<int8_t>(std::max(-4, std::min(3, nearest_int(x[16 * j + ii] / d))) + 4);

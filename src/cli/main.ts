@@ -2,6 +2,7 @@
 // The ktserve command line: `ktserve <command> [flags]`.
 import { runGenerate } from './generate-command.js';
 import { runServe } from './serve-command.js';
+import { runBenchServe } from './bench-command.js';
 import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 const modelFlags = [
@@ -99,6 +100,14 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
       });
+    },
+  },
+  bench: {
+    help: 'benchmarks: `bench serve` drives any OpenAI-compatible server',
+    run: async (argv) => {
+      const [sub, ...rest] = argv;
+      if (sub === 'serve') return runBenchServe(rest);
+      throw new UsageError(`bench: unknown benchmark "${sub ?? ''}" (available: serve)`);
     },
   },
 };

@@ -1,0 +1,75 @@
+// Server-wide options of buildServer, their defaults, and the per-model facts every route reads.
+import type { FastifyServerOptions } from 'fastify';
+import type { EngineClient } from '../engine/engine-api.js';
+import type { ChatTemplate, Tokenizer } from '../tokenizer/index.js';
+
+/** What Ollama's /api/tags and /api/show report about the model (all optional; unknown fields are left empty). */
+export interface ModelDescription {
+  /** e.g. 'gguf', 'safetensors'. */
+  format?: string;
+  /** e.g. 'llama', 'qwen3', 'deepseek2'. */
+  family?: string;
+  /** e.g. '7B'. */
+  parameterSize?: string;
+  /** e.g. 'Q4_K_M', 'F16'. */
+  quantization?: string;
+  /** Bytes of the weight files. */
+  sizeBytes?: number;
+  /** When the model files were written (mtime), for `modified_at` / `created`. */
+  modifiedAt?: Date;
+}
+
+export interface ServerOptions {
+  engine: EngineClient;
+  tokenizer: Tokenizer;
+  /** The model's chat template; without one, chat routes fall back to a plain "role: content" transcript. */
+  chatTemplate: ChatTemplate | undefined;
+  /** The name /v1/models and responses report (--served_model_name). Requests may name any model. */
+  modelName: string;
+  /** The context length: prompt + completion tokens of one request. */
+  maxModelLen: number;
+  /** Upper bound of max_tokens (--max_new_tokens); requests asking for more are clamped to it. */
+  maxNewTokens: number;
+  /** When set, /v1/* and /api/* need `Authorization: Bearer <apiKey>`; /health, /metrics, /version stay open. */
+  apiKey?: string | undefined;
+  /** R1-style models: the assistant turn starts with `<think>\n`, and text up to `</think>` is reasoning. */
+  forceThink: boolean;
+  /** When set, new requests get a 503 while the engine reports this many or more waiting requests. */
+  maxQueue?: number | undefined;
+  /** Largest request body in bytes (default 16 MiB); larger bodies get a 413. */
+  bodyLimit?: number | undefined;
+  /** Fastify's logger option (default off). */
+  logger?: FastifyServerOptions['logger'];
+  /** For Ollama's /api/tags and /api/show. */
+  model?: ModelDescription | undefined;
+  /** Reported by GET /api/version and /version. */
+  version?: string | undefined;
+}
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** The options routes read, with defaults filled and the values checked once. */
+export interface ServerContext extends ServerOptions {
+  bodyLimit: number;
+  version: string;
+  model: ModelDescription;
+  /** Seconds since the epoch when the server was built, for `created` fields. */
+  startedAt: number;
+}
+
+export function resolveOptions(opts: ServerOptions): ServerContext {
+  if (!Number.isInteger(opts.maxModelLen) || opts.maxModelLen < 2) {
+    throw new RangeError(`maxModelLen must be an integer ≥ 2, got ${opts.maxModelLen}`);
+  }
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 1) {
+    throw new RangeError(`maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
+  }
+  if (opts.apiKey !== undefined && opts.apiKey === '') throw new RangeError('apiKey must not be empty');
+  return {
+    ...opts,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    version: opts.version ?? '0.1.0',
+    model: opts.model ?? {},
+    startedAt: Math.floor(Date.now() / 1000),
+  };
+}

@@ -1,7 +1,8 @@
 // Micro-benchmark of the native matmul per weight type: GB/s of weight bytes at M = 1
 // (decode, memory-bound) and GFLOP/s at M = 64 (prefill), at the process's SIMD level and
 // with KT_SIMD=scalar (a child process, since the level is fixed per process).
-// Usage: node dist/bench/matmul.js [--types Q4_K,Q8_0] [--sizes 2048,4096] [--no-scalar]
+// Usage: node dist/bench/matmul.js [--types Q4_K,Q8_0] [--sizes 2048,4096] [--seconds 0.4] [--no-scalar]
+// (KT_NUM_THREADS=1 gives per-core numbers; on a shared machine raise --seconds: the best batch is kept.)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadNative } from '../src/backend/native.js';
@@ -24,6 +25,7 @@ function arg(name: string): string | undefined {
 
 const types = (arg('--types') ?? 'F32,F16,BF16,Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K').split(',');
 const sizes = (arg('--sizes') ?? '2048,4096').split(',').map(Number);
+const seconds = Number(arg('--seconds') ?? '0.4'); // per measurement, SIMD level; half that for scalar
 
 function random(count: number, seed: number): Float32Array {
   const out = new Float32Array(count);
@@ -56,7 +58,7 @@ function time(fn: () => void, budgetS: number): number {
       reps++;
     } while (performance.now() - t0 < 50);
     best = Math.min(best, (performance.now() - t0) / 1000 / reps);
-    if (batch >= 20) break;
+    if (batch >= 200) break;
   }
   return best;
 }
@@ -64,7 +66,7 @@ function time(fn: () => void, budgetS: number): number {
 function measure(name: string, size: number): Result {
   const type = (DType as Record<string, number>)[name];
   if (type === undefined) throw new Error(`unknown type ${name}`);
-  const budget = native.info().simd === 'scalar' ? 0.2 : 0.4;
+  const budget = native.info().simd === 'scalar' ? seconds / 2 : seconds;
   const N = size;
   const K = size;
   const w = weights(type, N, K);
@@ -79,7 +81,7 @@ function measure(name: string, size: number): Result {
 // see the same load on a shared machine.
 function measureScalar(name: string, size: number): Result {
   const env = { ...process.env, KT_SIMD: 'scalar', [CHILD_ENV]: '1' };
-  const args = [fileURLToPath(import.meta.url), '--types', name, '--sizes', String(size)];
+  const args = [fileURLToPath(import.meta.url), '--types', name, '--sizes', String(size), '--seconds', String(seconds)];
   const child = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`scalar run failed: ${child.stderr}`);
   return JSON.parse(child.stdout) as Result;

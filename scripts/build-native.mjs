@@ -17,6 +17,9 @@ function hasCuda() {
 
 const cuda = hasCuda();
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-const args = [cmakeJs, 'compile', '--out', 'build', `--CDKT_CUDA=${cuda ? 'ON' : 'OFF'}`, ...process.argv.slice(2)];
+const extra = process.argv.slice(2);
+// A second build directory (--out dir) keeps parallel builds apart; build/ is what the loader finds.
+const out = extra.includes('--out') ? [] : ['--out', process.env.KT_BUILD_DIR ?? 'build'];
+const args = [cmakeJs, 'compile', ...out, `--CDKT_CUDA=${cuda ? 'ON' : 'OFF'}`, ...extra];
 console.log(`ktserve: building native addon (CUDA ${cuda ? 'on' : 'off'})`);
 execFileSync(process.execPath, args, { stdio: 'inherit' });

@@ -21,6 +21,7 @@ void embedding(const Tensor& table, const Tensor& ids, Tensor& out) {
   check(out.numel() == T * D, op, "out " + out.describe() + " does not hold " + std::to_string(T) + " rows of " + std::to_string(D));
   const TypeTraits* tr = type_traits(table.dtype);
   check(tr && dequantize_supported(table.dtype), op, "unsupported table type " + table.describe());
+  check(D % tr->block_elems == 0, op, "row length " + std::to_string(D) + " is not a whole number of " + tr->name + " blocks");
   const int64_t rb = row_bytes(*tr, D);
   const int32_t* id = ids.as<int32_t>();
   for (int64_t t = 0; t < T; ++t) check(id[t] >= 0 && id[t] < V, op, "token id " + std::to_string(id[t]) + " outside vocabulary of " + std::to_string(V));

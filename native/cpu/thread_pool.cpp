@@ -24,7 +24,13 @@ void ThreadPool::run_chunks() {
     int64_t c = next_chunk_.fetch_add(1);
     if (c >= chunks_) break;
     int64_t b = c * chunk_, e = std::min(job_n_, b + chunk_);
-    (*job_)(b, e);
+    try {
+      (*job_)(b, e);
+    } catch (...) {
+      // An exception escaping a worker thread would terminate the process.
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+    }
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -82,6 +88,11 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
 #endif
   }
   job_ = nullptr;
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
 }
 
 ThreadPool& global_pool() {

@@ -7,6 +7,11 @@ import type { EngineEvent, GenerationRequest } from '../src/engine/engine-api.js
 import { createEngine } from '../src/engine/engine-factory.js';
 import { validateSamplingParams } from '../src/engine/sampling-params.js';
 import type { EngineOptions } from '../src/engine/worker-protocol.js';
+import { CpuBackend } from '../src/backend/cpu-backend.js';
+import { EngineCore } from '../src/engine/engine-core.js';
+import { PagedKvCache } from '../src/models/kv-cache.js';
+import { openModelFiles } from '../src/models/model-files.js';
+import { createModel, type CausalLM } from '../src/models/registry.js';
 import { fixturePath, needFixtures } from './fixtures.js';
 
 function options(over: Partial<EngineOptions> = {}): EngineOptions {
@@ -103,6 +108,37 @@ describe('engine core on the CPU model', needFixtures, () => {
     assert.deepEqual(ev.map((e) => e.type === 'finished' && e.reason), ['abort']);
     assert.equal(core.stats().kvBlocksUsed, 0);
     assert.equal(core.hasWork(), false);
+  });
+
+  it('a failed step fails only its requests, with the reason, and the engine goes on', () => {
+    const files = openModelFiles({ modelPath: fixturePath('llama') });
+    const backend = new CpuBackend();
+    const real = createModel(files.config, backend, files.weights);
+    let failNext = false;
+    const flaky: CausalLM = {
+      config: real.config,
+      kvWidth: real.kvWidth,
+      forward: (batch, cache) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('simulated kernel failure');
+        }
+        return real.forward(batch, cache);
+      },
+    };
+    const cache = new PagedKvCache(backend, { numLayers: 2, numBlocks: 64, blockSize: 16, width: real.kvWidth });
+    const core = new EngineCore(flaky, cache, { chunkSize: 512, maxBatchSize: 8, maxQueue: 8 });
+    core.submit(request(1, prompts(1)[0]!, 5));
+    core.step();
+    failNext = true;
+    const failed = core.step();
+    assert.deepEqual(failed.map((e) => e.type === 'finished' && e.reason), ['error']);
+    assert.match((failed[0] as { error?: string }).error ?? '', /simulated kernel failure/);
+    assert.equal(core.stats().kvBlocksUsed, 0);
+    core.submit(request(2, prompts(1)[0]!, 3));
+    const later: EngineEvent[] = [];
+    while (core.hasWork()) later.push(...core.step());
+    assert.equal(later.filter((e) => e.type === 'tokens').length, 3);
   });
 
   it('refuses what can never fit, naming the numbers', () => {

@@ -87,20 +87,22 @@ export class EngineCore {
       sampled = this.runAndSample(plan);
     } catch (err) {
       const message = `engine step failed: ${(err as Error).message}`;
+      const seqs = new Map(plan.entries.map((e) => [e.seq.id, e.seq]));
       for (const ev of this.scheduler.onStepFailed(plan)) {
-        const seq = plan.entries.find((e) => e.seq.id === ev.seqId)?.seq;
+        const seq = seqs.get(ev.seqId);
         if (seq) events.push({ ...this.finished(seq, 'error'), error: message });
       }
       return events;
     }
-    const bySeq = new Map<SeqId, TokenLogprobInfo | undefined>();
+    const seqs = new Map(plan.entries.map((e) => [e.seq.id, e.seq]));
+    const logprobOf = new Map<SeqId, TokenLogprobInfo | undefined>();
     let j = 0;
-    for (const e of plan.entries) if (e.sample) bySeq.set(e.seq.id, sampled.logprobs[j++]);
+    for (const e of plan.entries) if (e.sample) logprobOf.set(e.seq.id, sampled.logprobs[j++]);
     for (const ev of this.scheduler.onStepDone(plan, sampled.tokens)) {
-      const seq = plan.entries.find((e) => e.seq.id === ev.seqId)!.seq;
+      const seq = seqs.get(ev.seqId)!;
       const state = seq.params!;
       if (ev.token !== undefined) {
-        const lp = bySeq.get(seq.id);
+        const lp = logprobOf.get(seq.id);
         events.push({ type: 'tokens', id: state.requestId, tokens: [ev.token], logprobs: lp ? [lp] : undefined });
       }
       if (ev.finishReason) events.push(this.finished(seq, ev.finishReason));

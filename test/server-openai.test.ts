@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { GenerationRequest } from '../src/engine/engine-api.js';
+import { ChatTemplate } from '../src/tokenizer/index.js';
 import { fakeLogprob, fixtureTokenizer, startFakeServer, type FakeServer } from './helpers/fake-engine.js';
 import { needFixtures } from './fixtures.js';
 
@@ -270,6 +271,19 @@ describe('OpenAI API with the official client', needFixtures, () => {
     assert.ok(usage!.completion_tokens >= llama().encode(' alpha beta', { addSpecialTokens: false }).length);
   });
 
+  it('streams multi-byte characters whole, though the vocabulary splits them into byte tokens', async () => {
+    const text = ' 日本語のテキスト 🐳🇯🇵 done';
+    assert.ok(llama().encode(text, { addSpecialTokens: false }).length > [...text].length, 'characters span several tokens');
+    const stream = await oa.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: `say:${text}` }], stream: true });
+    let got = '';
+    for await (const c of stream) {
+      const piece = c.choices[0]?.delta.content ?? '';
+      assert.ok(!piece.includes('\uFFFD'), `broken character in ${JSON.stringify(piece)}`);
+      got += piece;
+    }
+    assert.equal(got, text);
+  });
+
   it('GET /v1/models lists the served model', async () => {
     const models = await oa.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['tiny-llama']);
@@ -310,5 +324,25 @@ describe('--force_think: reasoning_content apart from content', needFixtures, ()
     }
     assert.equal(content, ANSWER);
     assert.equal(reasoning, THOUGHT);
+  });
+
+  it('a template that opens the think block itself gets the same split, without --force_think', async () => {
+    const qwen = fixtureTokenizer('qwen3');
+    const opening = new ChatTemplate(
+      '{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n<think>\n',
+      {},
+    );
+    const t = await startFakeServer(
+      { script: () => qwen.encode(`${THOUGHT}</think>\n\n${ANSWER}`, { addSpecialTokens: false }) },
+      { fixture: 'qwen3', chatTemplate: opening },
+    );
+    try {
+      const r = await client(t).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'Hi' }] });
+      const msg = r.choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content?: string };
+      assert.equal(msg.content, ANSWER);
+      assert.equal(msg.reasoning_content, THOUGHT);
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -113,7 +113,8 @@ function fromValidation(issues: readonly AjvIssue[], body: unknown): ApiError {
   }
   if (issue.keyword === 'required') message = 'is required';
   if (issue.keyword === 'additionalProperties') message = 'is not a known field';
-  return badRequest(param === '' ? `request body ${message}` : `${param}: ${message}`, param === '' ? null : param);
+  if (param === '') return badRequest(issue.keyword === 'type' ? 'the request body must be a JSON object' : `request body ${message}`);
+  return badRequest(`${param}: ${message}`, param);
 }
 
 /** Any error thrown while handling a request → the ApiError to answer with; `body` helps name fields. */

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { RequestRejectedError, type EngineClient, type EngineEvent, type TokenLogprobInfo } from '../engine/engine-api.js';
 import type { SamplingParams } from '../engine/sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { fromRejection } from './errors.js';
+import { ApiError, fromRejection } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { TextStream, type ReasoningMode } from './text-stream.js';
 
@@ -260,7 +260,7 @@ export interface CollectedChoice {
   firstTokenAt: number | undefined;
 }
 
-/** Waits for every choice; throws the first choice's error message (an Error) if any failed. */
+/** Waits for every choice; if one failed, cancels the others and throws a 500 with the engine's message. */
 export async function collect(gen: Generation, indexes: readonly number[]): Promise<CollectedChoice[]> {
   const acc = new Map<number, CollectedChoice>();
   for (const index of indexes) {
@@ -287,13 +287,13 @@ export async function collect(gen: Generation, indexes: readonly number[]): Prom
     }
   });
   await gen.done;
-  if (error !== undefined) throw new GenerationError(error);
+  if (error !== undefined) throw engineFailure(error);
   return [...acc.values()];
 }
 
-/** The engine failed a request (finish reason 'error'): a 500 with the engine's message. */
-export class GenerationError extends Error {
-  override readonly name = 'GenerationError';
+/** The engine failed a request (finish reason 'error'): a 500 that says why. */
+export function engineFailure(message: string): ApiError {
+  return new ApiError(500, message, { code: 'engine_error' });
 }
 
 /** Sums usage over choices: the prompt is counted once per distinct prompt (`promptOf` maps choice → prompt). */

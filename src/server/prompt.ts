@@ -56,10 +56,13 @@ export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], tem
     // No template in the model files: a plain transcript is better than refusing chat altogether.
     text = messages.map((m) => `${m.role}: ${m.content ?? ''}\n`).join('') + 'assistant:';
   }
-  if (ctx.forceThink && !/<think>\n?$/.test(text)) text += '<think>\n';
+  const opened = /<think>\n?$/.test(text);
+  if (ctx.forceThink && !opened) text += '<think>\n';
   // The template writes BOS itself where the model wants one; the transcript fallback has no template to do it.
   const ids = ctx.tokenizer.encode(text, { addSpecialTokens: !ctx.chatTemplate });
-  return { ids, reasoning: ctx.forceThink ? 'forced' : 'detect' };
+  // A prompt that ends inside an open think block (--force_think, or a template that opens it, as newer R1
+  // templates do) is answered with reasoning first; otherwise the model may still open one itself.
+  return { ids, reasoning: ctx.forceThink || opened ? 'forced' : 'detect' };
 }
 
 function tokenIds(ctx: ServerContext, v: unknown[], param: string): number[] {

@@ -15,6 +15,7 @@ export class EventStream {
     for (const [k, v] of Object.entries(this.reply.getHeaders())) if (v !== undefined) headers[k] = String(v);
     this.reply.hijack();
     const raw = this.reply.raw;
+    if (raw.destroyed) return; // the client left while the request was being admitted: every send is a no-op
     raw.writeHead(200, {
       ...headers,
       'content-type': this.format === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson',

@@ -1,16 +1,16 @@
 // Ollama's generation routes: POST /api/generate (a prompt, templated unless `raw`) and POST /api/chat (messages),
 // NDJSON-streamed by default, ending with `done: true`, the done_reason and token counts / durations (ns).
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { SamplingParams } from '../../engine/sampling-params.js';
-import { ApiError, badRequest } from '../errors.js';
-import { collect, GenerationError, launch, type ChoiceOutput, type ChoicePlan, type GenerationDeps } from '../generation.js';
+import { badRequest } from '../errors.js';
+import { collect, launch, type ChoicePlan, type GenerationDeps } from '../generation.js';
 import { chatPrompt, maxTokensFor, stopIdsFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { buildSampling, stopStrings, type FieldNames } from '../sampling-fields.js';
 import { EventStream } from '../sse.js';
 import type { ReasoningMode } from '../text-stream.js';
 import { chatBodySchema, generateBodySchema, type GenerateBody, type OllamaChatBody, type OllamaCommon } from './schemas.js';
-import { randomUUID } from 'node:crypto';
 
 const NAMES: FieldNames = {
   temperature: 'options.temperature',
@@ -67,7 +67,11 @@ export function registerOllamaGeneration(app: FastifyInstance, ctx: ServerContex
     const prompt = body.prompt ?? '';
     // An empty prompt only asks Ollama to load the model; ours is loaded.
     if (prompt === '' && !body.context?.length) return loaded(ctx, 'generate');
-    const context = (body.context ?? []).filter((id) => id < ctx.tokenizer.vocabSize);
+    // `context` (the ids a previous /api/generate returned) continues that conversation.
+    const context = body.context ?? [];
+    context.forEach((id, i) => {
+      if (id >= ctx.tokenizer.vocabSize) throw badRequest(`token id ${id} is not in the vocabulary`, `context[${i}]`);
+    });
     let job: Job;
     if (body.raw) {
       job = { kind: 'generate', promptIds: [...context, ...ctx.tokenizer.encode(prompt, { addSpecialTokens: context.length === 0 })], reasoning: 'off', body };
@@ -143,13 +147,7 @@ async function respond(ctx: ServerContext, deps: GenerationDeps, reply: FastifyR
   };
 
   if (job.body.stream === false) {
-    let choices;
-    try {
-      choices = await collect(gen, [0]);
-    } catch (e) {
-      if (e instanceof GenerationError) throw new ApiError(500, e.message);
-      throw e;
-    }
+    const choices = await collect(gen, [0]);
     if (gen.isCancelled) return reply.hijack();
     const c = choices[0]!;
     return line(c.content, c.reasoning, final(c, c.tokens.map((t) => t.id)));

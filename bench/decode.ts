@@ -1,13 +1,13 @@
 // CPU decode speed of one request on a random model in a real shape.
 // Usage: node dist/bench/decode.js [preset=llama-3.2-1b] [weight type=Q4_K] [decode tokens=32]
-// The model is written once to $KT_BENCH_DIR (default /tmp/ktserve-bench) with the real Llama-3 tokenizer.
+// The model is written once to $KT_BENCH_DIR (default /tmp/ktserve-bench) with its family's real tokenizer.
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
-import { randomModelPresets, tokenizerDataFromHf, writeRandomGguf } from '../src/models/random-model.js';
+import { writeRandomGguf } from '../src/models/random-gguf.js';
+import { randomModelPresets } from '../src/models/random-model.js';
 import { createModel } from '../src/models/registry.js';
 
 const [preset = 'llama-3.2-1b', wtype = 'Q4_K', nDecode = '32'] = process.argv.slice(2);
@@ -17,12 +17,8 @@ const dir = process.env.KT_BENCH_DIR ?? '/tmp/ktserve-bench';
 mkdirSync(dir, { recursive: true });
 const path = join(dir, `${preset}-${wtype}.gguf`);
 if (!existsSync(path)) {
-  // dist/bench/decode.js → repository root; the package's exports hide its data files from resolve().
-  const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-  const tokDir = join(root, 'node_modules', '@lenml', 'tokenizer-llama3', 'models');
-  const tok = tokenizerDataFromHf(join(tokDir, 'tokenizer.json'), join(tokDir, 'tokenizer_config.json'), 'llama-bpe');
   const t0 = performance.now();
-  await writeRandomGguf(path, shape, tok, { weightType: wtype, seed: 1, name: `random ${preset} ${wtype}` });
+  await writeRandomGguf(path, shape, { outtype: wtype, seed: 1, name: `random ${preset} ${wtype}` });
   console.log(`wrote ${path} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 const files = openModelFiles({ ggufPath: path });

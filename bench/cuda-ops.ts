@@ -52,23 +52,49 @@ function random(count: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-/** Median of `trials` event-timed runs of `reps` calls, in ms per call; also host ms per call. */
+/**
+ * ms per call of fn on the GPU, without launch gaps: `reps` calls captured into a CUDA graph,
+ * replayed `trials` times between events, median taken. Also the host's ms per call when
+ * issuing eagerly (what a step costs without graphs). Falls back to eager event timing if the
+ * capture fails.
+ */
 function time(fn: (i: number) => void, reps: number, trials = quick ? 3 : 5): { gpu: number; host: number } {
   for (let i = 0; i < 3; i++) fn(i);
   n.cudaSynchronize();
+  const h0 = performance.now();
+  for (let i = 0; i < reps; i++) fn(i);
+  const host = (performance.now() - h0) / reps;
+  n.cudaSynchronize();
   const gpu: number[] = [];
-  let host = Infinity;
-  for (let t = 0; t < trials; t++) {
-    const h0 = performance.now();
-    n.cudaTimerStart();
-    for (let i = 0; i < reps; i++) fn(i);
-    const h1 = performance.now();
-    gpu.push(n.cudaTimerStop() / reps);
-    host = Math.min(host, (h1 - h0) / reps);
+  let graph = 0;
+  try {
+    n.cudaCaptureBegin();
+    try {
+      for (let i = 0; i < reps; i++) fn(i);
+    } finally {
+      graph = n.cudaCaptureEnd();
+    }
+    n.cudaGraphReplay(graph);
+    for (let t = 0; t < trials; t++) {
+      n.cudaTimerStart();
+      n.cudaGraphReplay(graph);
+      gpu.push(n.cudaTimerStop() / reps);
+    }
+  } catch (e) {
+    if (!warnedCapture) console.log(`(graph capture failed, timing eagerly: ${(e as Error).message})`);
+    warnedCapture = true;
+    for (let t = 0; t < trials; t++) {
+      n.cudaTimerStart();
+      for (let i = 0; i < reps; i++) fn(i);
+      gpu.push(n.cudaTimerStop() / reps);
+    }
+  } finally {
+    if (graph) n.cudaGraphRelease(graph);
   }
   gpu.sort((a, b) => a - b);
   return { gpu: gpu[Math.floor(gpu.length / 2)]!, host };
 }
+let warnedCapture = false;
 
 /** `copies` device tensors of W [N, K] of a type, filled with repeated quantized random rows. */
 function weights(type: number, N: number, K: number, copies: number): number[] {
@@ -90,42 +116,82 @@ function input(values: Float32Array, shape: number[]): number {
 const fmt = (x: number, d = 1): string => x.toFixed(d).padStart(8);
 
 function benchMatmul(copyGBs: number): void {
-  console.log('\n== matmul (x [M, K] f32 · W [N, K]ᵀ; M ≤ 8 GEMV kernels, M > 8 cuBLAS bf16 tensor cores) ==');
-  console.log('type   shape      N      K     M   µs/call  host µs     GB/s  %copy  TFLOP/s');
-  n.cudaSetOptions({ precision: 'bf16', gemvMaxRows: 8 });
+  console.log('\n== matmul (x [M, K] f32 · W [N, K]ᵀ; path gemv: our kernels, f32 activations; cublas: bf16 tensor cores) ==');
+  console.log('type   shape      N      K     M path    µs/call  host µs     GB/s  %copy  TFLOP/s   (µs: GPU time in a CUDA graph; host µs: eager issue cost)');
+  n.cudaSetOptions({ precision: 'bf16' });
   for (const tname of types) {
     const type = (DType as Record<string, number>)[tname];
     if (type === undefined) throw new Error(`unknown type ${tname}`);
-    const layerUs = new Map<number, number>();
-    const shapes = quick ? SHAPES.filter(([s]) => s === 'q' || s === 'gate') : [...SHAPES, LM_HEAD];
+    const layerUs = new Map<string, number>();
+    const withHead = tname === 'BF16' || tname === 'Q6_K'; // Q4_K_M keeps the output matrix in Q6_K
+    const shapes = quick ? SHAPES.filter(([s]) => s === 'q' || s === 'gate') : withHead ? [...SHAPES, LM_HEAD] : SHAPES;
     for (const [sname, N, K] of shapes) {
       const bytes = (loadNative().quantize(type, random(K, 1)).length * N) as number;
       const copies = Math.max(2, Math.min(200, Math.ceil(400e6 / bytes)));
       const ws = weights(type, N, K, copies);
       for (const M of ms) {
         const x = input(random(M * K, M, 2), [M, K]);
-        const estUs = bytes / 2.5e3 + (2 * M * N * K) / 4e8 + 5; // at ~2.5 TB/s and ~400 TFLOP/s
-        const reps = Math.max(5, Math.min(200, Math.round(30000 / estUs)));
-        const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), reps);
-        const gbs = bytes / (t.gpu * 1e-3) / 1e9;
-        const tflops = (2 * M * N * K) / (t.gpu * 1e-3) / 1e12;
-        const flag = t.host > 0.8 * t.gpu ? '  (host-bound?)' : '';
-        console.log(`${tname.padEnd(6)} ${sname.padEnd(7)} ${String(N).padStart(6)} ${String(K).padStart(6)} ${String(M).padStart(5)} ${fmt(t.gpu * 1e3)} ${fmt(t.host * 1e3)} ${fmt(gbs, 0)} ${fmt((100 * gbs) / copyGBs, 0)} ${fmt(tflops, 2)}${flag}`);
-        results.push({ op: 'matmul', type: tname, shape: sname, N, K, M, us: t.gpu * 1e3, hostUs: t.host * 1e3, gbs, tflops });
-        if (sname !== 'lm_head') layerUs.set(M, (layerUs.get(M) ?? 0) + t.gpu * 1e3);
+        for (const path of M <= 8 ? ['gemv', 'cublas'] : ['cublas']) {
+          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 8 : 0 });
+          const estUs = bytes / 2.5e3 + (2 * M * N * K) / 4e8 + 5; // at ~2.5 TB/s and ~400 TFLOP/s
+          const reps = Math.max(5, Math.min(200, Math.round(30000 / estUs)));
+          const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), reps);
+          const gbs = bytes / (t.gpu * 1e-3) / 1e9;
+          const tflops = (2 * M * N * K) / (t.gpu * 1e-3) / 1e12;
+          const flag = t.host > t.gpu ? '  (host-bound eagerly)' : '';
+          console.log(`${tname.padEnd(6)} ${sname.padEnd(7)} ${String(N).padStart(6)} ${String(K).padStart(6)} ${String(M).padStart(5)} ${path.padEnd(6)} ${fmt(t.gpu * 1e3)} ${fmt(t.host * 1e3)} ${fmt(gbs, 0)} ${fmt((100 * gbs) / copyGBs, 0)} ${fmt(tflops, 2)}${flag}`);
+          results.push({ op: 'matmul', type: tname, shape: sname, N, K, M, path, us: t.gpu * 1e3, hostUs: t.host * 1e3, gbs, tflops });
+          const key = `${M} ${path}`;
+          if (sname !== 'lm_head') layerUs.set(key, (layerUs.get(key) ?? 0) + t.gpu * 1e3);
+        }
         n.cudaRelease(x);
         n.cudaReleaseScratch();
       }
       ws.forEach((h) => n.cudaRelease(h));
     }
-    const layerBytes = shapes.filter(([s]) => s !== 'lm_head').reduce((a, [, N, K]) => a + (loadNative().quantize(type, random(K, 1)).length * N), 0);
-    const layerFlop = (M: number) => shapes.filter(([s]) => s !== 'lm_head').reduce((a, [, N, K]) => a + 2 * M * N * K, 0);
-    for (const [M, us] of layerUs) {
-      const line = `${tname}: one layer's matmuls at M=${M}: ${us.toFixed(1)} µs (×32 = ${((us * 32) / 1e3).toFixed(2)} ms), ${(layerBytes / (us * 1e3)).toFixed(0)} GB/s of weights (${((100 * layerBytes) / (us * 1e3) / copyGBs).toFixed(0)}% of copy), ${(layerFlop(M) / (us * 1e6)).toFixed(1)} TFLOP/s`;
+    n.cudaSetOptions({ gemvMaxRows: -1 });
+    const layer = shapes.filter(([s]) => s !== 'lm_head');
+    const layerBytes = layer.reduce((a, [, N, K]) => a + loadNative().quantize(type, random(K, 1)).length * N, 0);
+    for (const [key, us] of layerUs) {
+      const [M, path] = key.split(' ') as [string, string];
+      const flop = layer.reduce((a, [, N, K]) => a + 2 * Number(M) * N * K, 0);
+      const line = `${tname.padEnd(5)} M=${M.padEnd(4)} ${path.padEnd(6)}: layer ${us.toFixed(1).padStart(7)} µs (×32 = ${((us * 32) / 1e3).toFixed(2).padStart(6)} ms), ${(layerBytes / (us * 1e3)).toFixed(0).padStart(5)} GB/s of weights (${((100 * layerBytes) / (us * 1e3) / copyGBs).toFixed(0).padStart(3)}% of copy), ${(flop / (us * 1e6)).toFixed(1).padStart(6)} TFLOP/s`;
       console.log(line);
       summary.push(line);
     }
   }
+}
+
+/** The GEMV kernels' warps per row pair (1, 2, 4) against the pick by N, at M = 1 and 2. */
+function benchGemvWarps(copyGBs: number): void {
+  console.log('\n== GEMV warps per row pair (gemvWarps), GPU µs and % of copy bandwidth ==');
+  n.cudaSetOptions({ gemvMaxRows: 8 });
+  const shapes = SHAPES.filter(([s]) => s === 'q' || s === 'k' || s === 'gate' || s === 'down');
+  for (const tname of types) {
+    const type = (DType as Record<string, number>)[tname]!;
+    for (const [sname, N, K] of shapes) {
+      const bytes = loadNative().quantize(type, random(K, 1)).length * N;
+      const copies = Math.max(2, Math.min(200, Math.ceil(400e6 / bytes)));
+      const ws = weights(type, N, K, copies);
+      for (const M of [1, 2]) {
+        const x = input(random(M * K, M, 2), [M, K]);
+        const cells: string[] = [];
+        for (const W of [0, 1, 2, 4]) {
+          n.cudaSetOptions({ gemvWarps: W });
+          const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), 100, 3);
+          const pct = (100 * bytes) / (t.gpu * 1e-3) / 1e9 / copyGBs;
+          cells.push(`W=${W === 0 ? 'auto' : W} ${(t.gpu * 1e3).toFixed(1).padStart(6)} µs ${pct.toFixed(0).padStart(3)}%`);
+          results.push({ op: 'gemv_warps', type: tname, shape: sname, M, W, us: t.gpu * 1e3 });
+        }
+        const line = `${tname.padEnd(5)} ${sname.padEnd(5)} M=${M}: ${cells.join(' | ')}`;
+        console.log(line);
+        summary.push(line);
+        n.cudaRelease(x);
+      }
+      ws.forEach((h) => n.cudaRelease(h));
+    }
+  }
+  n.cudaSetOptions({ gemvWarps: 0, gemvMaxRows: -1 });
 }
 
 function benchAttention(): void {
@@ -155,7 +221,9 @@ function benchAttention(): void {
     const t = time(() => n.cudaRelease(n.cudaOpPagedAttention(q, kc, vc, cuQ, lens, tables, KV_HEADS, 1 / Math.sqrt(HEAD_DIM))), quick ? 10 : 30);
     const kvBytes = 2 * S * ctx * width * 4;
     const flops = 4 * HEADS * HEAD_DIM * (kind === 'decode' ? S * ctx : (qlen * (qlen + 1)) / 2);
-    console.log(`${kind.padEnd(8)} seqs ${String(S).padStart(3)} q ${String(qlen).padStart(4)} ctx ${String(ctx).padStart(5)}: ${fmt(t.gpu * 1e3)} µs  KV ${fmt(kvBytes / (t.gpu * 1e-3) / 1e9, 0)} GB/s  ${fmt(flops / (t.gpu * 1e-3) / 1e12, 2)} TFLOP/s`);
+    const line = `attention ${kind.padEnd(8)} seqs ${String(S).padStart(3)} q ${String(qlen).padStart(4)} ctx ${String(ctx).padStart(5)}: ${fmt(t.gpu * 1e3)} µs  KV ${fmt(kvBytes / (t.gpu * 1e-3) / 1e9, 0)} GB/s  ${fmt(flops / (t.gpu * 1e-3) / 1e12, 2)} TFLOP/s`;
+    console.log(line);
+    summary.push(line);
     results.push({ op: 'paged_attention', kind, seqs: S, qlen, ctx, us: t.gpu * 1e3 });
     [kc, vc, q, cuQ, lens, tables].forEach((h) => n.cudaRelease(h));
   }
@@ -190,7 +258,7 @@ console.log(`device: ${info.name} (cc ${info.computeCapability}, ${info.multipro
 const copyGBs = n.cudaCopyBandwidth(1 << 30, quick ? 5 : 20);
 console.log(`device-to-device copy: ${copyGBs.toFixed(0)} GB/s (bytes read + written, 1 GiB buffers)`);
 results.push({ op: 'copy', gbs: copyGBs, device: info.name });
-for (const [name, fn] of [['matmul', () => benchMatmul(copyGBs)], ['attention', benchAttention], ['small', benchSmallOps]] as const) {
+for (const [name, fn] of [['matmul', () => benchMatmul(copyGBs)], ['gemv warps', () => benchGemvWarps(copyGBs)], ['attention', benchAttention], ['small', benchSmallOps]] as const) {
   try {
     fn();
   } catch (e) {

@@ -1,0 +1,45 @@
+// Shared by every CUDA source: error checks that throw (the bindings turn them into JS
+// errors naming the kernel), the one compute stream, and the backend's run-time options.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+namespace kt::cuda {
+
+// Throws std::runtime_error("cuda <what>: <error name>: <description>").
+[[noreturn]] void throw_cuda(cudaError_t e, const char* what);
+
+inline void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw_cuda(e, what);
+}
+
+// After each launch: a bad configuration shows at once; an earlier kernel's fault (sticky)
+// shows here too, so the message says which launch noticed it.
+inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), kernel); }
+
+// Matmul precision for M above the GEMV limit: F32 mirrors the CPU (f32 products, f32 sums);
+// BF16 rounds activations to bf16 (f16 for F16 weights) and uses tensor cores, f32 accumulation.
+enum class Precision { F32, BF16 };
+
+struct Options {
+  Precision precision = Precision::BF16;
+  // M at or below this runs the GEMV kernels (f32 activations, any weight type); -1: the
+  // measured default (2, see matmul.cu).
+  int gemv_max_rows = -1;
+  int gemv_warps = 0;     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
+  bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)
+};
+
+Options& options();
+
+// The compute stream every op runs on (created on first use, with the device's context).
+cudaStream_t stream();
+
+// cuBLAS handle bound to stream(); opaque here so kernel files need no cuBLAS headers.
+void* cublas_handle();
+
+inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }
+
+}  // namespace kt::cuda

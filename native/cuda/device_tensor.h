@@ -1,0 +1,78 @@
+// Device-resident tensors, the table of handles TypeScript holds them by, and the caching
+// pool their memory comes from: cudaMalloc happens while the pool warms up (first steps,
+// weight upload), after which every per-step tensor reuses a freed block of its size class.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cpu/dtype.h"
+
+namespace kt::cuda {
+
+struct DeviceTensor {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;  // outermost first (row-major)
+  void* data = nullptr;        // device memory
+  size_t nbytes = 0;
+  std::shared_ptr<void> owner;  // returns the block to the pool when the last view goes
+  bool scratch = false;
+  // A copy of the I32 values last uploaded from the host (token ids, slots, block tables):
+  // ops validate indices against it exactly as the CPU ops do, with no device sync.
+  std::vector<int32_t> host_i32;
+
+  int64_t numel() const;
+  int64_t dim(int i) const;  // negative counts from the end
+  std::string describe() const;  // "F32[4,256]" for error messages
+  template <typename T> T* as() const { return static_cast<T*>(data); }
+  bool has_host_copy() const { return dtype == DType::I32 && static_cast<int64_t>(host_i32.size()) == numel(); }
+};
+
+// Size-class caching allocator over cudaMalloc. Blocks are never handed back to the driver
+// except by trim() (or when an allocation fails, before retrying once).
+class DevicePool {
+ public:
+  std::shared_ptr<void> alloc(size_t nbytes);
+  void trim();
+  size_t reserved() const { return reserved_; }  // bytes obtained from cudaMalloc
+  size_t in_use() const { return in_use_; }
+  size_t cached() const { return reserved_ - in_use_; }
+
+ private:
+  void give_back(void* p, size_t cls);
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t reserved_ = 0, in_use_ = 0;
+};
+
+DevicePool& pool();
+
+// A device tensor from the pool; persistent ones (scratch = false) are zero-filled, per-step
+// ones are left as they are (or NaN-filled with options().poison).
+DeviceTensor new_device_tensor(DType dtype, std::vector<int64_t> shape, bool scratch);
+
+class DeviceTensorTable {
+ public:
+  int add(DeviceTensor t);
+  DeviceTensor& get(int id);
+  void release(int id);
+  void release_scratch();  // frees every tensor made with scratch = true
+  size_t live_count() const { return slots_.size() - free_.size(); }
+  size_t live_bytes() const;
+
+ private:
+  std::vector<std::unique_ptr<DeviceTensor>> slots_;
+  std::vector<int> free_;
+  std::vector<int> scratch_;
+};
+
+DeviceTensorTable& device_tensors();
+
+// Throws std::invalid_argument with "op: message" when cond is false.
+inline void check(bool cond, const char* op, const std::string& message) {
+  if (!cond) throw std::invalid_argument(std::string(op) + ": " + message);
+}
+
+}  // namespace kt::cuda

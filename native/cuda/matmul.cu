@@ -1,0 +1,100 @@
+// matmul dispatch: x [M, K] · w [N, K]ᵀ. M ≤ gemv_max_rows runs the GEMV kernels (any weight
+// type, f32 activations). Larger M goes through cuBLAS: with Precision::BF16, BF16/F16 weights
+// are used as they are and quantized ones dequantized to bf16 a chunk of rows at a time, the
+// activations rounded to bf16/f16, tensor cores with f32 accumulation; with Precision::F32 the
+// weights are dequantized to f32 and multiplied in plain f32 (what the CPU computes).
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <string>
+
+#include "cuda/cuda_common.h"
+#include "cuda/ops.h"
+
+namespace kt::cuda {
+
+namespace {
+
+// Dequantized weight rows held at once; a chunk of rows is one cuBLAS call.
+constexpr size_t kScratchBytes = size_t{256} << 20;
+
+cublasHandle_t handle() { return static_cast<cublasHandle_t>(cublas_handle()); }
+
+void check_cublas(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string("cuda matmul: ") + what + " failed: " + cublasGetStatusString(s));
+}
+
+// out[:, n0 : n0+n] (row stride ldo) = x [M, K] · w_rows [n, K]ᵀ. Row-major out is column-major
+// outᵀ, so this is outᵀ = w_rows · xᵀ with w_rows read transposed.
+void gemm(const void* w_rows, cudaDataType_t wt, const void* x, cudaDataType_t xt, int64_t M, int64_t K, int64_t n, float* out,
+          int64_t ldo, cublasComputeType_t compute) {
+  const float one = 1.f, zero = 0.f;
+  check_cublas(cublasGemmEx(handle(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(M), static_cast<int>(K), &one,
+                            w_rows, wt, static_cast<int>(K), x, xt, static_cast<int>(K), &zero, out, CUDA_R_32F,
+                            static_cast<int>(ldo), compute, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+}
+
+// Rows per chunk: a multiple of 128 (keeps out + n0 aligned for the tensor cores) that fits the scratch.
+int64_t chunk_rows(int64_t N, int64_t K, size_t elem) {
+  const int64_t fit = static_cast<int64_t>(kScratchBytes / (static_cast<size_t>(K) * elem));
+  return std::min(N, std::max<int64_t>(128, fit / 128 * 128));
+}
+
+void matmul_f32(const DeviceTensor& x, const DeviceTensor& w, int64_t M, int64_t K, int64_t N, int64_t rb, float* out) {
+  // Pedantic: no TF32, whatever NVIDIA_TF32_OVERRIDE says; this path exists to match the CPU.
+  if (w.dtype == DType::F32) return gemm(w.data, CUDA_R_32F, x.data, CUDA_R_32F, M, K, N, out, N, CUBLAS_COMPUTE_32F_PEDANTIC);
+  const int64_t rows = chunk_rows(N, K, sizeof(float));
+  auto scratch = pool().alloc(static_cast<size_t>(rows * K) * sizeof(float));
+  for (int64_t n0 = 0; n0 < N; n0 += rows) {
+    const int64_t n = std::min(rows, N - n0);
+    dequantize_rows_f32(w.as<uint8_t>() + n0 * rb, w.dtype, rb, K, n, static_cast<float*>(scratch.get()));
+    gemm(scratch.get(), CUDA_R_32F, x.data, CUDA_R_32F, M, K, n, out + n0, N, CUBLAS_COMPUTE_32F_PEDANTIC);
+  }
+}
+
+void matmul_bf16(const DeviceTensor& x, const DeviceTensor& w, int64_t M, int64_t K, int64_t N, int64_t rb, float* out) {
+  if (w.dtype == DType::F32) return matmul_f32(x, w, M, K, N, rb, out);
+  // The pool hands these back to the stream in order, so freeing them right after the
+  // launches that read them is safe.
+  auto xh = pool().alloc(static_cast<size_t>(M * K) * 2);
+  if (w.dtype == DType::F16) {
+    convert_f32_to_f16(x.as<float>(), xh.get(), M * K);
+    return gemm(w.data, CUDA_R_16F, xh.get(), CUDA_R_16F, M, K, N, out, N, CUBLAS_COMPUTE_32F);
+  }
+  convert_f32_to_bf16(x.as<float>(), xh.get(), M * K);
+  if (w.dtype == DType::BF16) return gemm(w.data, CUDA_R_16BF, xh.get(), CUDA_R_16BF, M, K, N, out, N, CUBLAS_COMPUTE_32F);
+  const int64_t rows = chunk_rows(N, K, 2);
+  auto scratch = pool().alloc(static_cast<size_t>(rows * K) * 2);
+  for (int64_t n0 = 0; n0 < N; n0 += rows) {
+    const int64_t n = std::min(rows, N - n0);
+    dequantize_rows_bf16(w.as<uint8_t>() + n0 * rb, w.dtype, rb, K, n, scratch.get());
+    gemm(scratch.get(), CUDA_R_16BF, xh.get(), CUDA_R_16BF, M, K, n, out + n0, N, CUBLAS_COMPUTE_32F);
+  }
+}
+
+}  // namespace
+
+void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
+  const char* op = "matmul";
+  check(x.dtype == DType::F32 && out.dtype == DType::F32, op, "x and out must be F32, got " + x.describe() + ", " + out.describe());
+  check(w.shape.size() == 2, op, "weight must be 2-D [N, K], got " + w.describe());
+  const int64_t N = w.shape[0], K = w.shape[1];
+  check(K > 0 && x.numel() % K == 0, op, "x " + x.describe() + " is not rows of K = " + std::to_string(K) + " for weight " + w.describe());
+  check(matmul_type_supported(w.dtype, K), op, "no CUDA kernel for weight " + w.describe() + " (type, or K not a whole number of blocks)");
+  const int64_t M = x.numel() / K;
+  check(out.numel() == M * N, op, "out " + out.describe() + " is not [" + std::to_string(M) + ", " + std::to_string(N) + "]");
+  check(M < (1LL << 31) && N < (1LL << 31), op, "shape too large");
+  if (M == 0 || N == 0) return;
+  const TypeTraits* tr = type_traits(w.dtype);
+  const int64_t rb = row_bytes(*tr, K);
+  // By default the GEMV kernels take M ≤ 2: at M = 4 cuBLAS was as fast or faster for every
+  // type measured (BF16, Q4_K, Q6_K, Q8_0 on an H200, notes/cuda.md).
+  const int gemv_rows = options().gemv_max_rows < 0 ? 2 : options().gemv_max_rows;
+  if (M <= gemv_rows) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>());
+  if (options().precision == Precision::F32) return matmul_f32(x, w, M, K, N, rb, out.as<float>());
+  matmul_bf16(x, w, M, K, N, rb, out.as<float>());
+}
+
+}  // namespace kt::cuda

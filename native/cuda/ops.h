@@ -1,0 +1,43 @@
+// CUDA implementations of the transformer ops, with the CPU ops' semantics (native/cpu/ops.h)
+// and argument lists. Shapes are checked on the host; index data (token ids, slots, block
+// tables, lengths) is checked against the host copy an uploaded I32 tensor keeps, so a bad
+// index throws std::invalid_argument naming the op, as on the CPU, without a device sync.
+// Every launch runs on stream() and is checked with check_launch("<kernel>").
+#pragma once
+#include "cuda/device_tensor.h"
+
+namespace kt::cuda {
+
+// out[t, :] = dequantized row ids[t] of table [V, D].
+void embedding(const DeviceTensor& table, const DeviceTensor& ids, DeviceTensor& out);
+// Rows of length w.numel(): out = x / rms(x) * w.
+void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTensor& out);
+// out[M, N] = x[M, K] · w[N, K]ᵀ (see options().precision for how M > gemv_max_rows runs).
+void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out);
+// Rotates x [T, H * head_dim] in place (interleaved pairs (2i, 2i+1), else (i, i + rot_dim/2)).
+void rope(DeviceTensor& x, const DeviceTensor& positions, const DeviceTensor& inv_freq, int head_dim, int rot_dim, bool interleaved);
+// Writes k, v [T, Hkv * D] into the paged caches [blocks, block_size, Hkv * D] at slots[t].
+void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots);
+// Causal attention of q [T, H * D] over each sequence's cached keys and values (cpu/ops.h).
+void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
+                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out);
+// out = silu(gate) * up.
+void silu_mul(const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out);
+// a += b.
+void add_inplace(DeviceTensor& a, const DeviceTensor& b);
+// out[i, :] = x[idx[i], :].
+void gather_rows(const DeviceTensor& x, const DeviceTensor& idx, DeviceTensor& out);
+
+// ---- matmul pieces (matmul_gemv.cu, matmul_dequant.cu), called by matmul() ----
+// out[m, n] for m < M, n < N: f32 activations against weights of type wt dequantized in registers.
+void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out);
+// Dequantizes `rows` rows of K elements (row_bytes apart) into dst as f32 or bf16 (row-major, K apart).
+void dequantize_rows_f32(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, float* dst);
+void dequantize_rows_bf16(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, void* dst);
+// dst[i] = round(src[i]) to bf16 or f16 (round to nearest even).
+void convert_f32_to_bf16(const float* src, void* dst, int64_t n);
+void convert_f32_to_f16(const float* src, void* dst, int64_t n);
+// True where the device kernels handle weights of type wt with rows of K elements.
+bool matmul_type_supported(DType wt, int64_t K);
+
+}  // namespace kt::cuda

@@ -1,0 +1,229 @@
+// Causal attention over the paged KV cache, for prefill chunks and decode alike: one block
+// per (query row, KV head, key split), one warp per query head of that KV head's group, so the
+// group reads each K/V row from L1 after the first warp. Online softmax over the keys, four
+// keys per round (four dot products reduced together). Where rows × KV heads are too few to
+// fill the GPU (decode), the keys are split over blocks ("flash-decoding") and a second kernel
+// merges the partial softmaxes. CUDA cores and f32 throughout (notes/cuda.md: what is next).
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_common.h"
+#include "cuda/ops.h"
+
+namespace kt::cuda {
+
+namespace {
+
+constexpr int kMaxWarps = 8;
+constexpr int kKeysPerRound = 4;
+
+struct AttnArgs {
+  const float* q;
+  const float* kc;
+  const float* vc;
+  const int32_t* cu_q;
+  const int32_t* kv_lens;
+  const int32_t* tables;
+  int S, max_blocks, bs, width, H, group, D;
+  float scale;
+  float* out;
+  int chunk;        // keys per split
+  float* part_acc;  // [T, H, splits, D] unnormalised sums, or null: one split, write `out`
+  float* part_ml;   // [T, H, splits, 2] running max and sum of exponentials
+};
+
+// NPL: head dims per lane (D ≤ 32 · NPL); lane holds dims lane, lane + 32, ...
+template <int NPL>
+__global__ void paged_attention_kernel(AttnArgs a) {
+  const int row = blockIdx.x, kvh = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
+  // The sequence of this row: the last s with cu_q[s] <= row (empty sequences are skipped over).
+  int lo = 0, hi = a.S - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (a.cu_q[mid] <= row) lo = mid;
+    else hi = mid - 1;
+  }
+  const int s = lo;
+  const int qlen = a.cu_q[s + 1] - a.cu_q[s];
+  const int n = a.kv_lens[s] - qlen + (row - a.cu_q[s]) + 1;  // keys this query may see
+  const int32_t* table = a.tables + static_cast<int64_t>(s) * a.max_blocks;
+  const int64_t head_off = static_cast<int64_t>(kvh) * a.D;
+  const int j_begin = blockIdx.z * a.chunk, j_end = min(n, j_begin + a.chunk);  // may be empty
+
+  for (int hh = warp; hh < a.group; hh += nwarps) {
+    const int h = kvh * a.group + hh;
+    const float* qv = a.q + (static_cast<int64_t>(row) * a.H + h) * a.D;
+    float qr[NPL], acc[NPL];
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) {
+      const int d = lane + 32 * i;
+      qr[i] = d < a.D ? qv[d] : 0.f;
+      acc[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int j0 = j_begin; j0 < j_end; j0 += kKeysPerRound) {
+      float sc[kKeysPerRound];
+      int64_t off[kKeysPerRound];
+#pragma unroll
+      for (int u = 0; u < kKeysPerRound; ++u) {
+        const int j = min(j0 + u, j_end - 1);  // past the end: a real key, masked below
+        off[u] = (static_cast<int64_t>(table[j / a.bs]) * a.bs + j % a.bs) * a.width + head_off;
+        float part = 0.f;
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) {
+          const int d = lane + 32 * i;
+          if (d < a.D) part += qr[i] * a.kc[off[u] + d];
+        }
+        sc[u] = part;
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < kKeysPerRound; ++u) sc[u] += __shfl_xor_sync(0xffffffffu, sc[u], o);
+      float mx = m;
+#pragma unroll
+      for (int u = 0; u < kKeysPerRound; ++u) {
+        sc[u] = j0 + u < j_end ? sc[u] * a.scale : -INFINITY;
+        mx = fmaxf(mx, sc[u]);
+      }
+      const float corr = expf(m - mx);  // 0 on the first round (m = -inf)
+      l *= corr;
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) acc[i] *= corr;
+#pragma unroll
+      for (int u = 0; u < kKeysPerRound; ++u) {
+        const float p = expf(sc[u] - mx);  // 0 for masked keys
+        l += p;
+#pragma unroll
+        for (int i = 0; i < NPL; ++i) {
+          const int d = lane + 32 * i;
+          if (d < a.D) acc[i] += p * a.vc[off[u] + d];
+        }
+      }
+      m = mx;
+    }
+    if (a.part_acc) {
+      const int64_t idx = (static_cast<int64_t>(row) * a.H + h) * gridDim.z + blockIdx.z;
+      float* o = a.part_acc + idx * a.D;
+#pragma unroll
+      for (int i = 0; i < NPL; ++i) {
+        const int d = lane + 32 * i;
+        if (d < a.D) o[d] = acc[i];
+      }
+      if (lane == 0) a.part_ml[2 * idx] = m, a.part_ml[2 * idx + 1] = l;
+      continue;
+    }
+    const float inv = 1.0f / l;
+    float* o = a.out + (static_cast<int64_t>(row) * a.H + h) * a.D;
+#pragma unroll
+    for (int i = 0; i < NPL; ++i) {
+      const int d = lane + 32 * i;
+      if (d < a.D) o[d] = acc[i] * inv;
+    }
+  }
+}
+
+// One block per (query row, head): out = Σ_s e^(m_s - m) acc_s / Σ_s e^(m_s - m) l_s. Empty
+// splits have m_s = -inf and weigh nothing; split 0 is never empty.
+__global__ void merge_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int splits, int D,
+                                    float* __restrict__ out) {
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * splits;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[2 * (base + s)]);
+  float l = 0.f;
+  for (int s = 0; s < splits; ++s) l += expf(part_ml[2 * (base + s)] - mx) * part_ml[2 * (base + s) + 1];
+  const float inv = 1.0f / l;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float v = 0.f;
+    for (int s = 0; s < splits; ++s) v += expf(part_ml[2 * (base + s)] - mx) * part_acc[(base + s) * D + d];
+    out[static_cast<int64_t>(blockIdx.x) * D + d] = v * inv;
+  }
+}
+
+int multiprocessors() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
+    return n > 0 ? n : 132;
+  }();
+  return count;
+}
+
+template <int NPL>
+void launch(const AttnArgs& a, int T, int num_kv_heads, int splits) {
+  const int warps = std::min(a.group, kMaxWarps);
+  paged_attention_kernel<NPL><<<dim3(T, num_kv_heads, splits), 32 * warps, 0, stream()>>>(a);
+  check_launch("paged_attention_kernel");
+}
+
+}  // namespace
+
+void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
+                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out) {
+  const char* op = "paged_attention";
+  check(q.dtype == DType::F32 && out.dtype == DType::F32 && out.numel() == q.numel(), op, "q and out must be F32 of one shape");
+  check(k_cache.dtype == DType::F32 && v_cache.dtype == DType::F32, op, "caches must be F32");
+  check(k_cache.shape.size() == 3 && v_cache.shape == k_cache.shape, op, "caches must be [blocks, block_size, width]");
+  check(cu_q.dtype == DType::I32 && kv_lens.dtype == DType::I32 && block_tables.dtype == DType::I32, op, "metadata must be I32");
+  const int64_t S = kv_lens.numel();
+  check(S > 0 && cu_q.numel() == S + 1, op, "cu_q must have one more entry than kv_lens");
+  check(block_tables.shape.size() == 2 && block_tables.shape[0] == S, op, "block_tables must be [S, max_blocks], got " + block_tables.describe());
+  check(cu_q.has_host_copy() && kv_lens.has_host_copy() && block_tables.has_host_copy(), op,
+        "cu_q, kv_lens and block_tables must be uploaded from the host (inputI32)");
+  const int64_t nblocks = k_cache.shape[0], bs = k_cache.shape[1], width = k_cache.shape[2];
+  check(num_kv_heads > 0 && width % num_kv_heads == 0, op, "cache width not divisible by kv heads");
+  const int64_t D = width / num_kv_heads;
+  check(D <= 256, op, "head dim " + std::to_string(D) + " above the kernel's 256");
+  const std::vector<int32_t>& cq = cu_q.host_i32;
+  const int64_t T = cq[S];
+  check(T > 0 && q.numel() % (T * D) == 0, op, "q " + q.describe() + " does not match " + std::to_string(T) + " query rows");
+  const int64_t H = q.numel() / (T * D);
+  check(H % num_kv_heads == 0, op, "query heads not a multiple of kv heads");
+  const int64_t max_blocks = block_tables.shape[1];
+  const std::vector<int32_t>& lens = kv_lens.host_i32;
+  const std::vector<int32_t>& tables = block_tables.host_i32;
+  check(cq[0] == 0, op, "cu_q must start at 0");
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t qlen = cq[s + 1] - cq[s];
+    check(qlen >= 0 && lens[s] >= qlen && lens[s] <= max_blocks * bs, op, "sequence " + std::to_string(s) + " has bad lengths");
+    for (int64_t b = 0; b < (lens[s] + bs - 1) / bs; ++b) {
+      const int32_t blk = tables[s * max_blocks + b];
+      check(blk >= 0 && blk < nblocks, op, "block " + std::to_string(blk) + " outside the cache");
+    }
+  }
+  // Split the keys when rows × KV heads give fewer than ~4 blocks per SM, down to 32 keys a split.
+  const int64_t max_len = *std::max_element(lens.begin(), lens.end());
+  const int64_t want_blocks = 4LL * multiprocessors(), have = T * num_kv_heads;
+  int64_t splits = have >= want_blocks ? 1 : std::min((want_blocks + have - 1) / have, (max_len + 31) / 32);
+  const int64_t chunk = splits <= 1 ? std::max<int64_t>(max_len, 1) : ((max_len + splits - 1) / splits + 3) / 4 * 4;
+  splits = std::max<int64_t>(1, (max_len + chunk - 1) / chunk);
+  check(splits < 65536, op, "too many key splits");
+  std::shared_ptr<void> part;
+  AttnArgs a{q.as<float>(), k_cache.as<float>(), v_cache.as<float>(), cu_q.as<int32_t>(), kv_lens.as<int32_t>(),
+             block_tables.as<int32_t>(), static_cast<int>(S), static_cast<int>(max_blocks), static_cast<int>(bs),
+             static_cast<int>(width), static_cast<int>(H), static_cast<int>(H / num_kv_heads), static_cast<int>(D), scale,
+             out.as<float>(), static_cast<int>(chunk), nullptr, nullptr};
+  if (splits > 1) {
+    // Freed when this function returns: the pool hands the block out again only to later
+    // launches on the same stream, which run after the merge.
+    part = pool().alloc(static_cast<size_t>(T * H * splits * (D + 2)) * sizeof(float));
+    a.part_acc = static_cast<float*>(part.get());
+    a.part_ml = a.part_acc + T * H * splits * D;
+  }
+  const int npl = static_cast<int>((D + 31) / 32);
+  const int s = static_cast<int>(splits);
+  if (npl <= 1) launch<1>(a, static_cast<int>(T), num_kv_heads, s);
+  else if (npl <= 2) launch<2>(a, static_cast<int>(T), num_kv_heads, s);
+  else if (npl <= 4) launch<4>(a, static_cast<int>(T), num_kv_heads, s);
+  else launch<8>(a, static_cast<int>(T), num_kv_heads, s);
+  if (splits > 1) {
+    merge_splits_kernel<<<static_cast<unsigned>(T * H), 128, 0, stream()>>>(a.part_acc, a.part_ml, s, static_cast<int>(D), out.as<float>());
+    check_launch("merge_splits_kernel");
+  }
+}
+
+}  // namespace kt::cuda

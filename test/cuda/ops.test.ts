@@ -1,0 +1,270 @@
+// Every CUDA op against the CPU backend on fresh random inputs, with the device's per-step
+// tensors poisoned (NaN) first so an element an op fails to write shows as an error.
+// Tolerances by precision: f32 paths ≤ 1e-10 NMSE, bf16 tensor-core matmuls ≤ 1e-4.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Tensor } from '../../src/backend/backend.js';
+import { CpuBackend } from '../../src/backend/cpu-backend.js';
+import { CudaBackend } from '../../src/backend/cuda-backend.js';
+import { DType } from '../../src/backend/dtype.js';
+import { freshSeed, maxAbsDiff, needCuda, nmse, randn, WeightFiles } from './helpers.js';
+
+const F32_TOL = 1e-10;
+const BF16_TOL = 1e-4;
+const WEIGHT_TYPES = ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const;
+
+describe('CUDA ops vs CPU', needCuda, () => {
+  let cpu: CpuBackend;
+  let gpu: CudaBackend;
+  let files: WeightFiles;
+  const report: string[] = [];
+
+  before(() => {
+    cpu = new CpuBackend();
+    gpu = new CudaBackend({ poison: true, precision: 'f32' });
+    files = new WeightFiles();
+  });
+  after(() => {
+    files?.dispose();
+    gpu?.setOptions({ poison: false });
+    if (report.length) console.log(report.join('\n'));
+  });
+
+  /** The same F32 / I32 input on both backends. */
+  const f32 = (data: Float32Array, shape: number[]): [Tensor, Tensor] => [cpu.constantF32(data, shape), gpu.constantF32(data, shape)];
+  const i32 = (data: number[], shape: number[]): [Tensor, Tensor] => [cpu.inputI32(Int32Array.from(data), shape), gpu.inputI32(Int32Array.from(data), shape)];
+  const compare = (name: string, c: Tensor, g: Tensor, tol: number, seed: number): number => {
+    const want = cpu.read(c);
+    const got = gpu.read(g);
+    const e = nmse(got, want);
+    assert.ok(e <= tol, `${name}: NMSE ${e} > ${tol} (seed ${seed}, max abs ${maxAbsDiff(got, want)})`);
+    return e;
+  };
+  const done = (): void => {
+    cpu.endStep();
+    gpu.endStep();
+  };
+
+  it('embedding dequantizes every weight type exactly as the CPU does', () => {
+    const seed = freshSeed();
+    const V = 40;
+    const D = 512;
+    const ids = [3, 0, 39, 17, 17, 8, 25];
+    for (const name of WEIGHT_TYPES) {
+      const loc = files.write(DType[name], randn(V * D, seed), V, D);
+      const [tc, tg] = [cpu.loadWeight(loc), gpu.loadWeight(loc)];
+      const [ic, ig] = i32(ids, [ids.length]);
+      const want = cpu.read(cpu.embedding(tc, ic));
+      const got = gpu.read(gpu.embedding(tg, ig));
+      assert.equal(maxAbsDiff(got, want), 0, `${name} (seed ${seed})`);
+      cpu.free(tc);
+      gpu.free(tg);
+      done();
+    }
+  });
+
+  it('rmsNorm', () => {
+    const seed = freshSeed();
+    for (const [rows, D] of [[5, 4096], [3, 256], [1, 100]] as const) {
+      const [xc, xg] = f32(randn(rows * D, seed, 3), [rows, D]);
+      const [wc, wg] = f32(randn(D, seed + 1), [D]);
+      compare(`rmsNorm ${rows}x${D}`, cpu.rmsNorm(xc, wc, 1e-5), gpu.rmsNorm(xg, wg, 1e-5), F32_TOL, seed);
+      cpu.free(wc);
+      gpu.free(wg);
+      done();
+    }
+  });
+
+  const matmulCase = (name: (typeof WEIGHT_TYPES)[number], M: number, N: number, K: number, tol: number, seed: number): number => {
+    const loc = files.write(DType[name], randn(N * K, seed, 0.5), N, K);
+    const [wc, wg] = [cpu.loadWeight(loc), gpu.loadWeight(loc)];
+    const [xc, xg] = f32(randn(M * K, seed + 7), [M, K]);
+    const e = compare(`matmul ${name} M=${M} N=${N} K=${K}`, cpu.matmul(xc, wc), gpu.matmul(xg, wg), tol, seed);
+    cpu.free(wc, xc);
+    gpu.free(wg, xg);
+    done();
+    return e;
+  };
+
+  it('matmul, GEMV path (M ≤ 8): every weight type, f32 activations', () => {
+    const seed = freshSeed();
+    gpu.setOptions({ gemvMaxRows: 8 });
+    for (const name of WEIGHT_TYPES)
+      for (const M of [1, 2, 3, 8]) for (const [N, K] of [[77, 256], [130, 512]] as const) matmulCase(name, M, N, K, F32_TOL, seed + M);
+    gpu.setOptions({ gemvMaxRows: -1 });
+  });
+
+  it('matmul, GEMV path with many rows (one warp per row pair) and odd N', () => {
+    const seed = freshSeed();
+    gpu.setOptions({ gemvMaxRows: 8 });
+    // 4501 rows: one warp per row pair; 2500: two.
+    for (const name of ['BF16', 'Q4_K', 'Q6_K', 'Q8_0'] as const) for (const M of [1, 3]) for (const N of [4501, 2500]) matmulCase(name, M, N, 256, F32_TOL, seed + M);
+    gpu.setOptions({ gemvMaxRows: -1 });
+  });
+
+  it('matmul, cuBLAS path (M > 8) in f32 precision: every weight type', () => {
+    const seed = freshSeed();
+    for (const name of WEIGHT_TYPES) for (const M of [9, 64]) matmulCase(name, M, 200, 512, F32_TOL, seed + M);
+  });
+
+  it('matmul, cuBLAS path (M > 8) in bf16 precision (tensor cores)', () => {
+    const seed = freshSeed();
+    gpu.setOptions({ precision: 'bf16' });
+    try {
+      let worst = 0;
+      for (const name of WEIGHT_TYPES) for (const M of [9, 100]) worst = Math.max(worst, matmulCase(name, M, 256, 1024, BF16_TOL, seed + M));
+      report.push(`matmul bf16 path: worst NMSE ${worst.toExponential(2)}`);
+    } finally {
+      gpu.setOptions({ precision: 'f32' });
+    }
+  });
+
+  it('rope, both pairings, partial rotation, long positions', () => {
+    const seed = freshSeed();
+    const T = 6;
+    const heads = 4;
+    const positions = [0, 1, 17, 4095, 65537, 131071];
+    for (const [headDim, rotDim] of [[64, 64], [128, 128], [64, 32]] as const) {
+      for (const interleaved of [false, true]) {
+        const inv = Float32Array.from({ length: rotDim / 2 }, (_, i) => Math.pow(500000, (-2 * i) / rotDim));
+        const [xc, xg] = f32(randn(T * heads * headDim, seed), [T, heads * headDim]);
+        const [pc, pg] = i32(positions, [T]);
+        const [fc, fg] = f32(inv, [inv.length]);
+        cpu.rope(xc, pc, fc, headDim, rotDim, interleaved);
+        gpu.rope(xg, pg, fg, headDim, rotDim, interleaved);
+        compare(`rope ${headDim}/${rotDim} interleaved=${interleaved}`, xc, xg, F32_TOL, seed);
+        cpu.free(xc, fc);
+        gpu.free(xg, fg);
+        done();
+      }
+    }
+  });
+
+  it('storeKv writes rows at their slots and nowhere else', () => {
+    const seed = freshSeed();
+    const [blocks, bs, width] = [6, 16, 128];
+    const cache = randn(blocks * bs * width, seed);
+    const [kc, kg] = f32(cache, [blocks, bs, width]);
+    const [vc, vg] = f32(cache.map((x) => -x), [blocks, bs, width]);
+    const slots = [5, 90, 16, 17, 63, 64];
+    const [k1, k2] = f32(randn(slots.length * width, seed + 1), [slots.length, width]);
+    const [v1, v2] = f32(randn(slots.length * width, seed + 2), [slots.length, width]);
+    const [sc, sg] = i32(slots, [slots.length]);
+    cpu.storeKv(kc, vc, k1, v1, sc);
+    gpu.storeKv(kg, vg, k2, v2, sg);
+    assert.equal(maxAbsDiff(gpu.read(kg), cpu.read(kc)), 0);
+    assert.equal(maxAbsDiff(gpu.read(vg), cpu.read(vc)), 0);
+    cpu.free(kc, vc, k1, v1);
+    gpu.free(kg, vg, k2, v2);
+    done();
+  });
+
+  it('pagedAttention: prefill chunks and decodes, GQA, scattered blocks, several head sizes', () => {
+    const seed = freshSeed();
+    const bs = 16;
+    const blocks = 300;
+    // [query rows, cached length after this step] per sequence: decodes, a chunk on a prefix, a fresh prompt.
+    const seqs: [number, number][] = [[1, 1], [1, 70], [5, 37], [0, 12], [19, 19], [1, 130], [1, 600]];
+    // Rows × KV heads below ~4 per SM split the keys over blocks (merged after); [64, 64, 32] does not.
+    for (const [H, Hkv, D] of [[8, 2, 128], [4, 4, 64], [12, 4, 96], [32, 8, 128], [64, 64, 32], [4, 2, 256]] as const) {
+      const width = Hkv * D;
+      const T = seqs.reduce((a, [q]) => a + q, 0);
+      const cuQ = [0];
+      for (const [q] of seqs) cuQ.push(cuQ[cuQ.length - 1]! + q);
+      const maxBlocks = 38;
+      // Block b of sequence s is physical block (b * seqs.length + s * 7) % blocks: interleaved, out of order.
+      const tables = seqs.flatMap((_, s) => Array.from({ length: maxBlocks }, (_, b) => (b * seqs.length + s * 7) % blocks));
+      const [kc, kg] = f32(randn(blocks * bs * width, seed), [blocks, bs, width]);
+      const [vc, vg] = f32(randn(blocks * bs * width, seed + 1), [blocks, bs, width]);
+      const [qc, qg] = f32(randn(T * H * D, seed + 2), [T, H * D]);
+      const [cuc, cug] = i32(cuQ, [cuQ.length]);
+      const [lc, lg] = i32(seqs.map(([, l]) => l), [seqs.length]);
+      const [tc, tg] = i32(tables, [seqs.length, maxBlocks]);
+      const [zc, zg] = i32([0], [1]); // slots and positions: unused by attention
+      const inputs = (cuQ: Tensor, kvLens: Tensor, blockTables: Tensor, unused: Tensor) => ({ cuQ, kvLens, blockTables, slots: unused, positions: unused });
+      const scale = 1 / Math.sqrt(D);
+      const want = cpu.pagedAttention(qc, kc, vc, inputs(cuc, lc, tc, zc), Hkv, scale);
+      const got = gpu.pagedAttention(qg, kg, vg, inputs(cug, lg, tg, zg), Hkv, scale);
+      compare(`pagedAttention H=${H} Hkv=${Hkv} D=${D}`, want, got, F32_TOL, seed);
+      cpu.free(kc, vc, qc);
+      gpu.free(kg, vg, qg);
+      done();
+    }
+  });
+
+  it('siluMul, addInPlace, gatherRows', () => {
+    const seed = freshSeed();
+    const n = 3 * 14336;
+    const [gc, gg] = f32(randn(n, seed, 4), [3, 14336]);
+    const [uc, ug] = f32(randn(n, seed + 1), [3, 14336]);
+    compare('siluMul', cpu.siluMul(gc, uc), gpu.siluMul(gg, ug), F32_TOL, seed);
+    cpu.addInPlace(gc, uc);
+    gpu.addInPlace(gg, ug);
+    compare('addInPlace', gc, gg, 0, seed);
+    const [ic, ig] = i32([2, 0, 2], [3]);
+    compare('gatherRows', cpu.gatherRows(gc, ic), gpu.gatherRows(gg, ig), 0, seed);
+    cpu.free(gc, uc);
+    gpu.free(gg, ug);
+    done();
+  });
+
+  it('a captured CUDA graph replays its ops over new input values', () => {
+    const seed = freshSeed();
+    const loc = files.write(DType.Q4_K, randn(64 * 256, seed, 0.5), 64, 256);
+    const [wc, wg] = [cpu.loadWeight(loc), gpu.loadWeight(loc)];
+    const [nc, ng] = f32(randn(256, seed + 1), [256]);
+    const xg = gpu.constantF32(new Float32Array(2 * 256), [2, 256]); // M = 2: the GEMV path
+    gpu.matmul(gpu.rmsNorm(xg, ng, 1e-5), wg); // warms the pool: capture then allocates nothing
+    gpu.endStep();
+    const n = gpu.native;
+    let out: Tensor | undefined;
+    n.cudaCaptureBegin();
+    let graph = 0;
+    try {
+      out = gpu.matmul(gpu.rmsNorm(xg, ng, 1e-5), wg);
+    } finally {
+      graph = n.cudaCaptureEnd();
+    }
+    for (let trial = 0; trial < 3; trial++) {
+      const data = randn(2 * 256, seed + 10 + trial);
+      gpu.write(xg, data);
+      n.cudaGraphReplay(graph);
+      const xc = cpu.constantF32(data, [2, 256]);
+      compare(`graph replay ${trial}`, cpu.matmul(cpu.rmsNorm(xc, nc, 1e-5), wc), out!, F32_TOL, seed);
+      cpu.free(xc);
+      cpu.endStep();
+    }
+    n.cudaGraphRelease(graph);
+    gpu.endStep();
+    cpu.free(wc, nc);
+    gpu.free(wg, ng, xg);
+  });
+
+  it('bad inputs throw errors naming the op, as on the CPU', () => {
+    const loc = files.write(DType.F32, randn(8 * 32, 1), 8, 32);
+    const table = gpu.loadWeight(loc);
+    assert.throws(() => gpu.embedding(table, gpu.inputI32(Int32Array.from([1, 8]), [2])), /embedding: token id 8 outside vocabulary of 8/);
+    const x = gpu.constantF32(new Float32Array(3 * 30), [3, 30]);
+    assert.throws(() => gpu.matmul(x, table), /matmul/);
+    const cache = gpu.zeros(DType.F32, [2, 4, 32]);
+    const row = gpu.constantF32(new Float32Array(32), [1, 32]);
+    assert.throws(() => gpu.storeKv(cache, cache, row, row, gpu.inputI32(Int32Array.from([8]), [1])), /store_kv: slot 8 outside the cache of 8/);
+    gpu.free(table, x, cache, row);
+    done();
+  });
+
+  it('endStep frees every per-step tensor; the pool reuses its blocks', () => {
+    const x = gpu.constantF32(randn(64 * 256, 5), [64, 256]);
+    const w = gpu.constantF32(randn(256, 6), [256]);
+    const start = gpu.stats();
+    for (let step = 0; step < 3; step++) {
+      gpu.rmsNorm(gpu.rmsNorm(x, w, 1e-6), w, 1e-6);
+      gpu.endStep();
+    }
+    const afterStats = gpu.stats();
+    assert.equal(afterStats.liveTensors, start.liveTensors);
+    assert.equal(afterStats.poolInUseBytes, start.poolInUseBytes);
+    report.push(`pool: ${(afterStats.poolReservedBytes / 2 ** 20).toFixed(1)} MiB reserved after the op tests`);
+    gpu.free(x, w);
+  });
+});

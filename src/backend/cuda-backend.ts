@@ -1,8 +1,7 @@
 // The CUDA backend: tensors live in device memory (weights uploaded once from the mapped
 // model file) and every op is one launch on the addon's single stream (native/cuda). Nothing
 // waits for the GPU except read(), the one sync point of a step.
-import type { AttentionInputs, Backend, Tensor, WeightLocation } from './backend.js';
-import { DType, type DTypeId } from './dtype.js';
+import { HandleBackend, type NativeTensorOps } from './handle-backend.js';
 import { loadNative } from './native.js';
 
 export interface CudaDeviceInfo {
@@ -104,26 +103,38 @@ export function cudaAvailable(): boolean {
   return cudaUnavailableReason() === undefined;
 }
 
-class CudaTensor implements Tensor {
-  released = false;
-  constructor(
-    readonly handle: number,
-    readonly dtype: DTypeId,
-    readonly shape: readonly number[],
-    readonly perStep: boolean,
-  ) {}
+/** The Backend functions of the CUDA natives, under the names HandleBackend calls. */
+function cudaOps(n: CudaNative): NativeTensorOps {
+  return {
+    alloc: n.cudaAlloc,
+    mapFile: n.cudaMapFile,
+    unmapFile: n.cudaUnmapFile,
+    fromMapping: n.cudaFromMapping,
+    upload: n.cudaUpload,
+    download: n.cudaDownload,
+    release: n.cudaRelease,
+    releaseScratch: n.cudaReleaseScratch,
+    opEmbedding: n.cudaOpEmbedding,
+    opRmsNorm: n.cudaOpRmsNorm,
+    opMatmul: n.cudaOpMatmul,
+    opRope: n.cudaOpRope,
+    opStoreKv: n.cudaOpStoreKv,
+    opPagedAttention: n.cudaOpPagedAttention,
+    opSiluMul: n.cudaOpSiluMul,
+    opAddInPlace: n.cudaOpAddInPlace,
+    opGatherRows: n.cudaOpGatherRows,
+  };
 }
 
-export class CudaBackend implements Backend {
+export class CudaBackend extends HandleBackend {
   readonly name = 'cuda';
   private readonly n: CudaNative;
-  private readonly mappings = new Map<string, number>();
-  private perStep: CudaTensor[] = [];
 
   constructor(options: CudaOptions = {}) {
     const n = cudaNative();
     const why = cudaUnavailableReason();
     if (!n || why) throw new Error(`cuda backend: ${why}`);
+    super(cudaOps(n));
     this.n = n;
     this.n.cudaSetOptions(options);
   }
@@ -142,121 +153,8 @@ export class CudaBackend implements Backend {
     return this.n;
   }
 
-  private h(t: Tensor): number {
-    const c = t as CudaTensor;
-    if (c.released) throw new Error('cuda backend: tensor used after it was freed');
-    return c.handle;
-  }
-
-  private wrap(handle: number, dtype: DTypeId, shape: readonly number[], perStep = true): CudaTensor {
-    const t = new CudaTensor(handle, dtype, shape, perStep);
-    if (perStep) this.perStep.push(t);
-    return t;
-  }
-
-  loadWeight(loc: WeightLocation): Tensor {
-    let m = this.mappings.get(loc.file);
-    if (m === undefined) {
-      m = this.n.cudaMapFile(loc.file);
-      this.mappings.set(loc.file, m);
-    }
-    return this.wrap(this.n.cudaFromMapping(m, loc.offset, loc.dtype, loc.shape), loc.dtype, loc.shape, false);
-  }
-
-  /** Unmaps the model files once every weight is on the device (weights keep their copies). */
-  releaseMappings(): void {
-    for (const m of this.mappings.values()) this.n.cudaUnmapFile(m);
-    this.mappings.clear();
-  }
-
-  constantF32(data: Float32Array, shape: number[]): Tensor {
-    const h = this.n.cudaAlloc(DType.F32, shape, false);
-    this.n.cudaUpload(h, data);
-    return this.wrap(h, DType.F32, shape, false);
-  }
-
-  inputI32(data: Int32Array, shape: number[]): Tensor {
-    const h = this.n.cudaAlloc(DType.I32, shape, true);
-    this.n.cudaUpload(h, data);
-    return this.wrap(h, DType.I32, shape);
-  }
-
-  zeros(dtype: DTypeId, shape: number[]): Tensor {
-    return this.wrap(this.n.cudaAlloc(dtype, shape, false), dtype, shape, false);
-  }
-
-  /**
-   * Overwrites an existing tensor's contents (same byte size), in stream order: how persistent
-   * step buffers get new values before a captured graph replays over them.
-   */
-  write(t: Tensor, data: Float32Array | Int32Array): void {
-    this.n.cudaUpload(this.h(t), data);
-  }
-
-  read(t: Tensor): Float32Array {
-    const out = this.n.cudaDownload(this.h(t));
-    if (!(out instanceof Float32Array)) throw new Error('cuda backend: read() takes F32 tensors');
-    return out;
-  }
-
-  free(...ts: Tensor[]): void {
-    for (const t of ts) {
-      const c = t as CudaTensor;
-      if (c.released) continue;
-      this.n.cudaRelease(c.handle);
-      c.released = true;
-    }
-  }
-
-  endStep(): void {
-    // One native call frees every per-step tensor; the wrappers only learn they are gone.
-    for (const t of this.perStep) t.released = true;
-    this.perStep = [];
-    this.n.cudaReleaseScratch();
-  }
-
   /** Live device tensors and pool bytes, for leak checks in tests. */
   stats(): CudaStats {
     return this.n.cudaStats();
-  }
-
-  embedding(table: Tensor, ids: Tensor): Tensor {
-    return this.wrap(this.n.cudaOpEmbedding(this.h(table), this.h(ids)), DType.F32, [ids.shape[0] ?? 0, table.shape[1] ?? 0]);
-  }
-
-  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-    return this.wrap(this.n.cudaOpRmsNorm(this.h(x), this.h(weight), eps), DType.F32, x.shape);
-  }
-
-  matmul(x: Tensor, w: Tensor): Tensor {
-    const k = w.shape[1] ?? 1;
-    const m = x.shape.reduce((a, b) => a * b, 1) / k;
-    return this.wrap(this.n.cudaOpMatmul(this.h(x), this.h(w)), DType.F32, [m, w.shape[0] ?? 0]);
-  }
-
-  rope(x: Tensor, positions: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
-    this.n.cudaOpRope(this.h(x), this.h(positions), this.h(invFreq), headDim, rotDim, interleaved);
-  }
-
-  storeKv(kCache: Tensor, vCache: Tensor, k: Tensor, v: Tensor, slots: Tensor): void {
-    this.n.cudaOpStoreKv(this.h(kCache), this.h(vCache), this.h(k), this.h(v), this.h(slots));
-  }
-
-  pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, inp: AttentionInputs, numKvHeads: number, scale: number): Tensor {
-    const h = this.n.cudaOpPagedAttention(this.h(q), this.h(kCache), this.h(vCache), this.h(inp.cuQ), this.h(inp.kvLens), this.h(inp.blockTables), numKvHeads, scale);
-    return this.wrap(h, DType.F32, q.shape);
-  }
-
-  siluMul(gate: Tensor, up: Tensor): Tensor {
-    return this.wrap(this.n.cudaOpSiluMul(this.h(gate), this.h(up)), DType.F32, gate.shape);
-  }
-
-  addInPlace(a: Tensor, b: Tensor): void {
-    this.n.cudaOpAddInPlace(this.h(a), this.h(b));
-  }
-
-  gatherRows(x: Tensor, rows: Tensor): Tensor {
-    const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
-    return this.wrap(this.n.cudaOpGatherRows(this.h(x), this.h(rows)), DType.F32, [rows.shape[0] ?? 0, width]);
   }
 }

@@ -1,0 +1,156 @@
+// The Backend both native implementations share: tensors are integer handles into the
+// addon's tensor table, ops are one native call each, and per-step tensors die together
+// at endStep. CPU and CUDA differ only in which native functions they call.
+import type { AttentionInputs, Backend, Tensor, WeightLocation } from './backend.js';
+import { DType, type DTypeId } from './dtype.js';
+
+/** The native functions a handle backend calls (CPU: native/napi, CUDA: native/cuda). */
+export interface NativeTensorOps {
+  alloc(dtype: number, shape: number[], scratch: boolean): number;
+  mapFile(path: string): number;
+  unmapFile(mapping: number): void;
+  fromMapping(mapping: number, offset: number, dtype: number, shape: number[]): number;
+  upload(h: number, data: Float32Array | Int32Array | Uint8Array): void;
+  download(h: number): Float32Array | Int32Array;
+  release(h: number): void;
+  releaseScratch(): void;
+  opEmbedding(table: number, ids: number): number;
+  opRmsNorm(x: number, w: number, eps: number): number;
+  opMatmul(x: number, w: number): number;
+  opRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
+  opStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
+  opPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number): number;
+  opSiluMul(g: number, u: number): number;
+  opAddInPlace(a: number, b: number): void;
+  opGatherRows(x: number, idx: number): number;
+}
+
+class HandleTensor implements Tensor {
+  released = false;
+  constructor(
+    readonly handle: number,
+    readonly dtype: DTypeId,
+    readonly shape: readonly number[],
+  ) {}
+}
+
+export abstract class HandleBackend implements Backend {
+  abstract readonly name: string;
+  private readonly mappings = new Map<string, number>();
+  private perStep: HandleTensor[] = [];
+
+  protected constructor(protected readonly ops: NativeTensorOps) {}
+
+  protected h(t: Tensor): number {
+    const c = t as HandleTensor;
+    if (c.released) throw new Error(`${this.name} backend: tensor used after it was freed`);
+    return c.handle;
+  }
+
+  private wrap(handle: number, dtype: DTypeId, shape: readonly number[], perStep = true): HandleTensor {
+    const t = new HandleTensor(handle, dtype, shape);
+    if (perStep) this.perStep.push(t);
+    return t;
+  }
+
+  loadWeight(loc: WeightLocation): Tensor {
+    let m = this.mappings.get(loc.file);
+    if (m === undefined) {
+      m = this.ops.mapFile(loc.file);
+      this.mappings.set(loc.file, m);
+    }
+    return this.wrap(this.ops.fromMapping(m, loc.offset, loc.dtype, loc.shape), loc.dtype, loc.shape, false);
+  }
+
+  /** Drops this backend's own references to the mapped model files (tensors keep theirs). */
+  releaseMappings(): void {
+    for (const m of this.mappings.values()) this.ops.unmapFile(m);
+    this.mappings.clear();
+  }
+
+  constantF32(data: Float32Array, shape: number[]): Tensor {
+    const h = this.ops.alloc(DType.F32, shape, false);
+    this.ops.upload(h, data);
+    return this.wrap(h, DType.F32, shape, false);
+  }
+
+  inputI32(data: Int32Array, shape: number[]): Tensor {
+    const h = this.ops.alloc(DType.I32, shape, true);
+    this.ops.upload(h, data);
+    return this.wrap(h, DType.I32, shape);
+  }
+
+  zeros(dtype: DTypeId, shape: number[]): Tensor {
+    return this.wrap(this.ops.alloc(dtype, shape, false), dtype, shape, false);
+  }
+
+  /**
+   * Overwrites an existing tensor's contents (same byte size), in stream order: how persistent
+   * step buffers get new values before a captured graph replays over them.
+   */
+  write(t: Tensor, data: Float32Array | Int32Array): void {
+    this.ops.upload(this.h(t), data);
+  }
+
+  read(t: Tensor): Float32Array {
+    const out = this.ops.download(this.h(t));
+    if (!(out instanceof Float32Array)) throw new Error(`${this.name} backend: read() takes F32 tensors`);
+    return out;
+  }
+
+  free(...ts: Tensor[]): void {
+    for (const t of ts) {
+      const c = t as HandleTensor;
+      if (c.released) continue;
+      this.ops.release(c.handle);
+      c.released = true;
+    }
+  }
+
+  endStep(): void {
+    // One native call frees every per-step tensor; the wrappers only learn they are gone.
+    for (const t of this.perStep) t.released = true;
+    this.perStep = [];
+    this.ops.releaseScratch();
+  }
+
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    return this.wrap(this.ops.opEmbedding(this.h(table), this.h(ids)), DType.F32, [ids.shape[0] ?? 0, table.shape[1] ?? 0]);
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+    return this.wrap(this.ops.opRmsNorm(this.h(x), this.h(weight), eps), DType.F32, x.shape);
+  }
+
+  matmul(x: Tensor, w: Tensor): Tensor {
+    const k = w.shape[1] ?? 1;
+    const m = x.shape.reduce((a, b) => a * b, 1) / k;
+    return this.wrap(this.ops.opMatmul(this.h(x), this.h(w)), DType.F32, [m, w.shape[0] ?? 0]);
+  }
+
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
+    this.ops.opRope(this.h(x), this.h(positions), this.h(invFreq), headDim, rotDim, interleaved);
+  }
+
+  storeKv(kCache: Tensor, vCache: Tensor, k: Tensor, v: Tensor, slots: Tensor): void {
+    this.ops.opStoreKv(this.h(kCache), this.h(vCache), this.h(k), this.h(v), this.h(slots));
+  }
+
+  pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, inp: AttentionInputs, numKvHeads: number, scale: number): Tensor {
+    const h = this.ops.opPagedAttention(this.h(q), this.h(kCache), this.h(vCache), this.h(inp.cuQ), this.h(inp.kvLens), this.h(inp.blockTables), numKvHeads, scale);
+    return this.wrap(h, DType.F32, q.shape);
+  }
+
+  siluMul(gate: Tensor, up: Tensor): Tensor {
+    return this.wrap(this.ops.opSiluMul(this.h(gate), this.h(up)), DType.F32, gate.shape);
+  }
+
+  addInPlace(a: Tensor, b: Tensor): void {
+    this.ops.opAddInPlace(this.h(a), this.h(b));
+  }
+
+  gatherRows(x: Tensor, rows: Tensor): Tensor {
+    const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    return this.wrap(this.ops.opGatherRows(this.h(x), this.h(rows)), DType.F32, [rows.shape[0] ?? 0, width]);
+  }
+}

@@ -3,98 +3,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
-import { PagedKvCache } from '../src/models/kv-cache.js';
-import { openModelFiles } from '../src/models/model-files.js';
-import { createModel, type CausalLM } from '../src/models/registry.js';
-import { decodeF32, fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
-
-interface Prompt {
-  id: string;
-  ids: number[];
-}
-interface HfPrompt {
-  id: string;
-  argmax: number[];
-  top1_minus_top2: number[];
-  greedy16: number[];
-  last4_logits: string;
-}
-interface CppPrompt {
-  id: string;
-  argmax: number[];
-  greedy16: number[];
-  last4_logits: string;
-}
-interface Refs {
-  prompts: Prompt[];
-  hf: { per_prompt: HfPrompt[] };
-  llama_cpp: Record<string, { shipped: boolean; per_prompt: CppPrompt[] }>;
-}
+import { decodeF32, needFixtures, readFixtureJson } from './fixtures.js';
+import { argmax, maxAbsDiff, ModelHarness, type Refs } from './helpers/model-harness.js';
 
 const backend = new CpuBackend();
-
-function load(dir: string, gguf?: string): CausalLM {
-  const files = openModelFiles({ modelPath: fixturePath(dir), ggufPath: gguf ? fixturePath(dir, gguf) : undefined });
-  return createModel(files.config, backend, files.weights);
-}
-
-function newCache(model: CausalLM, blocks = 64): PagedKvCache {
-  return new PagedKvCache(backend, { numLayers: model.config.numLayers, numBlocks: blocks, blockSize: 16, width: model.kvWidth });
-}
-
-/** Logits of every prompt position in one forward, [n][vocab]. */
-function allLogits(model: CausalLM, ids: number[]): Float32Array[] {
-  const cache = newCache(model);
-  const V = model.config.vocabSize;
-  const rows: Float32Array[] = [];
-  // Ask for logits at every position by running the prompt one token at a time after a first chunk.
-  const table = Array.from({ length: 64 }, (_, i) => i);
-  for (let t = 0; t < ids.length; t++) {
-    const out = model.forward({ sequences: [{ cachedLen: t, tokens: [ids[t]!], blockTable: table, wantLogits: true }] }, cache);
-    rows.push(out.slice(0, V));
-  }
-  cache.dispose();
-  return rows;
-}
-
-function lastLogitsWhole(model: CausalLM, ids: number[], chunk: number): Float32Array {
-  const cache = newCache(model);
-  const table = Array.from({ length: 64 }, (_, i) => i);
-  let out: Float32Array = new Float32Array(0);
-  for (let c = 0; c < ids.length; c += chunk) {
-    const tokens = ids.slice(c, c + chunk);
-    out = model.forward({ sequences: [{ cachedLen: c, tokens, blockTable: table, wantLogits: c + chunk >= ids.length }] }, cache);
-  }
-  cache.dispose();
-  return out;
-}
-
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
-  return best;
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function greedy(model: CausalLM, ids: number[], n: number): number[] {
-  const cache = newCache(model);
-  const table = Array.from({ length: 64 }, (_, i) => i);
-  let logits = model.forward({ sequences: [{ cachedLen: 0, tokens: ids, blockTable: table, wantLogits: true }] }, cache);
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = argmax(logits);
-    out.push(t);
-    logits = model.forward({ sequences: [{ cachedLen: ids.length + i, tokens: [t], blockTable: table, wantLogits: true }] }, cache);
-  }
-  cache.dispose();
-  return out;
-}
+const h = new ModelHarness(backend);
 
 /** Records worst errors so the closing note can quote them. */
 const report: string[] = [];
@@ -103,11 +16,11 @@ for (const dir of ['llama', 'qwen3']) {
   describe(`${dir} safetensors vs Hugging Face`, needFixtures, () => {
     const refs = needFixtures.skip ? undefined : readFixtureJson<Refs>(dir, 'refs.json');
     it('last-4 logits within 1e-3, argmax equal at every clear position, greedy16 equal', () => {
-      const model = load(dir);
+      const model = h.load(dir);
       let worst = 0;
       for (const p of refs!.prompts) {
-        const hf = refs!.hf.per_prompt.find((h) => h.id === p.id)!;
-        const rows = allLogits(model, p.ids);
+        const hf = refs!.hf.per_prompt.find((x) => x.id === p.id)!;
+        const rows = h.allLogits(model, p.ids);
         const want = decodeF32(hf.last4_logits);
         const V = model.config.vocabSize;
         for (let r = 0; r < 4; r++) {
@@ -115,9 +28,9 @@ for (const dir of ['llama', 'qwen3']) {
           worst = Math.max(worst, maxAbsDiff(got, want.subarray(r * V, (r + 1) * V)));
         }
         rows.forEach((row, i) => {
-          if (hf.top1_minus_top2[i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
+          if (hf.top1_minus_top2![i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
         });
-        assert.deepEqual(greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
+        assert.deepEqual(h.greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
       }
       report.push(`${dir} safetensors vs HF: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= 1e-3, `max abs diff ${worst}`);
@@ -137,12 +50,12 @@ for (const [dir, file, tol] of ggufCases) {
     it(`last-4 logits within ${tol}, argmax equal where the margin is clear`, () => {
       const refs = readFixtureJson<Refs>(dir, 'refs.json');
       const cpp = refs.llama_cpp[file]!;
-      const model = load(dir, file);
+      const model = h.load(dir, file);
       const V = model.config.vocabSize;
       let worst = 0;
       for (const p of refs.prompts) {
         const want = decodeF32(cpp.per_prompt.find((c) => c.id === p.id)!.last4_logits);
-        const rows = allLogits(model, p.ids);
+        const rows = h.allLogits(model, p.ids);
         for (let r = 0; r < 4; r++) {
           const got = rows[p.ids.length - 4 + r]!;
           const ref = want.subarray(r * V, (r + 1) * V);
@@ -159,17 +72,17 @@ for (const [dir, file, tol] of ggufCases) {
 
 describe('paging, chunking and batching', needFixtures, () => {
   it('chunked prefill gives the logits of a one-shot prefill', () => {
-    const model = load('llama');
+    const model = h.load('llama');
     const ids = readFixtureJson<Refs>('llama', 'refs.json').prompts[0]!.ids;
-    const whole = lastLogitsWhole(model, ids, 1000);
-    for (const chunk of [1, 5, 16, 17]) assert.ok(maxAbsDiff(lastLogitsWhole(model, ids, chunk), whole) < 1e-4, `chunk ${chunk}`);
+    const whole = h.lastLogits(model, ids, 1000);
+    for (const chunk of [1, 5, 16, 17]) assert.ok(maxAbsDiff(h.lastLogits(model, ids, chunk), whole) < 1e-4, `chunk ${chunk}`);
   });
 
   it('a batch of sequences with different lengths, positions and scattered blocks equals each alone', () => {
-    const model = load('qwen3', 'qwen3-Q4_K_M.gguf');
+    const model = h.load('qwen3', 'qwen3-Q4_K_M.gguf');
     const prompts = readFixtureJson<Refs>('qwen3', 'refs.json').prompts.map((p) => p.ids);
-    const alone = prompts.map((ids) => lastLogitsWhole(model, ids, 1000));
-    const cache = newCache(model, 64);
+    const alone = prompts.map((ids) => h.lastLogits(model, ids, 1000));
+    const cache = h.newCache(model, 64);
     // Interleave physical blocks across sequences so tables are not contiguous.
     const tables = prompts.map((_, s) => Array.from({ length: 8 }, (_, b) => b * prompts.length + s));
     // Step 1: first 10 tokens of every prompt; step 2: the rest, in one batch.
@@ -181,9 +94,9 @@ describe('paging, chunking and batching', needFixtures, () => {
   });
 
   it('frees every per-step tensor', () => {
-    const model = load('llama');
+    const model = h.load('llama');
     const before = backend.stats().liveTensors;
-    lastLogitsWhole(model, [1, 2, 3, 4, 5], 2);
+    h.lastLogits(model, [1, 2, 3, 4, 5], 2);
     assert.equal(backend.stats().liveTensors, before);
   });
 

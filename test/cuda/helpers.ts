@@ -41,12 +41,7 @@ export function nmse(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return den === 0 ? num : num / den;
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Number.isNaN(a[i]!) ? Infinity : Math.abs(a[i]! - b[i]!));
-  return m;
-}
+export { maxAbsDiff } from '../helpers/model-harness.js';
 
 /** Weight files in a temporary folder, loaded by each backend through loadWeight. */
 export class WeightFiles {

@@ -4,89 +4,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CudaBackend } from '../../src/backend/cuda-backend.js';
-import { PagedKvCache } from '../../src/models/kv-cache.js';
-import { openModelFiles } from '../../src/models/model-files.js';
-import { createModel, type CausalLM } from '../../src/models/registry.js';
-import { decodeF32, fixturePath, haveFixtures, readFixtureJson } from '../fixtures.js';
-import { maxAbsDiff, needCuda } from './helpers.js';
-
-interface Prompt {
-  id: string;
-  ids: number[];
-}
-interface RefPrompt {
-  id: string;
-  argmax: number[];
-  top1_minus_top2?: number[];
-  greedy16: number[];
-  last4_logits: string;
-}
-interface Refs {
-  prompts: Prompt[];
-  hf: { per_prompt: RefPrompt[] };
-  llama_cpp: Record<string, { per_prompt: RefPrompt[] }>;
-}
+import { decodeF32, haveFixtures, readFixtureJson } from '../fixtures.js';
+import { argmax, maxAbsDiff, ModelHarness, type Refs } from '../helpers/model-harness.js';
+import { needCuda } from './helpers.js';
 
 const skip = 'skip' in needCuda ? needCuda : haveFixtures ? {} : { skip: 'fixtures not found (set KT_FIXTURES)' };
-const TABLE = Array.from({ length: 64 }, (_, i) => i);
 let backend: CudaBackend;
 const report: string[] = [];
 
-function load(dir: string, gguf?: string): CausalLM {
-  const files = openModelFiles({ modelPath: fixturePath(dir), ggufPath: gguf ? fixturePath(dir, gguf) : undefined });
-  return createModel(files.config, backend, files.weights);
-}
-
-function newCache(model: CausalLM, blocks = 64): PagedKvCache {
-  return new PagedKvCache(backend, { numLayers: model.config.numLayers, numBlocks: blocks, blockSize: 16, width: model.kvWidth });
-}
-
-/** Logits at every prompt position, one decode step per token (the GEMV path). */
-function allLogits(model: CausalLM, ids: number[]): Float32Array[] {
-  const cache = newCache(model);
-  const rows: Float32Array[] = [];
-  for (let t = 0; t < ids.length; t++) {
-    const out = model.forward({ sequences: [{ cachedLen: t, tokens: [ids[t]!], blockTable: TABLE, wantLogits: true }] }, cache);
-    rows.push(out.slice(0, model.config.vocabSize));
-  }
-  cache.dispose();
-  return rows;
-}
-
-/** Last-position logits of a prefill in chunks of `chunk` tokens (M > 8 takes the cuBLAS path). */
-function lastLogits(model: CausalLM, ids: number[], chunk: number): Float32Array {
-  const cache = newCache(model);
-  let out: Float32Array = new Float32Array(0);
-  for (let c = 0; c < ids.length; c += chunk) {
-    const tokens = ids.slice(c, c + chunk);
-    out = model.forward({ sequences: [{ cachedLen: c, tokens, blockTable: TABLE, wantLogits: c + chunk >= ids.length }] }, cache);
-  }
-  cache.dispose();
-  return out;
-}
-
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
-  return best;
-}
-
-function greedy(model: CausalLM, ids: number[], n: number): number[] {
-  const cache = newCache(model);
-  let logits = model.forward({ sequences: [{ cachedLen: 0, tokens: ids, blockTable: TABLE, wantLogits: true }] }, cache);
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = argmax(logits);
-    out.push(t);
-    logits = model.forward({ sequences: [{ cachedLen: ids.length + i, tokens: [t], blockTable: TABLE, wantLogits: true }] }, cache);
-  }
-  cache.dispose();
-  return out;
-}
+let h: ModelHarness;
 
 describe('CUDA backend: fixture models', skip, () => {
   before(() => {
     backend = new CudaBackend({ precision: 'f32' });
+    h = new ModelHarness(backend);
   });
   after(() => {
     if (report.length) console.log(report.join('\n'));
@@ -96,18 +27,18 @@ describe('CUDA backend: fixture models', skip, () => {
     it(`${dir} safetensors vs Hugging Face (f32): last-4 within 1e-3, clear argmaxes, greedy16`, () => {
       backend.setOptions({ precision: 'f32' });
       const refs = readFixtureJson<Refs>(dir, 'refs.json');
-      const model = load(dir);
+      const model = h.load(dir);
       const V = model.config.vocabSize;
       let worst = 0;
       for (const p of refs.prompts) {
         const hf = refs.hf.per_prompt.find((h) => h.id === p.id)!;
-        const rows = allLogits(model, p.ids);
+        const rows = h.allLogits(model, p.ids);
         const want = decodeF32(hf.last4_logits);
         for (let r = 0; r < 4; r++) worst = Math.max(worst, maxAbsDiff(rows[p.ids.length - 4 + r]!, want.subarray(r * V, (r + 1) * V)));
         rows.forEach((row, i) => {
           if (hf.top1_minus_top2![i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
         });
-        assert.deepEqual(greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
+        assert.deepEqual(h.greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
       }
       report.push(`cuda f32: ${dir} safetensors vs HF: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= 1e-3, `max abs diff ${worst}`);
@@ -130,12 +61,12 @@ describe('CUDA backend: fixture models', skip, () => {
     it(`${file} vs llama.cpp (f32): last-4 within ${tol}, argmax equal where the margin is clear`, () => {
       backend.setOptions({ precision: 'f32' });
       const refs = readFixtureJson<Refs>(dir, 'refs.json');
-      const model = load(dir, file);
+      const model = h.load(dir, file);
       const V = model.config.vocabSize;
       let worst = 0;
       for (const p of refs.prompts) {
         const want = decodeF32(refs.llama_cpp[file]!.per_prompt.find((c) => c.id === p.id)!.last4_logits);
-        const rows = allLogits(model, p.ids);
+        const rows = h.allLogits(model, p.ids);
         for (let r = 0; r < 4; r++) {
           const got = rows[p.ids.length - 4 + r]!;
           const ref = want.subarray(r * V, (r + 1) * V);
@@ -162,13 +93,13 @@ describe('CUDA backend: fixture models', skip, () => {
       backend.setOptions({ precision: 'bf16' });
       try {
         const refs = readFixtureJson<Refs>(dir, 'refs.json');
-        const model = load(dir, file);
+        const model = h.load(dir, file);
         const V = model.config.vocabSize;
         let worst = 0;
         for (const p of refs.prompts) {
           const entry = ref === 'hf' ? refs.hf : refs.llama_cpp[ref]!;
           const want = decodeF32(entry.per_prompt.find((c) => c.id === p.id)!.last4_logits).subarray(3 * V, 4 * V);
-          worst = Math.max(worst, maxAbsDiff(lastLogits(model, p.ids, 1000), want));
+          worst = Math.max(worst, maxAbsDiff(h.lastLogits(model, p.ids, 1000), want));
         }
         report.push(`cuda bf16: ${file ?? `${dir} safetensors`} prefill vs ${ref === 'hf' ? 'HF' : 'llama.cpp'}: max abs ${worst.toExponential(2)}`);
         assert.ok(worst <= tol, `max abs diff ${worst} > ${tol}`);
@@ -179,17 +110,17 @@ describe('CUDA backend: fixture models', skip, () => {
   }
 
   it('chunked prefill gives the logits of a one-shot prefill (f32)', () => {
-    const model = load('llama');
+    const model = h.load('llama');
     const ids = readFixtureJson<Refs>('llama', 'refs.json').prompts[0]!.ids;
-    const whole = lastLogits(model, ids, 1000);
-    for (const chunk of [1, 5, 16, 17]) assert.ok(maxAbsDiff(lastLogits(model, ids, chunk), whole) < 1e-4, `chunk ${chunk}`);
+    const whole = h.lastLogits(model, ids, 1000);
+    for (const chunk of [1, 5, 16, 17]) assert.ok(maxAbsDiff(h.lastLogits(model, ids, chunk), whole) < 1e-4, `chunk ${chunk}`);
   });
 
   it('a batch of sequences with different lengths and scattered blocks equals each alone (f32)', () => {
-    const model = load('qwen3', 'qwen3-Q4_K_M.gguf');
+    const model = h.load('qwen3', 'qwen3-Q4_K_M.gguf');
     const prompts = readFixtureJson<Refs>('qwen3', 'refs.json').prompts.map((p) => p.ids);
-    const alone = prompts.map((ids) => lastLogits(model, ids, 1000));
-    const cache = newCache(model, 64);
+    const alone = prompts.map((ids) => h.lastLogits(model, ids, 1000));
+    const cache = h.newCache(model, 64);
     const tables = prompts.map((_, s) => Array.from({ length: 8 }, (_, b) => b * prompts.length + s));
     model.forward({ sequences: prompts.map((ids, s) => ({ cachedLen: 0, tokens: ids.slice(0, 10), blockTable: tables[s]!, wantLogits: false })) }, cache);
     const V = model.config.vocabSize;
@@ -199,9 +130,9 @@ describe('CUDA backend: fixture models', skip, () => {
   });
 
   it('frees every per-step tensor', () => {
-    const model = load('llama');
+    const model = h.load('llama');
     const start = backend.stats().liveTensors;
-    lastLogits(model, [1, 2, 3, 4, 5], 2);
+    h.lastLogits(model, [1, 2, 3, 4, 5], 2);
     assert.equal(backend.stats().liveTensors, start);
   });
 });

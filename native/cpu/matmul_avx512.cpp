@@ -1,280 +1,21 @@
-// AVX-512 matmul kernels: each weight format is decoded once into 16-float vectors by a
-// "decoder" that feeds either a dot product (decode) or a store into an f32 panel (prefill),
-// so both paths share one unpacking routine per format.
+// AVX-512 matmul kernels. Plain weights: f32 dot products and a register-tiled f32 GEMM.
+// Quantized weights: VNNI int8 dot products (vpdpbusd, unsigned codes x signed activations)
+// per block, each output's float steps in the order of detail::block_step.
 #include "cpu/matmul.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__F16C__)
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__) && defined(__F16C__)
 // GCC 12's own AVX-512 headers trip these on their _mm512_undefined_* helpers (GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/quant.h"
 
 namespace kt::detail {
 namespace {
-
-using namespace blocks;
-
-inline __m512 half_to_vec(uint16_t h) { return _mm512_set1_ps(_cvtsh_ss(h)); }
-inline __m512i u8x16(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m512i i8x16(const int8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m512 to_f(__m512i v) { return _mm512_cvtepi32_ps(v); }
-// A function, not a global: a global would run an AVX-512 instruction at load time on any CPU.
-inline __m512i low4() { return _mm512_set1_epi32(0xF); }
-
-// ---- sinks: what to do with each decoded vector of 16 weights at element offset `off` ----
-
-struct DotSink {
-  const float* x;
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  void operator()(int64_t off, __m512 v, int s) { acc[s] = _mm512_fmadd_ps(v, _mm512_loadu_ps(x + off), acc[s]); }
-  float sum() const { return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))); }
-};
-
-struct StoreSink {
-  float* out;
-  void operator()(int64_t off, __m512 v, int) { _mm512_storeu_ps(out + off, v); }
-};
-
-// ---- decoders: call sink(offset, vector, accumulator slot) for every 16 weights of a row ----
-//
-// 4- and 5-bit codes index a per-block table of their 16 (32) dequantized values with one
-// permute, which replaces the int->float convert and the scale multiply per vector. The
-// 16-entry permute reads only the low 4 bits of each index, so low nibbles go in unmasked.
-
-inline __m512 iota16() { return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); }
-inline __m512 lookup(__m512i idx, __m512 table) { return _mm512_permutexvar_ps(idx, table); }
-// 32-entry table in two halves; bit 4 of idx picks the half.
-inline __m512 lookup32(__m512i idx, __m512 lo, __m512 hi) { return _mm512_permutex2var_ps(lo, idx, hi); }
-
-// d * (q - offset) for q = 0..15, rounded once like the reference's (q - offset) * d.
-inline __m512 offset_table(__m512 d, float offset, float first = 0) {
-  return _mm512_fmsub_ps(_mm512_add_ps(iota16(), _mm512_set1_ps(first)), d, _mm512_mul_ps(d, _mm512_set1_ps(offset)));
-}
-
-template <class Sink>
-void decode_q4_0(const void* w, int64_t K, Sink& sink) {
-  const Q4_0* b = static_cast<const Q4_0*>(w);
-  for (int64_t i = 0; i < K / 32; ++i) {
-    const __m512 table = offset_table(half_to_vec(b[i].d), 8);
-    const __m512i q = u8x16(b[i].qs);
-    sink(32 * i, lookup(q, table), 0);
-    sink(32 * i + 16, lookup(_mm512_srli_epi32(q, 4), table), 1);
-  }
-}
-
-template <class Sink>
-void decode_q4_1(const void* w, int64_t K, Sink& sink) {
-  const Q4_1* b = static_cast<const Q4_1*>(w);
-  for (int64_t i = 0; i < K / 32; ++i) {
-    const __m512 table = _mm512_fmadd_ps(iota16(), half_to_vec(b[i].d), half_to_vec(b[i].m));
-    const __m512i q = u8x16(b[i].qs);
-    sink(32 * i, lookup(q, table), 0);
-    sink(32 * i + 16, lookup(_mm512_srli_epi32(q, 4), table), 1);
-  }
-}
-
-// The 5th bit of element j lives in bit j of qh: a mask register sets bit 4 of the index.
-inline __m512i with_bit4(__m512i idx, uint32_t mask) {
-  return _mm512_mask_or_epi32(idx, static_cast<__mmask16>(mask), idx, _mm512_set1_epi32(16));
-}
-
-template <class Sink>
-void decode_q5_0(const void* w, int64_t K, Sink& sink) {
-  const Q5_0* b = static_cast<const Q5_0*>(w);
-  for (int64_t i = 0; i < K / 32; ++i) {
-    const __m512 d = half_to_vec(b[i].d);
-    const __m512 lo_t = offset_table(d, 16), hi_t = offset_table(d, 16, 16);
-    uint32_t qh;
-    std::memcpy(&qh, b[i].qh, 4);
-    const __m512i q = u8x16(b[i].qs);
-    sink(32 * i, lookup32(with_bit4(_mm512_and_si512(q, low4()), qh), lo_t, hi_t), 0);
-    sink(32 * i + 16, lookup32(with_bit4(_mm512_srli_epi32(q, 4), qh >> 16), lo_t, hi_t), 1);
-  }
-}
-
-template <class Sink>
-void decode_q5_1(const void* w, int64_t K, Sink& sink) {
-  const Q5_1* b = static_cast<const Q5_1*>(w);
-  for (int64_t i = 0; i < K / 32; ++i) {
-    const __m512 d = half_to_vec(b[i].d), m = half_to_vec(b[i].m);
-    const __m512 lo_t = _mm512_fmadd_ps(iota16(), d, m);
-    const __m512 hi_t = _mm512_fmadd_ps(_mm512_add_ps(iota16(), _mm512_set1_ps(16)), d, m);
-    uint32_t qh;
-    std::memcpy(&qh, b[i].qh, 4);
-    const __m512i q = u8x16(b[i].qs);
-    sink(32 * i, lookup32(with_bit4(_mm512_and_si512(q, low4()), qh), lo_t, hi_t), 0);
-    sink(32 * i + 16, lookup32(with_bit4(_mm512_srli_epi32(q, 4), qh >> 16), lo_t, hi_t), 1);
-  }
-}
-
-template <class Sink>
-void decode_q8_0(const void* w, int64_t K, Sink& sink) {
-  const Q8_0* b = static_cast<const Q8_0*>(w);
-  for (int64_t i = 0; i < K / 32; ++i) {
-    const __m512 d = half_to_vec(b[i].d);
-    sink(32 * i, _mm512_mul_ps(to_f(i8x16(b[i].qs)), d), 0);
-    sink(32 * i + 16, _mm512_mul_ps(to_f(i8x16(b[i].qs + 16)), d), 1);
-  }
-}
-
-// Q4_K / Q5_K: 8 sub-blocks of 32 with a 6-bit scale and min each, unpacked from the 12
-// scale bytes with 32-bit word operations: lanes 0-7 get d * scale, lanes 8-15 dmin * min.
-inline __m512 k4_scales(uint16_t dh, uint16_t dminh, const uint8_t* packed) {
-  uint32_t a, b, c;
-  std::memcpy(&a, packed, 4);
-  std::memcpy(&b, packed + 4, 4);
-  std::memcpy(&c, packed + 8, 4);
-  const uint32_t sc_lo = a & 0x3f3f3f3fu, m_lo = b & 0x3f3f3f3fu;
-  const uint32_t sc_hi = (c & 0x0f0f0f0fu) | (((a >> 6) & 0x03030303u) << 4);
-  const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | (((b >> 6) & 0x03030303u) << 4);
-  const __m128i bytes = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
-                                       static_cast<int>(m_hi));
-  const __m512 mult = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(_cvtsh_ss(dh)), _mm512_set1_ps(_cvtsh_ss(dminh)));
-  return _mm512_mul_ps(to_f(_mm512_cvtepu8_epi32(bytes)), mult);
-}
-
-inline __m512 lane(__m512 v, int j) { return _mm512_permutexvar_ps(_mm512_set1_epi32(j), v); }
-
-// Table of d_j * q - m_j for sub-block j.
-inline __m512 k4_table(__m512 scales, int j) { return _mm512_fmsub_ps(iota16(), lane(scales, j), lane(scales, 8 + j)); }
-
-template <class Sink>
-void decode_q4_K(const void* w, int64_t K, Sink& sink) {
-  const Q4_K* b = static_cast<const Q4_K*>(w);
-  for (int64_t i = 0; i < K / 256; ++i) {
-    const __m512 scales = k4_scales(b[i].d, b[i].dmin, b[i].scales);
-    for (int j = 0; j < 4; ++j) {
-      const __m512 lo_t = k4_table(scales, 2 * j), hi_t = k4_table(scales, 2 * j + 1);
-      for (int h = 0; h < 2; ++h) {
-        const __m512i q = u8x16(b[i].qs + 32 * j + 16 * h);
-        const int64_t off = 256 * i + 64 * j + 16 * h;
-        sink(off, lookup(q, lo_t), h);
-        sink(off + 32, lookup(_mm512_srli_epi32(q, 4), hi_t), 2 + h);
-      }
-    }
-  }
-}
-
-template <class Sink>
-void decode_q5_K(const void* w, int64_t K, Sink& sink) {
-  const Q5_K* b = static_cast<const Q5_K*>(w);
-  const __m512 sixteen = _mm512_set1_ps(16);
-  for (int64_t i = 0; i < K / 256; ++i) {
-    const __m512 scales = k4_scales(b[i].d, b[i].dmin, b[i].scales);
-    const __m512i qh[2] = {u8x16(b[i].qh), u8x16(b[i].qh + 16)};
-    for (int j = 0; j < 4; ++j) {
-      __m512 t[2][2];  // [sub-block][half of the 32-entry table]
-      for (int s = 0; s < 2; ++s) {
-        const __m512 d = lane(scales, 2 * j + s), m = lane(scales, 8 + 2 * j + s);
-        t[s][0] = _mm512_fmsub_ps(iota16(), d, m);
-        t[s][1] = _mm512_fmsub_ps(_mm512_add_ps(iota16(), sixteen), d, m);
-      }
-      const __m512i bit_lo = _mm512_set1_epi32(1 << (2 * j)), bit_hi = _mm512_set1_epi32(2 << (2 * j));
-      for (int h = 0; h < 2; ++h) {
-        const __m512i q = u8x16(b[i].qs + 32 * j + 16 * h);
-        const __m512i lo = with_bit4(_mm512_and_si512(q, low4()), _mm512_test_epi32_mask(qh[h], bit_lo));
-        const __m512i hi = with_bit4(_mm512_srli_epi32(q, 4), _mm512_test_epi32_mask(qh[h], bit_hi));
-        const int64_t off = 256 * i + 64 * j + 16 * h;
-        sink(off, lookup32(lo, t[0][0], t[0][1]), h);
-        sink(off + 32, lookup32(hi, t[1][0], t[1][1]), 2 + h);
-      }
-    }
-  }
-}
-
-// Q6_K: per 128 weights, ql holds two nibble planes and qh four 2-bit planes. The -32
-// offset rides in the multiply: fmsub(q, s, 32 s) rounds s * (q - 32) once, like the reference.
-template <class Sink>
-void decode_q6_K(const void* w, int64_t K, Sink& sink) {
-  const Q6_K* b = static_cast<const Q6_K*>(w);
-  const __m512i bits45 = _mm512_set1_epi32(0x30);
-  const __m512 thirty_two = _mm512_set1_ps(32);
-  for (int64_t i = 0; i < K / 256; ++i) {
-    const __m512 d = half_to_vec(b[i].d);
-    const __m512 scales = _mm512_mul_ps(to_f(i8x16(b[i].scales)), d);
-    for (int n = 0; n < 2; ++n) {
-      const int64_t base = 256 * i + 128 * n;
-      for (int h = 0; h < 2; ++h) {
-        const __m512i a = u8x16(b[i].ql + 64 * n + 16 * h), c = u8x16(b[i].ql + 64 * n + 32 + 16 * h);
-        const __m512i hb = u8x16(b[i].qh + 32 * n + 16 * h);
-        // nibble | (high bits moved to bits 4-5): ternary logic A | (B & C)
-        const auto code = [&](__m512i nib, __m512i high) { return to_f(_mm512_ternarylogic_epi32(nib, high, bits45, 0xF8)); };
-        const auto put = [&](int64_t off, __m512 q, int sub, int slot) {
-          const __m512 s = lane(scales, 8 * n + h + sub);
-          sink(off, _mm512_fmsub_ps(q, s, _mm512_mul_ps(s, thirty_two)), slot);
-        };
-        put(base + 16 * h, code(_mm512_and_si512(a, low4()), _mm512_slli_epi32(hb, 4)), 0, 0);
-        put(base + 32 + 16 * h, code(_mm512_and_si512(c, low4()), _mm512_slli_epi32(hb, 2)), 2, 1);
-        put(base + 64 + 16 * h, code(_mm512_srli_epi32(a, 4), hb), 4, 2);
-        put(base + 96 + 16 * h, code(_mm512_srli_epi32(c, 4), _mm512_srli_epi32(hb, 2)), 6, 3);
-      }
-    }
-  }
-}
-
-// Q2_K / Q3_K: 16 sub-blocks of 16; per 128 weights, 32 bytes of qs hold four 2-bit planes.
-// Weight 128 h + 32 j + 16 p + l is plane j of byte 32 h + 16 p + l, sub-block 8 h + 2 j + p.
-template <class Sink>
-void decode_q2_K(const void* w, int64_t K, Sink& sink) {
-  const Q2_K* b = static_cast<const Q2_K*>(w);
-  const __m512i three = _mm512_set1_epi32(3);
-  for (int64_t i = 0; i < K / 256; ++i) {
-    const __m512i sc = u8x16(b[i].scales);  // low nibble scale, high nibble min
-    const __m512 dl = _mm512_mul_ps(to_f(_mm512_and_si512(sc, low4())), half_to_vec(b[i].d));
-    const __m512 ml = _mm512_mul_ps(to_f(_mm512_srli_epi32(sc, 4)), half_to_vec(b[i].dmin));
-    for (int h = 0; h < 2; ++h) {
-      for (int p = 0; p < 2; ++p) {
-        const __m512i q = u8x16(b[i].qs + 32 * h + 16 * p);
-        for (int j = 0; j < 4; ++j) {
-          const int is = 8 * h + 2 * j + p;
-          const __m512 code = to_f(_mm512_and_si512(_mm512_srli_epi32(q, 2 * j), three));
-          sink(256 * i + 128 * h + 32 * j + 16 * p, _mm512_fmsub_ps(code, lane(dl, is), lane(ml, is)), j);
-        }
-      }
-    }
-  }
-}
-
-// d * (scale - 32) for the 16 sub-blocks of a Q3_K block, unpacked with 32-bit word operations.
-inline __m512 q3_k_scales(const uint8_t* s, float d) {
-  uint32_t a, b, c;
-  std::memcpy(&a, s, 4);
-  std::memcpy(&b, s + 4, 4);
-  std::memcpy(&c, s + 8, 4);
-  const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-  const __m128i bytes = _mm_setr_epi32(static_cast<int>((a & m4) | ((c & m2) << 4)),
-                                       static_cast<int>((b & m4) | (((c >> 2) & m2) << 4)),
-                                       static_cast<int>(((a >> 4) & m4) | (((c >> 4) & m2) << 4)),
-                                       static_cast<int>(((b >> 4) & m4) | (((c >> 6) & m2) << 4)));
-  const __m512i scales = _mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes), _mm512_set1_epi32(32));
-  return _mm512_mul_ps(to_f(scales), _mm512_set1_ps(d));
-}
-
-// Q3_K codes are 2 low bits from qs plus a high bit from hmask (bit 4 h + j of byte 16 p + l);
-// a clear high bit means code - 4. fmsub(code, s, 4 s) rounds s * (code - 4) once, like the reference.
-template <class Sink>
-void decode_q3_K(const void* w, int64_t K, Sink& sink) {
-  const Q3_K* b = static_cast<const Q3_K*>(w);
-  const __m512i three = _mm512_set1_epi32(3), four = _mm512_set1_epi32(4);
-  for (int64_t i = 0; i < K / 256; ++i) {
-    const __m512 dl = q3_k_scales(b[i].scales, _cvtsh_ss(b[i].d));
-    for (int h = 0; h < 2; ++h) {
-      for (int p = 0; p < 2; ++p) {
-        const __m512i q = u8x16(b[i].qs + 32 * h + 16 * p), hm = u8x16(b[i].hmask + 16 * p);
-        for (int j = 0; j < 4; ++j) {
-          __m512i code = _mm512_and_si512(_mm512_srli_epi32(q, 2 * j), three);
-          code = _mm512_mask_or_epi32(code, _mm512_test_epi32_mask(hm, _mm512_set1_epi32(1 << (4 * h + j))), code, four);
-          const __m512 s = lane(dl, 8 * h + 2 * j + p);
-          sink(256 * i + 128 * h + 32 * j + 16 * p, _mm512_fmsub_ps(to_f(code), s, _mm512_mul_ps(s, _mm512_set1_ps(4))), j);
-        }
-      }
-    }
-  }
-}
 
 // Plain formats: 16 at a time, then a masked tail (K need not be a multiple of 16).
 template <int Kind>  // 0 f32, 1 f16, 2 bf16
@@ -296,57 +37,31 @@ inline __m512 load_plain_tail(const void* w, int64_t k, __mmask16 mask) {
 inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
 
 template <int Kind>
-float dot_plain(const float* x, const void* w, int64_t K) {
-  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t k = 0;
-  for (; k + 32 <= K; k += 32) {
-    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k), _mm512_loadu_ps(x + k), acc[0]);
-    acc[1] = _mm512_fmadd_ps(load_plain<Kind>(w, k + 16), _mm512_loadu_ps(x + k + 16), acc[1]);
-  }
-  if (k + 16 <= K) {
-    acc[0] = _mm512_fmadd_ps(load_plain<Kind>(w, k), _mm512_loadu_ps(x + k), acc[0]);
-    k += 16;
-  }
-  if (k < K) {
-    const __mmask16 mask = tail_mask(K - k);
-    acc[1] = _mm512_fmadd_ps(load_plain_tail<Kind>(w, k, mask), _mm512_maskz_loadu_ps(mask, x + k), acc[1]);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
-}
-
-template <int Kind>
 void dequant_plain(const void* w, float* out, int64_t K) {
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) _mm512_storeu_ps(out + k, load_plain<Kind>(w, k));
   if (k < K) _mm512_mask_storeu_ps(out + k, tail_mask(K - k), load_plain_tail<Kind>(w, k, tail_mask(K - k)));
 }
 
-template <void (*Decode)(const void*, int64_t, DotSink&)>
-float dot_decoded(const float* x, const void* w, int64_t K) {
-  DotSink sink{x};
-  Decode(w, K, sink);
-  return sink.sum();
+// ---- register-tiled GEMM: MR rows of x against NR weight rows, full K per tile ----
+// Every output has one accumulator, 16 lanes wide, over k in steps of 16 (masked tail), then
+// one horizontal sum: the same operations whatever MR, NR or M, so M = 1 (weights read in
+// place, f16/bf16 widened on the fly) and M > 1 (an f32 panel) give the same bits.
+
+template <int Kind>
+inline const void* wrow(const void* w, int64_t j, int64_t ldw) {
+  return static_cast<const uint8_t*>(w) + j * ldw * (Kind == 0 ? 4 : 2);
 }
 
-template <void (*Decode)(const void*, int64_t, StoreSink&)>
-void dequant_decoded(const void* w, float* out, int64_t K) {
-  StoreSink sink{out};
-  Decode(w, K, sink);
-}
-
-#define KT_DECODED(fn) RowKernels{&dot_decoded<&fn<DotSink>>, &dequant_decoded<&fn<StoreSink>>}
-
-// ---- f32 panel GEMM: MR rows of x against NR rows of the panel, full K per tile ----
-
-template <int MR, int NR>
-void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t K, float* out, int64_t ldo) {
+template <int Kind, int MR, int NR>
+void gemm_tile(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t K, float* out, int64_t ldo) {
   __m512 acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
     __m512 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_ps(w + j * ldw + k);
+    for (int j = 0; j < NR; ++j) wv[j] = load_plain<Kind>(wrow<Kind>(w, j, ldw), k);
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
@@ -355,7 +70,7 @@ void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t
   if (k < K) {
     const __mmask16 mask = tail_mask(K - k);
     __m512 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_ps(mask, w + j * ldw + k);
+    for (int j = 0; j < NR; ++j) wv[j] = load_plain_tail<Kind>(wrow<Kind>(w, j, ldw), k, mask);
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + k);
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
@@ -369,15 +84,15 @@ void gemm_tile(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t
 // loads are unmasked (masked loads there cost a third of the speed), the tail is masked.
 constexpr int kMR = 6, kNR = 4;
 
-// Rows [0, nw) of the panel in tiles of kNR, the last one narrower.
-template <int MR>
-void gemm_rows(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t nw, int64_t K, float* out, int64_t ldo) {
+// Weight rows [0, nw) in tiles of kNR, the last one narrower.
+template <int Kind, int MR>
+void gemm_rows(const float* x, int64_t ldx, const void* w, int64_t ldw, int64_t nw, int64_t K, float* out, int64_t ldo) {
   int64_t j = 0;
-  for (; j + kNR <= nw; j += kNR) gemm_tile<MR, kNR>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
+  for (; j + kNR <= nw; j += kNR) gemm_tile<Kind, MR, kNR>(x, ldx, wrow<Kind>(w, j, ldw), ldw, K, out + j, ldo);
   const int64_t rest = nw - j;
-  if constexpr (kNR > 1) if (rest == 1) gemm_tile<MR, 1>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
-  if constexpr (kNR > 2) if (rest == 2) gemm_tile<MR, 2>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
-  if constexpr (kNR > 3) if (rest == 3) gemm_tile<MR, 3>(x, ldx, w + j * ldw, ldw, K, out + j, ldo);
+  if (rest == 1) gemm_tile<Kind, MR, 1>(x, ldx, wrow<Kind>(w, j, ldw), ldw, K, out + j, ldo);
+  if (rest == 2) gemm_tile<Kind, MR, 2>(x, ldx, wrow<Kind>(w, j, ldw), ldw, K, out + j, ldo);
+  if (rest == 3) gemm_tile<Kind, MR, 3>(x, ldx, wrow<Kind>(w, j, ldw), ldw, K, out + j, ldo);
 }
 
 // The last M % kMR rows of x: one instantiation per possible remainder.
@@ -385,7 +100,7 @@ template <int R>
 void gemm_rest(int64_t rest, const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t nw, int64_t K, float* out,
                int64_t ldo) {
   if constexpr (R > 0) {
-    if (rest == R) return gemm_rows<R>(x, ldx, w, ldw, nw, K, out, ldo);
+    if (rest == R) return gemm_rows<0, R>(x, ldx, w, ldw, nw, K, out, ldo);
     gemm_rest<R - 1>(rest, x, ldx, w, ldw, nw, K, out, ldo);
   }
 }
@@ -393,51 +108,259 @@ void gemm_rest(int64_t rest, const float* x, int64_t ldx, const float* w, int64_
 void panel_gemm(const float* x, int64_t ldx, int64_t M, const float* w, int64_t ldw, int64_t nw, int64_t K, float* out,
                 int64_t ldo) {
   int64_t m = 0;
-  for (; m + kMR <= M; m += kMR) gemm_rows<kMR>(x + m * ldx, ldx, w, ldw, nw, K, out + m * ldo, ldo);
+  for (; m + kMR <= M; m += kMR) gemm_rows<0, kMR>(x + m * ldx, ldx, w, ldw, nw, K, out + m * ldo, ldo);
   gemm_rest<kMR - 1>(M - m, x + m * ldx, ldx, w, ldw, nw, K, out + m * ldo, ldo);
 }
 
-// Formats without a hand-written decoder: reference dequantization a chunk at a time.
-template <DType T>
-float generic_dot(const float* x, const void* w, int64_t K) {
-  const TypeTraits& tr = *quant_traits(T);
-  alignas(64) float buf[256];
-  __m512 acc = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 256) {
-    const int64_t n = std::min<int64_t>(256, K - k);  // a multiple of 32: every block size divides it
-    dequantize_row(T, static_cast<const uint8_t*>(w) + row_bytes(tr, k), buf, n);
-    for (int64_t l = 0; l < n; l += 16) acc = _mm512_fmadd_ps(_mm512_load_ps(buf + l), _mm512_loadu_ps(x + k + l), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
+template <int Kind>
+void gemv_plain(const float* x, const void* w, int64_t nw, int64_t K, float* out) {
+  gemm_rows<Kind, 1>(x, K, w, K, nw, K, out, 0);
 }
 
-template <DType T>
-void generic_dequant(const void* w, float* out, int64_t K) {
-  dequantize_row(T, w, out, K);
+// ---- quantized weights ----
+
+// The vector type of the lane-form decoders (matmul.h): 16 int32 lanes, lane r = weight row r.
+struct V512 {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int R = 16;
+  struct Rows {
+    const uint8_t* base;  // block b of row 0
+    __m512i idx;          // byte offset of each row from row 0
+    __mmask16 mask;       // rows that exist
+    int64_t rb, rows;
+    __m512i load(int64_t off) const {
+      return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, base + off, 1);
+    }
+    void bulk(int64_t off, int n, __m512i* out) const;
+  };
+  static I zero() { return _mm512_setzero_si512(); }
+  static F fzero() { return _mm512_setzero_ps(); }
+  static I set1(int32_t v) { return _mm512_set1_epi32(v); }
+  static I set4(const int32_t* w) { return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w))); }
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static I xor_(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static I mullo(I a, I b) { return _mm512_mullo_epi32(a, b); }
+  static I srli(I a, int n) { return _mm512_srli_epi32(a, static_cast<unsigned>(n)); }
+  static I slli(I a, int n) { return _mm512_slli_epi32(a, static_cast<unsigned>(n)); }
+  static I srai(I a, int n) { return _mm512_srai_epi32(a, static_cast<unsigned>(n)); }
+  static I shuffle_bytes(I table, I idx) { return _mm512_shuffle_epi8(table, idx); }
+  static F half_lo(I v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+  static F half_hi(I v) { return half_lo(_mm512_srli_epi32(v, 16)); }
+  static void store(uint8_t* p, I v) { _mm512_store_si512(p, v); }
+  static void storef(uint8_t* p, F v) { _mm512_store_ps(p, v); }
+};
+
+// Dword transposes: out[k] lane r = dword k of row r.
+[[gnu::always_inline]] inline void transpose16x16(__m512i* v) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  __m512i u[4][4];  // u[q][k]: 128-bit lane L holds column 4L+k of rows 4q..4q+3
+  for (int q = 0; q < 4; ++q) {
+    u[q][0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+    u[q][1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+    u[q][2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+    u[q][3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    const __m512i a = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0x44), b = _mm512_shuffle_i32x4(u[0][k], u[1][k], 0xEE);
+    const __m512i c = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0x44), d = _mm512_shuffle_i32x4(u[2][k], u[3][k], 0xEE);
+    v[k] = _mm512_shuffle_i32x4(a, c, 0x88);
+    v[4 + k] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    v[8 + k] = _mm512_shuffle_i32x4(b, d, 0x88);
+    v[12 + k] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+}
+
+// W (16, 8 or 4) dwords at byte `off` of each row's block, transposed into out[0..W). Narrow
+// loads share a vector: with 8 dwords rows r and r+8, with 4 rows r, r+4, r+8, r+12, each
+// masked into its own lanes (masked-off lanes read nothing, so no row is over-read).
+template <int W>
+[[gnu::always_inline]] inline void bulk_part(const V512::Rows& rw, const uint8_t* at, __m512i* out) {
+  __m512i v[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) v[i] = _mm512_setzero_si512();
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) {
+    const int vi = r % W, slot = r / W;
+    const __mmask16 lanes = static_cast<__mmask16>(((1u << W) - 1) << (W * slot));
+    if (r < rw.rows) v[vi] = _mm512_mask_loadu_epi32(v[vi], lanes, at + r * rw.rb - 4 * W * slot);
+  }
+  transpose16x16(v);
+#pragma GCC unroll 16
+  for (int k = 0; k < W; ++k) {
+    if (W == 16) out[k] = v[k];
+    else if (W == 8) out[k] = _mm512_shuffle_i32x4(v[k], v[k + 8], 0x44);
+    else out[k] = _mm512_shuffle_i32x4(_mm512_shuffle_i32x4(v[k], v[k + 4], 0), _mm512_shuffle_i32x4(v[k + 8], v[k + 12], 0), 0x88);
+  }
+}
+
+[[gnu::always_inline]] inline void V512::Rows::bulk(int64_t off, int n, __m512i* out) const {
+  int k0 = 0;
+  for (; k0 + 16 <= n; k0 += 16) bulk_part<16>(*this, base + off + 4 * k0, out + k0);
+  if (n - k0 == 8) bulk_part<8>(*this, base + off + 4 * k0, out + k0);
+  if (n - k0 == 4) bulk_part<4>(*this, base + off + 4 * k0, out + k0);
+}
+
+inline __m512i bcast32(const void* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+// One block of a panel against MR activation rows m0.. (lane r = weight row r): vpdpbusd takes
+// 4 codes of 16 rows against 4 broadcast activation codes; a scale group's products are summed,
+// then multiplied by the group's scales; the float steps run 16 outputs wide (block_step's order).
+template <int64_t B, int SG, Step ST, int MR>
+inline void consume(const PanelLayout& pl, const uint8_t* p, const ActRows& x, int64_t m0, int64_t b, __m512* facc) {
+  const int8_t* xq = x.q + m0 * x.K + b * B;
+  const int16_t* X = x.sums + m0 * (x.K / 16) + b * (B / 16);
+  __m512i iacc[MR];
+  for (int i = 0; i < MR; ++i) iacc[i] = _mm512_setzero_si512();
+  constexpr int64_t G = SG ? SG : B;
+  for (int64_t j = 0; j < B / G; ++j) {
+    // Even and odd chunks in separate sums: two dependency chains (integer sums are exact).
+    __m512i t[MR], t2[MR];
+    for (int i = 0; i < MR; ++i) t[i] = t2[i] = _mm512_setzero_si512();
+    for (int64_t c = j * G / 4; c < (j + 1) * G / 4; c += 2) {
+      const __m512i W0 = _mm512_load_si512(p + pl.codes + 64 * c), W1 = _mm512_load_si512(p + pl.codes + 64 * c + 64);
+      for (int i = 0; i < MR; ++i) {
+        t[i] = _mm512_dpbusd_epi32(t[i], W0, bcast32(xq + i * x.K + 4 * c));
+        t2[i] = _mm512_dpbusd_epi32(t2[i], W1, bcast32(xq + i * x.K + 4 * c + 4));
+      }
+    }
+    for (int i = 0; i < MR; ++i) t[i] = _mm512_add_epi32(t[i], t2[i]);
+    if constexpr (SG == 0) {
+      for (int i = 0; i < MR; ++i) iacc[i] = t[i];
+    } else {
+      const __m512i S = _mm512_load_si512(p + pl.S + 64 * j);
+      for (int i = 0; i < MR; ++i) iacc[i] = _mm512_add_epi32(iacc[i], _mm512_mullo_epi32(t[i], S));
+    }
+  }
+  for (int64_t q = 0; q < B / 32; ++q) {
+    const __m512i Cv = _mm512_load_si512(p + pl.C + 64 * q);
+    for (int i = 0; i < MR; ++i) iacc[i] = _mm512_dpwssd_epi32(iacc[i], Cv, bcast32(X + i * (x.K / 16) + 2 * q));
+  }
+  const __m512 D = _mm512_load_ps(p + pl.D), Wm = _mm512_load_ps(p + pl.Wm);
+  for (int i = 0; i < MR; ++i) {
+    const __m512 xd = _mm512_set1_ps(x.d[(m0 + i) * x.blocks + b]);
+    facc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[i]), _mm512_mul_ps(D, xd), facc[i]);
+    if constexpr (ST == Step::Q81) facc[i] = _mm512_fmadd_ps(Wm, _mm512_set1_ps(x.s[(m0 + i) * x.blocks + b]), facc[i]);
+  }
+  if constexpr (ST == Step::KMin) {
+    for (int i = 0; i < MR; ++i) {
+      __m512i macc = _mm512_setzero_si512();
+      for (int64_t q = 0; q < B / 32; ++q)
+        macc = _mm512_dpwssd_epi32(macc, _mm512_load_si512(p + pl.N + 64 * q), bcast32(X + i * (x.K / 16) + 2 * q));
+      const __m512 xd = _mm512_set1_ps(x.d[(m0 + i) * x.blocks + b]);
+      facc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(macc), _mm512_mul_ps(Wm, xd), facc[i]);
+    }
+  }
+}
+
+template <int MR>
+inline void store_rows(const __m512* facc, float* out, int64_t ldo, int64_t m0, int64_t rows) {
+  const __mmask16 keep = static_cast<__mmask16>((1u << rows) - 1);
+  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(out + (m0 + i) * ldo, keep, facc[i]);
+}
+
+// All blocks of a panel (or of a one-block slice refilled per block) against MR rows.
+template <int64_t B, int SG, Step ST, int MR>
+void panel_rows(const PanelLayout& pl, const uint8_t* panel, const ActRows& x, int64_t m0, float* out, int64_t ldo,
+                int64_t rows) {
+  __m512 facc[MR];
+  for (int i = 0; i < MR; ++i) facc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < x.blocks; ++b) consume<B, SG, ST, MR>(pl, panel + b * pl.bytes, x, m0, b, facc);
+  store_rows<MR>(facc, out, ldo, m0, rows);
+}
+
+template <int64_t B, int SG, Step ST, int R>
+void panel_rest(int64_t rest, const PanelLayout& pl, const uint8_t* panel, const ActRows& x, int64_t m0, float* out,
+                int64_t ldo, int64_t rows) {
+  if constexpr (R > 0) {
+    if (rest == R) return panel_rows<B, SG, ST, R>(pl, panel, x, m0, out, ldo, rows);
+    panel_rest<B, SG, ST, R - 1>(rest, pl, panel, x, m0, out, ldo, rows);
+  }
+}
+
+constexpr int kQMR = 6;     // activation rows per panel pass (4 accumulators each, of 32 registers)
+constexpr int kStream = 3;  // up to this many rows, decode each block and use it at once
+
+// Few activation rows: each block's panel slice is decoded and used at once, in L1.
+template <lanes::Decoder<V512> Decode, int64_t B, int SG, Step ST, int MR>
+void stream(V512::Rows r, const PanelLayout& pl, uint8_t* slice, int64_t bytes, const ActRows& x, float* out, int64_t ldo) {
+  __m512 facc[MR];
+  for (int i = 0; i < MR; ++i) facc[i] = _mm512_setzero_ps();
+  const uint8_t* w = r.base;
+  for (int64_t b = 0; b < x.blocks; ++b) {
+    r.base = w + b * bytes;
+    Decode(r, lanes::Out<V512>{pl, slice});
+    consume<B, SG, ST, MR>(pl, slice, x, 0, b, facc);
+  }
+  store_rows<MR>(facc, out, ldo, 0, r.rows);
+}
+
+template <lanes::Decoder<V512> Decode, int64_t B, int SG, Step ST>
+void group(const QuantKind& qk, const uint8_t* w, int64_t rb, int64_t rows, const ActRows& x, int64_t M, float* out,
+           int64_t ldo) {
+  const PanelLayout pl = panel_layout(qk, 16);
+  V512::Rows r{w, _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(static_cast<int32_t>(rb))),
+               static_cast<__mmask16>((1u << rows) - 1), rb, rows};
+  thread_local std::vector<uint8_t> buf;
+  const int64_t nb = M <= kStream ? 1 : x.blocks;
+  if (buf.size() < static_cast<size_t>(nb * pl.bytes + 64)) buf.resize(static_cast<size_t>(nb * pl.bytes + 64));
+  uint8_t* panel = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+  if (M == 1) return stream<Decode, B, SG, ST, 1>(r, pl, panel, qk.bytes, x, out, ldo);
+  if (M == 2) return stream<Decode, B, SG, ST, 2>(r, pl, panel, qk.bytes, x, out, ldo);
+  if (M == 3) return stream<Decode, B, SG, ST, 3>(r, pl, panel, qk.bytes, x, out, ldo);
+  for (int64_t b = 0; b < x.blocks; ++b) {
+    r.base = w + b * qk.bytes;
+    Decode(r, lanes::Out<V512>{pl, panel + b * pl.bytes});
+  }
+  int64_t m = 0;
+  for (; m + kQMR <= M; m += kQMR) panel_rows<B, SG, ST, kQMR>(pl, panel, x, m, out, ldo, rows);
+  panel_rest<B, SG, ST, kQMR - 1>(M - m, pl, panel, x, m, out, ldo, rows);
 }
 
 }  // namespace
 
+// One kernel per type: its decoder inlined into the block loop.
+bool avx512_int_kernels(const QuantKind& qk, IntKernels* k) {
+  using namespace lanes;
+  GroupKernel g = nullptr;
+  switch (qk.type) {
+    case DType::Q4_0: g = &group<&dec_q4_0<V512>, 32, 0, Step::Plain>; break;
+    case DType::Q4_1: g = &group<&dec_q4_1<V512>, 32, 0, Step::Q81>; break;
+    case DType::Q5_0: g = &group<&dec_q5_0<V512>, 32, 0, Step::Plain>; break;
+    case DType::Q5_1: g = &group<&dec_q5_1<V512>, 32, 0, Step::Q81>; break;
+    case DType::Q8_0: g = &group<&dec_q8_0<V512>, 32, 0, Step::Plain>; break;
+    case DType::Q2_K: g = &group<&dec_q2_K<V512>, 256, 16, Step::KMin>; break;
+    case DType::Q3_K: g = &group<&dec_q3_K<V512>, 256, 16, Step::Plain>; break;
+    case DType::Q4_K: g = &group<&dec_q4_K<V512>, 256, 32, Step::KMin>; break;
+    case DType::Q5_K: g = &group<&dec_q5_K<V512>, 256, 32, Step::KMin>; break;
+    case DType::Q6_K: g = &group<&dec_q6_K<V512>, 256, 16, Step::Plain>; break;
+    default:
+      if (qk.type == kIQ4_NL) g = &group<&dec_iq4_nl<V512>, 32, 0, Step::Plain>;
+      if (qk.type == kIQ4_XS) g = &group<&dec_iq4_xs<V512>, 256, 32, Step::Plain>;
+  }
+  if (!g) return false;
+  *k = IntKernels{g, 16};
+  return true;
+}
+
 bool avx512_row_kernels(DType t, RowKernels* k) {
   switch (t) {
-    case DType::F32: *k = RowKernels{&dot_plain<0>, &dequant_plain<0>}; return true;
-    case DType::F16: *k = RowKernels{&dot_plain<1>, &dequant_plain<1>}; return true;
-    case DType::BF16: *k = RowKernels{&dot_plain<2>, &dequant_plain<2>}; return true;
-    case DType::Q4_0: *k = KT_DECODED(decode_q4_0); return true;
-    case DType::Q4_1: *k = KT_DECODED(decode_q4_1); return true;
-    case DType::Q5_0: *k = KT_DECODED(decode_q5_0); return true;
-    case DType::Q5_1: *k = KT_DECODED(decode_q5_1); return true;
-    case DType::Q8_0: *k = KT_DECODED(decode_q8_0); return true;
-    case DType::Q4_K: *k = KT_DECODED(decode_q4_K); return true;
-    case DType::Q5_K: *k = KT_DECODED(decode_q5_K); return true;
-    case DType::Q6_K: *k = KT_DECODED(decode_q6_K); return true;
-    case DType::Q2_K: *k = KT_DECODED(decode_q2_K); return true;
-    case DType::Q3_K: *k = KT_DECODED(decode_q3_K); return true;
-    default: break;
+    case DType::F32: *k = RowKernels{&gemv_plain<0>, &dequant_plain<0>}; return true;
+    case DType::F16: *k = RowKernels{&gemv_plain<1>, &dequant_plain<1>}; return true;
+    case DType::BF16: *k = RowKernels{&gemv_plain<2>, &dequant_plain<2>}; return true;
+    default: return false;
   }
-  if (t == kIQ4_NL) { *k = RowKernels{&generic_dot<kIQ4_NL>, &generic_dequant<kIQ4_NL>}; return true; }
-  if (t == kIQ4_XS) { *k = RowKernels{&generic_dot<kIQ4_XS>, &generic_dequant<kIQ4_XS>}; return true; }
-  return false;
 }
 
 PanelGemm avx512_panel_gemm() { return &panel_gemm; }
@@ -448,6 +371,7 @@ PanelGemm avx512_panel_gemm() { return &panel_gemm; }
 
 namespace kt::detail {
 bool avx512_row_kernels(DType, RowKernels*) { return false; }
+bool avx512_int_kernels(const QuantKind&, IntKernels*) { return false; }
 PanelGemm avx512_panel_gemm() { return nullptr; }
 }  // namespace kt::detail
 

@@ -1,6 +1,7 @@
-// Reference (scalar) dequantization of every GGML weight format ktserve reads, and the
-// type dispatch of dequantize_row / quantize_row. Results equal ggml's and gguf-py's bit
-// for bit, which needs every product rounded on its own, so a*b+c is never fused here:
+// Reference (scalar) dequantization of every GGML weight format ktserve reads, their integer
+// forms for the int8 matmul (IntBlock), and the type dispatch of dequantize_row / quantize_row.
+// Results equal ggml's and gguf-py's bit for bit, which needs every product rounded on its
+// own, so a*b+c is never fused here:
 #if defined(__clang__)
 #pragma clang fp contract(off)
 #elif defined(__GNUC__)
@@ -220,6 +221,165 @@ void dq_iq4_xs(const IQ4_XS* x, float* y, int64_t nb) {
 template <typename Block>
 const Block* as(const void* p) { return static_cast<const Block*>(p); }
 
+// ---- integer forms (IntBlock) for the int8 matmul; element order as the dequantizers above ----
+
+// Groups of 16 with scale 1 and the offset `off` subtracted from every code (legacy 32-blocks).
+void plain_groups(IntBlock* o, int groups, int off, float d, float m) {
+  for (int g = 0; g < groups; ++g) { o->s[g] = 1; o->c[g] = static_cast<int16_t>(-off); o->n[g] = 0; }
+  o->d = d;
+  o->m = m;
+}
+
+void int_q4_0(const void* p, IntBlock* o) {
+  const Q4_0& b = *as<Q4_0>(p);
+  for (int j = 0; j < 16; ++j) { o->u[j] = b.qs[j] & 0xF; o->u[j + 16] = b.qs[j] >> 4; }
+  plain_groups(o, 2, 8, fp16_to_fp32(b.d), 0);
+}
+
+void int_q4_1(const void* p, IntBlock* o) {
+  const Q4_1& b = *as<Q4_1>(p);
+  for (int j = 0; j < 16; ++j) { o->u[j] = b.qs[j] & 0xF; o->u[j + 16] = b.qs[j] >> 4; }
+  plain_groups(o, 2, 0, fp16_to_fp32(b.d), fp16_to_fp32(b.m));
+}
+
+void five_bit_codes(const uint8_t* qs, const uint8_t* qhp, uint8_t* u) {
+  const uint32_t qh = load_qh(qhp);
+  for (int j = 0; j < 16; ++j) {
+    u[j] = static_cast<uint8_t>((qs[j] & 0xF) | (((qh >> j) & 1) << 4));
+    u[j + 16] = static_cast<uint8_t>((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+  }
+}
+
+void int_q5_0(const void* p, IntBlock* o) {
+  const Q5_0& b = *as<Q5_0>(p);
+  five_bit_codes(b.qs, b.qh, o->u);
+  plain_groups(o, 2, 16, fp16_to_fp32(b.d), 0);
+}
+
+void int_q5_1(const void* p, IntBlock* o) {
+  const Q5_1& b = *as<Q5_1>(p);
+  five_bit_codes(b.qs, b.qh, o->u);
+  plain_groups(o, 2, 0, fp16_to_fp32(b.d), fp16_to_fp32(b.m));
+}
+
+// Signed codes ride as u = v + 128.
+void int_q8_0(const void* p, IntBlock* o) {
+  const Q8_0& b = *as<Q8_0>(p);
+  for (int j = 0; j < 32; ++j) o->u[j] = static_cast<uint8_t>(b.qs[j] ^ 0x80);
+  plain_groups(o, 2, 128, fp16_to_fp32(b.d), 0);
+}
+
+void int_iq4_nl(const void* p, IntBlock* o) {
+  const IQ4_NL& b = *as<IQ4_NL>(p);
+  for (int j = 0; j < 16; ++j) {
+    o->u[j] = static_cast<uint8_t>(kIQ4NLValues[b.qs[j] & 0xF] + 128);
+    o->u[j + 16] = static_cast<uint8_t>(kIQ4NLValues[b.qs[j] >> 4] + 128);
+  }
+  plain_groups(o, 2, 128, fp16_to_fp32(b.d), 0);
+}
+
+void int_q2_K(const void* p, IntBlock* o) {
+  const Q2_K& b = *as<Q2_K>(p);
+  for (int g = 0; g < 16; ++g) {  // group g = 8 half + 2 plane + part, as in dq_q2_K
+    const uint8_t* q = b.qs + 32 * (g / 8) + 16 * (g % 2);
+    const int shift = 2 * ((g % 8) / 2);
+    for (int l = 0; l < 16; ++l) o->u[16 * g + l] = (q[l] >> shift) & 3;
+    o->s[g] = b.scales[g] & 0xF;
+    o->c[g] = 0;
+    o->n[g] = b.scales[g] >> 4;
+  }
+  o->d = fp16_to_fp32(b.d);
+  o->m = fp16_to_fp32(b.dmin);
+}
+
+void int_q3_K(const void* p, IntBlock* o) {
+  const Q3_K& b = *as<Q3_K>(p);
+  for (int g = 0; g < 16; ++g) {  // codes v + 4 in 0..7: the high bit set means v >= 0
+    const uint8_t* q = b.qs + 32 * (g / 8);
+    const int plane = (g % 8) / 2, l0 = 16 * (g % 2);
+    const uint8_t hbit = static_cast<uint8_t>(1u << (4 * (g / 8) + plane));
+    for (int l = 0; l < 16; ++l)
+      o->u[16 * g + l] = static_cast<uint8_t>(((q[l0 + l] >> (2 * plane)) & 3) | ((b.hmask[l0 + l] & hbit) ? 4 : 0));
+    o->s[g] = static_cast<int16_t>(q3_k_scale(g, b.scales));
+    o->c[g] = static_cast<int16_t>(-4 * o->s[g]);
+    o->n[g] = 0;
+  }
+  o->d = fp16_to_fp32(b.d);
+  o->m = 0;
+}
+
+// Q4_K / Q5_K: sub-block j (32 elements, groups 2j and 2j+1) has a 6-bit scale and min.
+void k4_groups(const uint8_t* packed, uint16_t d, uint16_t dmin, IntBlock* o) {
+  for (int j = 0; j < 8; ++j) {
+    uint8_t sc, mn;
+    scale_min_k4(j, packed, &sc, &mn);
+    o->s[2 * j] = o->s[2 * j + 1] = sc;
+    o->n[2 * j] = o->n[2 * j + 1] = mn;
+    o->c[2 * j] = o->c[2 * j + 1] = 0;
+  }
+  o->d = fp16_to_fp32(d);
+  o->m = fp16_to_fp32(dmin);
+}
+
+void int_q4_K(const void* p, IntBlock* o) {
+  const Q4_K& b = *as<Q4_K>(p);
+  for (int j = 0; j < 4; ++j)
+    for (int l = 0; l < 32; ++l) {
+      o->u[64 * j + l] = b.qs[32 * j + l] & 0xF;
+      o->u[64 * j + 32 + l] = b.qs[32 * j + l] >> 4;
+    }
+  k4_groups(b.scales, b.d, b.dmin, o);
+}
+
+void int_q5_K(const void* p, IntBlock* o) {
+  const Q5_K& b = *as<Q5_K>(p);
+  for (int j = 0; j < 4; ++j)
+    for (int l = 0; l < 32; ++l) {
+      o->u[64 * j + l] = static_cast<uint8_t>((b.qs[32 * j + l] & 0xF) | (((b.qh[l] >> (2 * j)) & 1) << 4));
+      o->u[64 * j + 32 + l] = static_cast<uint8_t>((b.qs[32 * j + l] >> 4) | (((b.qh[l] >> (2 * j + 1)) & 1) << 4));
+    }
+  k4_groups(b.scales, b.d, b.dmin, o);
+}
+
+void int_q6_K(const void* p, IntBlock* o) {
+  const Q6_K& b = *as<Q6_K>(p);
+  for (int n = 0; n < 2; ++n) {
+    const uint8_t* ql = b.ql + 64 * n;
+    const uint8_t* qh = b.qh + 32 * n;
+    uint8_t* u = o->u + 128 * n;
+    for (int l = 0; l < 32; ++l) {
+      u[l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+      u[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+      u[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+      u[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+    }
+  }
+  for (int g = 0; g < 16; ++g) {
+    o->s[g] = b.scales[g];
+    o->c[g] = static_cast<int16_t>(-32 * b.scales[g]);
+    o->n[g] = 0;
+  }
+  o->d = fp16_to_fp32(b.d);
+  o->m = 0;
+}
+
+void int_iq4_xs(const void* p, IntBlock* o) {
+  const IQ4_XS& b = *as<IQ4_XS>(p);
+  for (int ib = 0; ib < 8; ++ib) {
+    const uint8_t* qs = b.qs + 16 * ib;
+    for (int j = 0; j < 16; ++j) {
+      o->u[32 * ib + j] = static_cast<uint8_t>(kIQ4NLValues[qs[j] & 0xF] + 128);
+      o->u[32 * ib + 16 + j] = static_cast<uint8_t>(kIQ4NLValues[qs[j] >> 4] + 128);
+    }
+    const int ls = ((b.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b.scales_h >> (2 * ib)) & 3) << 4);
+    o->s[2 * ib] = o->s[2 * ib + 1] = static_cast<int16_t>(ls - 32);
+    o->c[2 * ib] = o->c[2 * ib + 1] = static_cast<int16_t>(-128 * (ls - 32));
+    o->n[2 * ib] = o->n[2 * ib + 1] = 0;
+  }
+  o->d = fp16_to_fp32(b.d);
+  o->m = 0;
+}
+
 void check_count(const char* op, DType t, const TypeTraits& tr, int64_t n) {
   if (n < 0 || n % tr.block_elems != 0)
     throw std::invalid_argument(std::string(op) + ": " + std::to_string(n) + " elements is not a multiple of the " +
@@ -248,6 +408,25 @@ bool quantize_supported(DType t) {
     default:
       return false;
   }
+}
+
+UnpackFn int_unpacker(DType t) {
+  switch (t) {
+    case DType::Q4_0: return &int_q4_0;
+    case DType::Q4_1: return &int_q4_1;
+    case DType::Q5_0: return &int_q5_0;
+    case DType::Q5_1: return &int_q5_1;
+    case DType::Q8_0: return &int_q8_0;
+    case DType::Q2_K: return &int_q2_K;
+    case DType::Q3_K: return &int_q3_K;
+    case DType::Q4_K: return &int_q4_K;
+    case DType::Q5_K: return &int_q5_K;
+    case DType::Q6_K: return &int_q6_K;
+    default: break;
+  }
+  if (t == kIQ4_NL) return &int_iq4_nl;
+  if (t == kIQ4_XS) return &int_iq4_xs;
+  return nullptr;
 }
 
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {

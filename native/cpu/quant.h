@@ -24,6 +24,21 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n);
 bool dequantize_supported(DType t);
 bool quantize_supported(DType t);
 
+// One weight block in the integer form the int8 matmul (cpu/matmul.h) works on: unsigned codes
+// u (the stored code plus a per-type offset, so that signed codes fit a u8) and, per group g of
+// 16 elements, an int scale s, an offset coefficient c and a min coefficient n. Against int8
+// activations x with per-group sums X, the block's exact integer parts are
+//   isum = sum_g (s_g * sum_{i in g} u_i x_i + c_g * X_g),   msum = sum_g n_g * X_g,
+// and its value is d * dx * isum - m * dx * msum (K-quants with a min) or d * dx * isum (+ m * sx, Q4_1/Q5_1).
+struct IntBlock {
+  alignas(64) uint8_t u[256];  // block_elems codes (32 or 256)
+  int16_t s[16], c[16], n[16];  // block_elems / 16 groups
+  float d, m;                   // block scale; dmin (K-quants) or m (Q4_1/Q5_1), else 0
+};
+using UnpackFn = void (*)(const void* block, IntBlock* out);
+// nullptr for a type without an integer form (the plain F32/F16/BF16).
+UnpackFn int_unpacker(DType t);
+
 // ---- scalar conversions (inline: the kernels' scalar paths call them per element) ----
 
 inline uint32_t f32_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }

@@ -7,6 +7,7 @@ import type { Tensor } from '../../src/backend/backend.js';
 import { CpuBackend } from '../../src/backend/cpu-backend.js';
 import { CudaBackend } from '../../src/backend/cuda-backend.js';
 import { DType } from '../../src/backend/dtype.js';
+import { readWeightF32 } from '../../src/backend/host-weights.js';
 import { freshSeed, maxAbsDiff, needCuda, nmse, randn, WeightFiles } from './helpers.js';
 
 const F32_TOL = 1e-10;
@@ -77,7 +78,9 @@ describe('CUDA ops vs CPU', needCuda, () => {
 
   const matmulCase = (name: (typeof WEIGHT_TYPES)[number], M: number, N: number, K: number, tol: number, seed: number): number => {
     const loc = files.write(DType[name], randn(N * K, seed, 0.5), N, K);
-    const [wc, wg] = [cpu.loadWeight(loc), gpu.loadWeight(loc)];
+    // The CPU rounds activations to q8 for quantized weights (as llama.cpp does); the GPU keeps
+    // them f32, so its reference is the CPU's f32 matmul over the same dequantized weights.
+    const [wc, wg] = [cpu.constantF32(readWeightF32(loc), [N, K]), gpu.loadWeight(loc)];
     const [xc, xg] = f32(randn(M * K, seed + 7), [M, K]);
     const e = compare(`matmul ${name} M=${M} N=${N} K=${K}`, cpu.matmul(xc, wc), gpu.matmul(xg, wg), tol, seed);
     cpu.free(wc, xc);
@@ -211,7 +214,7 @@ describe('CUDA ops vs CPU', needCuda, () => {
   it('a captured CUDA graph replays its ops over new input values', () => {
     const seed = freshSeed();
     const loc = files.write(DType.Q4_K, randn(64 * 256, seed, 0.5), 64, 256);
-    const [wc, wg] = [cpu.loadWeight(loc), gpu.loadWeight(loc)];
+    const [wc, wg] = [cpu.constantF32(readWeightF32(loc), [64, 256]), gpu.loadWeight(loc)];
     const [nc, ng] = f32(randn(256, seed + 1), [256]);
     const xg = gpu.constantF32(new Float32Array(2 * 256), [2, 256]); // M = 2: the GEMV path
     gpu.matmul(gpu.rmsNorm(xg, ng, 1e-5), wg); // warms the pool: capture then allocates nothing

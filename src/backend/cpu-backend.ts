@@ -57,6 +57,11 @@ export class CpuBackend extends HandleBackend {
     this.native = native;
   }
 
+  describeDevice(): string {
+    const { threads, simd } = this.info();
+    return `CPU, ${threads} threads, ${simd}`;
+  }
+
   info(): NativeInfo {
     return loadNative().info();
   }

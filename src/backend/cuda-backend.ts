@@ -144,6 +144,11 @@ export class CudaBackend extends HandleBackend {
     return this.n.cudaSetOptions(options);
   }
 
+  describeDevice(): string {
+    const d = this.deviceInfo();
+    return `${d.name ?? 'CUDA device'} (sm ${d.computeCapability ?? '?'}, ${((d.totalBytes ?? 0) / 2 ** 30).toFixed(0)} GiB)`;
+  }
+
   deviceInfo(): CudaDeviceInfo {
     return this.n.cudaDeviceInfo();
   }

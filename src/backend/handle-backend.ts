@@ -36,6 +36,8 @@ class HandleTensor implements Tensor {
 
 export abstract class HandleBackend implements Backend {
   abstract readonly name: string;
+  /** The compute device in words, for start-up lines and benchmark reports. */
+  abstract describeDevice(): string;
   private readonly mappings = new Map<string, number>();
   private perStep: HandleTensor[] = [];
 

@@ -19,6 +19,7 @@ export interface EngineBenchOptions {
   blockSize: number;
   seed: number;
   prefixCaching: boolean;
+  backend?: 'cpu' | 'cuda';
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
   warmup: boolean;
   /** Called after each (npp, npl) run, for printing rows as they come. */
@@ -91,6 +92,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
   const cacheTokens = Math.max(opts.blockSize, ...runnable.flatMap((npp) => opts.npl.map((npl) => npl * seqTokens(npp))));
   const { core, info } = createEngine({
     model: opts.model,
+    backend: opts.backend,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,
@@ -201,7 +203,7 @@ export function engineTableRow(r: EngineBenchResult): string {
 export function engineTableNotes(rep: EngineBenchReport): string {
   const e = rep.engine;
   const lines = [
-    `engine: ${e.backend} backend, ${e.threads} threads (${e.simd}); KV cache ${e.kvTokens} tokens in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}`,
+    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}`,
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];
   const overlap = rep.results.filter((r) => r.decode_tokens_during_prefill > 0);

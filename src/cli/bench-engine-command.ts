@@ -17,6 +17,7 @@ export const benchEngineFlags = [
   { name: 'seed', type: 'int', help: 'seed of the random prompts', default: 0 },
   { name: 'warmup', type: 'bool', help: 'one untimed small request first (--no-warmup to skip)', default: true },
   { name: 'out', type: 'string', help: 'write the results as JSON to this file' },
+  { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
 ] as const satisfies readonly FlagSpec[];
 
 /** Where the table goes; tests pass their own. */
@@ -45,6 +46,7 @@ export async function runBenchEngine(argv: string[], stdout: BenchEngineOutput =
     seed: f.seed,
     prefixCaching: f.prefix_caching,
     warmup: f.warmup,
+    backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
     onResult: (r) => {
       if (!header) stdout.write(engineTableHeader());
       header = true;

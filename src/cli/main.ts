@@ -46,6 +46,7 @@ const serveFlags = [
   { name: 'block_size', type: 'int', help: 'tokens per KV block', default: 16, min: 1, max: 1024, aliases: ['page_size'] },
   { name: 'max_queue', type: 'int', help: 'waiting requests before new ones get 503', default: 1024, min: 1 },
   { name: 'served_model_name', type: 'string', help: 'model name reported by /v1/models' },
+  { name: 'backend', type: 'string', help: 'where the model runs: cpu, or cuda (a GPU build)', default: 'cpu', choices: ['cpu', 'cuda'] },
   { name: 'prefix_cache', type: 'bool', help: 'reuse KV blocks of shared prompt prefixes (--no-prefix_cache to disable)', default: true },
 ] as const satisfies readonly FlagSpec[];
 
@@ -101,6 +102,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         maxQueue: f.max_queue,
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
+        backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
       });
     },
   },

@@ -26,6 +26,7 @@ export interface ServeFlags {
   maxQueue: number;
   servedModelName?: string | undefined;
   prefixCache: boolean;
+  backend: 'cpu' | 'cuda';
 }
 
 /** Refuses flag combinations that cannot work, naming the flag and why. */
@@ -64,14 +65,14 @@ export async function runServe(f: ServeFlags): Promise<void> {
     maxBatchSize,
     maxQueue: f.maxQueue,
     prefixCaching: f.prefixCache,
+    backend: f.backend,
   };
   const t0 = performance.now();
   const engine = await WorkerEngineClient.start(engineOpts);
   const info = engine.info;
   const mb = (info.kvBytes / 2 ** 20).toFixed(1);
   process.stderr.write(
-    `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.backend} ` +
-      `(${info.threads} threads, ${info.simd})\n` +
+    `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.device}\n` +
       `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n`,
   );
   const weightFile = location.ggufPath ?? location.modelPath;

@@ -1,6 +1,8 @@
 // Builds a ready engine (weights, KV cache, scheduler) from options: used by the worker
 // thread, and directly by tests and benchmarks that want no thread.
 import { CpuBackend } from '../backend/cpu-backend.js';
+import { CudaBackend } from '../backend/cuda-backend.js';
+import type { HandleBackend } from '../backend/handle-backend.js';
 import { PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
 import { createModel } from '../models/registry.js';
@@ -9,7 +11,7 @@ import type { EngineOptions, EngineReadyInfo } from './worker-protocol.js';
 
 export function createEngine(opts: EngineOptions): { core: EngineCore; info: EngineReadyInfo } {
   const files = openModelFiles(opts.model);
-  const backend = new CpuBackend();
+  const backend: HandleBackend = opts.backend === 'cuda' ? new CudaBackend() : new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
   const numBlocks = Math.ceil(opts.cacheTokens / opts.blockSize);
   const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth });
@@ -20,7 +22,6 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
     prefixCaching: opts.prefixCaching,
     cacheSalt: files.name,
   });
-  const { threads, simd } = backend.info();
   return {
     core,
     info: {
@@ -30,8 +31,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       maxModelLen: files.config.maxPositions,
       vocabSize: files.config.vocabSize,
       backend: backend.name,
-      threads,
-      simd,
+      device: backend.describeDevice(),
     },
   };
 }

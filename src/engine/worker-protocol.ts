@@ -4,6 +4,8 @@ import type { ModelLocation } from '../models/model-files.js';
 
 export interface EngineOptions {
   model: ModelLocation;
+  /** Where the model runs (default cpu). */
+  backend?: 'cpu' | 'cuda';
   /** KV cache size in tokens (--cache_lens). */
   cacheTokens: number;
   blockSize: number;
@@ -20,8 +22,8 @@ export interface EngineReadyInfo {
   maxModelLen: number;
   vocabSize: number;
   backend: string;
-  threads: number;
-  simd: string;
+  /** The compute device in words, e.g. "2 threads, avx512" or "NVIDIA H200". */
+  device: string;
 }
 
 export type ToWorker =

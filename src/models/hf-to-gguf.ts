@@ -9,7 +9,7 @@ import { GgufWriter } from '../formats/gguf-writer.js';
 import { readJsonFile } from '../formats/json-file.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { configFromHf, type ModelConfig } from './config.js';
-import { llama3RopeFactors, type GgufTokenizerData } from './random-model.js';
+import { addTokenizerMetadata, llama3RopeFactors, type GgufTokenizerData } from './random-model.js';
 import { SafetensorsWeights } from './weights.js';
 
 export type GgufOutType = 'F32' | 'F16' | 'Q8_0';
@@ -154,19 +154,6 @@ function addModelMetadata(w: GgufWriter, c: ModelConfig, name: string, outtype: 
   w.addMetadata('general.quantization_version', 2, 'u32');
 }
 
-function addTokenizerMetadata(w: GgufWriter, t: GgufTokenizerData): void {
-  w.addMetadata('tokenizer.ggml.model', 'gpt2');
-  w.addMetadata('tokenizer.ggml.pre', t.pre);
-  w.addMetadata('tokenizer.ggml.tokens', t.tokens, 'string');
-  w.addMetadata('tokenizer.ggml.token_type', t.tokenTypes, 'i32');
-  w.addMetadata('tokenizer.ggml.merges', t.merges, 'string');
-  if (t.bosId !== undefined) w.addMetadata('tokenizer.ggml.bos_token_id', t.bosId, 'u32');
-  if (t.eosId !== undefined) w.addMetadata('tokenizer.ggml.eos_token_id', t.eosId, 'u32');
-  if (t.padId !== undefined) w.addMetadata('tokenizer.ggml.padding_token_id', t.padId, 'u32');
-  w.addMetadata('tokenizer.ggml.add_bos_token', t.addBos);
-  w.addMetadata('tokenizer.ggml.add_eos_token', t.addEos);
-  if (t.chatTemplate !== undefined) w.addMetadata('tokenizer.chat_template', t.chatTemplate);
-}
 
 /** Converts `dir` to `outPath` (written beside as .tmp, then renamed). Returns the tensor count and data bytes. */
 export async function convertHfLlamaToGguf(dir: string, outPath: string, opts: HfToGgufOptions): Promise<{ tensors: number; bytes: number }> {

@@ -4,7 +4,7 @@
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { GGML_TYPE, ggmlTypeByName, tensorByteLength } from '../formats/gguf-types.js';
 import {
-  RandomTensorSource, llama3RopeFactors, loadPresetTokenizer, outputStd,
+  RandomTensorSource, addTokenizerMetadata, llama3RopeFactors, loadPresetTokenizer, outputStd,
   type GgufTokenizerData, type RandomModelShape,
 } from './random-model.js';
 
@@ -295,17 +295,7 @@ export function addGgufMetadata(w: GgufWriter, s: RandomModelShape, tok: GgufTok
   // deepseek2 keeps 0.1·mscale_all_dim here (llama.cpp's TAG_DEEPSEEK2_YARN_LOG_MUL_FIX).
   if (rs?.type === 'yarn' && s.architecture === 'deepseek2') f32('rope.scaling.yarn_log_multiplier', 0.1 * rs.mscaleAllDim);
   w.addMetadata('general.quantization_version', 2, 'u32');
-  w.addMetadata('tokenizer.ggml.model', 'gpt2');
-  w.addMetadata('tokenizer.ggml.pre', tok.pre);
-  w.addMetadata('tokenizer.ggml.tokens', tok.tokens, 'string');
-  w.addMetadata('tokenizer.ggml.token_type', tok.tokenTypes, 'i32');
-  w.addMetadata('tokenizer.ggml.merges', tok.merges, 'string');
-  if (tok.bosId !== undefined) w.addMetadata('tokenizer.ggml.bos_token_id', tok.bosId, 'u32');
-  if (tok.eosId !== undefined) w.addMetadata('tokenizer.ggml.eos_token_id', tok.eosId, 'u32');
-  if (tok.padId !== undefined) w.addMetadata('tokenizer.ggml.padding_token_id', tok.padId, 'u32');
-  w.addMetadata('tokenizer.ggml.add_bos_token', tok.addBos);
-  w.addMetadata('tokenizer.ggml.add_eos_token', tok.addEos);
-  if (tok.chatTemplate) w.addMetadata('tokenizer.chat_template', tok.chatTemplate);
+  addTokenizerMetadata(w, tok);
 }
 
 export interface WriteRandomOptions {

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative } from '../backend/native.js';
+import type { GgufWriter } from '../formats/gguf-writer.js';
 import { ggmlTypeInfo } from '../formats/gguf-types.js';
 
 export type RopeScalingSpec =
@@ -394,3 +395,18 @@ export function llama3RopeFactors(headDim: number, theta: number, s: Extract<Rop
 
 /** Std of the output projection: logits come out with std ≈ 2.4, like the fixtures' (and trained models'). */
 export const outputStd = (hidden: number): number => 2.4 / Math.sqrt(hidden);
+
+/** Writes a byte-level BPE tokenizer's `tokenizer.ggml.*` keys (and chat template) as llama.cpp's converter does. */
+export function addTokenizerMetadata(w: GgufWriter, t: GgufTokenizerData): void {
+  w.addMetadata('tokenizer.ggml.model', 'gpt2');
+  w.addMetadata('tokenizer.ggml.pre', t.pre);
+  w.addMetadata('tokenizer.ggml.tokens', t.tokens, 'string');
+  w.addMetadata('tokenizer.ggml.token_type', t.tokenTypes, 'i32');
+  w.addMetadata('tokenizer.ggml.merges', t.merges, 'string');
+  if (t.bosId !== undefined) w.addMetadata('tokenizer.ggml.bos_token_id', t.bosId, 'u32');
+  if (t.eosId !== undefined) w.addMetadata('tokenizer.ggml.eos_token_id', t.eosId, 'u32');
+  if (t.padId !== undefined) w.addMetadata('tokenizer.ggml.padding_token_id', t.padId, 'u32');
+  w.addMetadata('tokenizer.ggml.add_bos_token', t.addBos);
+  w.addMetadata('tokenizer.ggml.add_eos_token', t.addEos);
+  if (t.chatTemplate !== undefined) w.addMetadata('tokenizer.chat_template', t.chatTemplate);
+}

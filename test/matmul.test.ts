@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../src/backend/native.js';
 import { DType } from '../src/backend/dtype.js';
 import { haveFixtures, readFixtureJson } from './fixtures.js';
+import { uniformSampler } from '../src/models/random-model.js';
 
 const CHILD_ENV = 'KT_MATMUL_TEST_LEVEL';
 const DIGEST = 'KT_MATMUL_DIGEST ';
@@ -59,16 +60,9 @@ async function runChild(name: string, extra: NodeJS.ProcessEnv): Promise<Record<
   return JSON.parse(line.slice(line.indexOf(DIGEST) + DIGEST.length)) as Record<string, string>;
 }
 
-// Deterministic bell-shaped noise in (-2, 2) * scale: mulberry32, sum of four uniforms.
+// Deterministic bell-shaped noise in (-2, 2) * scale: the sum of four uniforms.
 function randn(count: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const uniform = uniformSampler(seed);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = scale * (uniform() + uniform() + uniform() + uniform() - 2);
   return out;

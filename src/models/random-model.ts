@@ -297,16 +297,21 @@ function addLlamaBosTemplate(json: TokenizerJson): void {
 // ---------------------------------------------------------------------------------------------------------------
 // Random numbers
 
-/** Deterministic normal samples (mulberry32 + Box–Muller). */
-export function normalSampler(seed: number): () => number {
+/** Deterministic uniform samples in [0, 1) (mulberry32): the same stream on every machine. */
+export function uniformSampler(seed: number): () => number {
   let s = seed >>> 0;
-  const uniform = (): number => {
+  return () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Deterministic normal samples (mulberry32 + Box–Muller). */
+export function normalSampler(seed: number): () => number {
+  const uniform = uniformSampler(seed);
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 

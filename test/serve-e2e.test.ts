@@ -116,6 +116,21 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
     }
   });
 
+  it('an engine that dies fails its open requests with a 500 and /health says 503', async () => {
+    const r = await start();
+    try {
+      const pending = r.client.completions.create({ model: 'tiny-llama', prompt: 'long', max_tokens: 250, temperature: 0, ...{ ignore_eos: true } });
+      await waitFor(async () => r.engine.stats().running > 0, 'the request to run');
+      await r.engine.kill();
+      await assert.rejects(pending, (e: { status?: number }) => e.status === 500);
+      const health = await fetch(`${r.url}/health`);
+      assert.equal(health.status, 503);
+      assert.match(((await health.json()) as { message: string }).message, /engine worker/);
+    } finally {
+      await r.app.close();
+    }
+  });
+
   it('a client that disconnects mid-stream is cancelled and its blocks freed; /health answers fast under load', async () => {
     const r = await start({ chunkSize: 64 });
     try {

@@ -34,6 +34,11 @@ export class WorkerEngineClient implements EngineClient {
     });
   }
 
+  /** Stops the worker as a crash would (tests of the server's failure handling). */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
+  }
+
   /** Starts the worker and resolves once the model is loaded. */
   static start(opts: EngineOptions): Promise<WorkerEngineClient> {
     const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: opts });
@@ -62,7 +67,9 @@ export class WorkerEngineClient implements EngineClient {
     if (this.requests.has(id)) this.send({ type: 'abort', id });
   }
 
+  /** The latest stats the worker sent; throws once the worker is gone (so /health says so). */
   stats(): EngineStats {
+    if (this.crashed) throw this.crashed;
     return this.latest;
   }
 

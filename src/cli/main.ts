@@ -2,10 +2,17 @@
 // The ktserve command line: `ktserve <command> [flags]`.
 import { runGenerate } from './generate-command.js';
 import { runServe } from './serve-command.js';
+import { cudaAvailable } from '../backend/cuda-backend.js';
 import { runBenchServe } from './bench-command.js';
 import { runBenchEngine } from './bench-engine-command.js';
 import { runMakeModel } from './make-model-command.js';
 import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
+
+/** --backend auto: the GPU where this build can use one. */
+function pickBackend(flag: string): 'cpu' | 'cuda' {
+  if (flag === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  return flag === 'cuda' ? 'cuda' : 'cpu';
+}
 
 const modelFlags = [
   { name: 'model', type: 'string', help: 'a GGUF file (config and tokenizer from its metadata)', short: 'm' },
@@ -46,7 +53,7 @@ const serveFlags = [
   { name: 'block_size', type: 'int', help: 'tokens per KV block', default: 16, min: 1, max: 1024, aliases: ['page_size'] },
   { name: 'max_queue', type: 'int', help: 'waiting requests before new ones get 503', default: 1024, min: 1 },
   { name: 'served_model_name', type: 'string', help: 'model name reported by /v1/models' },
-  { name: 'backend', type: 'string', help: 'where the model runs: cpu, or cuda (a GPU build)', default: 'cpu', choices: ['cpu', 'cuda'] },
+  { name: 'backend', type: 'string', help: 'where the model runs: auto (cuda where a GPU build sees a device, else cpu), cpu, cuda', default: 'auto', choices: ['auto', 'cpu', 'cuda'] },
   { name: 'prefix_cache', type: 'bool', help: 'reuse KV blocks of shared prompt prefixes (--no-prefix_cache to disable)', default: true },
 ] as const satisfies readonly FlagSpec[];
 
@@ -102,7 +109,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         maxQueue: f.max_queue,
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
-        backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
+        backend: pickBackend(f.backend),
       });
     },
   },

@@ -4,6 +4,7 @@
 // device-to-device copy bandwidth to compare against. Timed with CUDA events on the stream,
 // median of several trials, weights rotated over copies so repeated runs do not hit L2.
 // Usage: node dist/bench/cuda-ops.js [--types BF16,Q4_K] [--m 1,4,16,64,512] [--json out.json] [--quick]
+//   [--sections matmul,gemv-warps,attention,small] (default: all)
 import { writeFileSync } from 'node:fs';
 import { cudaNative, cudaUnavailableReason, type CudaNative } from '../src/backend/cuda-backend.js';
 import { DType } from '../src/backend/dtype.js';
@@ -23,6 +24,7 @@ const n = cudaNative() as CudaNative;
 const quick = process.argv.includes('--quick');
 const types = (arg('--types') ?? 'BF16,Q4_K,Q6_K,Q8_0').split(',');
 const ms = (arg('--m') ?? '1,2,4,8,16,64,512').split(',').map(Number);
+const sections = new Set((arg('--sections') ?? 'matmul,gemv-warps,attention,small').split(','));
 const results: Record<string, unknown>[] = [];
 const summary: string[] = [];
 
@@ -116,7 +118,7 @@ function input(values: Float32Array, shape: number[]): number {
 const fmt = (x: number, d = 1): string => x.toFixed(d).padStart(8);
 
 function benchMatmul(copyGBs: number): void {
-  console.log('\n== matmul (x [M, K] f32 · W [N, K]ᵀ; path gemv: our kernels, f32 activations; cublas: bf16 tensor cores) ==');
+  console.log('\n== matmul (x [M, K] f32 · W [N, K]ᵀ; path gemv: our kernels (quantized: q8 activations, int8 dots); cublas: bf16 tensor cores) ==');
   console.log('type   shape      N      K     M path    µs/call  host µs     GB/s  %copy  TFLOP/s   (µs: GPU time in a CUDA graph; host µs: eager issue cost)');
   n.cudaSetOptions({ precision: 'bf16' });
   for (const tname of types) {
@@ -258,7 +260,8 @@ console.log(`device: ${info.name} (cc ${info.computeCapability}, ${info.multipro
 const copyGBs = n.cudaCopyBandwidth(1 << 30, quick ? 5 : 20);
 console.log(`device-to-device copy: ${copyGBs.toFixed(0)} GB/s (bytes read + written, 1 GiB buffers)`);
 results.push({ op: 'copy', gbs: copyGBs, device: info.name });
-for (const [name, fn] of [['matmul', () => benchMatmul(copyGBs)], ['gemv warps', () => benchGemvWarps(copyGBs)], ['attention', benchAttention], ['small', benchSmallOps]] as const) {
+for (const [name, fn] of [['matmul', () => benchMatmul(copyGBs)], ['gemv-warps', () => benchGemvWarps(copyGBs)], ['attention', benchAttention], ['small', benchSmallOps]] as const) {
+  if (!sections.has(name)) continue;
   try {
     fn();
   } catch (e) {

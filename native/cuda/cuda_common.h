@@ -25,7 +25,7 @@ enum class Precision { F32, BF16 };
 
 struct Options {
   Precision precision = Precision::BF16;
-  // M at or below this runs the GEMV kernels (f32 activations, any weight type); -1: the
+  // M at or below this runs the GEMV kernels (q8 activations for quantized weights); -1: the
   // measured default (2, see matmul.cu).
   int gemv_max_rows = -1;
   int gemv_warps = 0;     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)

@@ -285,6 +285,166 @@ template <> struct Quant<DType::Q6_K> {  // ql[128], qh[64], scales[16] (int8), 
   }
 };
 
+// ---- int8 dot products against q8 activations (the int8 GEMV, matmul_gemv.cu) ----
+//
+// Dot<T>::unit() takes one "unit" of a weight block (kUnits per block, each weight byte in
+// exactly one unit) against MT activation rows of codes xq[m] (the block's codes, 16-byte
+// aligned), block scales xd[m] (and q8_1's xs[m]), and adds the float result to acc[m]. The
+// integer parts are exact; the float steps are the CPU's per block (cpu/matmul.h), except that
+// a block's units are summed in float separately (float reordering only).
+
+__device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+// Bits 0-3 of b moved to bit 4 of bytes 0-3 (the 5th bit of four codes).
+__device__ __forceinline__ int spread4(uint32_t b) { return static_cast<int>((((b & 0xFu) * 0x00204081u) & 0x01010101u) << 4); }
+__device__ __forceinline__ void load_x32(const int8_t* xq, int* x) {  // 32 codes as 8 words
+  const int4 a = *reinterpret_cast<const int4*>(xq), b = *reinterpret_cast<const int4*>(xq + 16);
+  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+}
+
+template <DType T> struct Dot { static constexpr bool kHas = false; };
+
+// Legacy 32-blocks: one unit per block. Codes are unsigned nibbles (5 bits with qh) with an
+// offset (8, 16) or a min m (q8_1 activations: m * xs).
+template <int Bytes, int Off, bool HasM, bool Five>
+struct DotLegacy {
+  static constexpr bool kHas = true;
+  static constexpr int kBlockElems = 32, kBlockBytes = Bytes, kUnits = 1;
+  template <int MT>
+  __device__ static void unit(const uint8_t* b, int, const int8_t* const* xq, const float* xd, const float* xs, float* acc) {
+    const float d = f16_at(b), m = HasM ? f16_at(b + 2) : 0.f;
+    constexpr int kQ = (HasM ? 4 : 2) + (Five ? 4 : 0);
+    uint32_t w[5];
+    if (Five) load_words_any<20>(b + kQ - 4, w);  // qh, then qs
+    else if (HasM) load_words_a4<16>(b + kQ, w + 1);
+    else load_words_any<16>(b + kQ, w + 1);
+    int lo[4], hi[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      lo[i] = static_cast<int>(w[1 + i] & 0x0F0F0F0Fu);
+      hi[i] = static_cast<int>((w[1 + i] >> 4) & 0x0F0F0F0Fu);
+      if (Five) lo[i] |= spread4(w[0] >> (4 * i)), hi[i] |= spread4(w[0] >> (16 + 4 * i));
+    }
+#pragma unroll
+    for (int r = 0; r < MT; ++r) {
+      int x[8];
+      load_x32(xq[r], x);
+      int dot = 0, sum = 0;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        dot = dp4a(lo[i], x[i], dot);
+        dot = dp4a(hi[i], x[4 + i], dot);
+        if (Off) sum = dp4a(0x01010101, x[i], dp4a(0x01010101, x[4 + i], sum));
+      }
+      const float v = static_cast<float>(dot - Off * sum) * (d * xd[r]);
+      acc[r] = HasM ? fmaf(m, xs[r], acc[r] + v) : acc[r] + v;
+    }
+  }
+};
+template <> struct Dot<DType::Q4_0> : DotLegacy<18, 8, false, false> {};
+template <> struct Dot<DType::Q4_1> : DotLegacy<20, 0, true, false> {};
+template <> struct Dot<DType::Q5_0> : DotLegacy<22, 16, false, true> {};
+template <> struct Dot<DType::Q5_1> : DotLegacy<24, 0, true, true> {};
+
+template <> struct Dot<DType::Q8_0> {
+  static constexpr bool kHas = true;
+  static constexpr int kBlockElems = 32, kBlockBytes = 34, kUnits = 1;
+  template <int MT>
+  __device__ static void unit(const uint8_t* b, int, const int8_t* const* xq, const float* xd, const float*, float* acc) {
+    const float d = f16_at(b);
+    uint32_t w[8];
+    load_words_any<32>(b + 2, w);
+#pragma unroll
+    for (int r = 0; r < MT; ++r) {
+      int x[8];
+      load_x32(xq[r], x);
+      int dot = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dot = dp4a(static_cast<int>(w[i]), x[i], dot);
+      acc[r] += static_cast<float>(dot) * (d * xd[r]);
+    }
+  }
+};
+
+// Q4_K: unit u covers sub-blocks 2u (low nibbles of qs[32u..]) and 2u + 1 (high nibbles).
+template <> struct Dot<DType::Q4_K> {
+  static constexpr bool kHas = true;
+  static constexpr int kBlockElems = 256, kBlockBytes = 144, kUnits = 4;
+  __device__ static void scale_min(int j, uint32_t s0, uint32_t s1, uint32_t s2, int* sc, int* mn) {
+    if (j < 4) {
+      *sc = byte12(s0, s1, s2, j) & 63;
+      *mn = byte12(s0, s1, s2, j + 4) & 63;
+    } else {
+      *sc = (byte12(s0, s1, s2, j + 4) & 0xF) | ((byte12(s0, s1, s2, j - 4) >> 6) << 4);
+      *mn = (byte12(s0, s1, s2, j + 4) >> 4) | ((byte12(s0, s1, s2, j) >> 6) << 4);
+    }
+  }
+  template <int MT>
+  __device__ static void unit(const uint8_t* b, int u, const int8_t* const* xq, const float* xd, const float*, float* acc) {
+    const uint4 hd = *reinterpret_cast<const uint4*>(b);
+    uint32_t w[8];
+    load_words_a16<32>(b + 16 + 32 * u, w);
+    const float d = __half2float(__ushort_as_half(static_cast<uint16_t>(hd.x & 0xffffu)));
+    const float dmin = __half2float(__ushort_as_half(static_cast<uint16_t>(hd.x >> 16)));
+    int sc0, mn0, sc1, mn1;
+    scale_min(2 * u, hd.y, hd.z, hd.w, &sc0, &mn0);
+    scale_min(2 * u + 1, hd.y, hd.z, hd.w, &sc1, &mn1);
+#pragma unroll
+    for (int r = 0; r < MT; ++r) {
+      int xl[8], xh[8];
+      load_x32(xq[r] + 64 * u, xl);
+      load_x32(xq[r] + 64 * u + 32, xh);
+      int dl = 0, dh = 0, sl = 0, sh = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        dl = dp4a(static_cast<int>(w[i] & 0x0F0F0F0Fu), xl[i], dl);
+        dh = dp4a(static_cast<int>((w[i] >> 4) & 0x0F0F0F0Fu), xh[i], dh);
+        sl = dp4a(0x01010101, xl[i], sl);
+        sh = dp4a(0x01010101, xh[i], sh);
+      }
+      const int isum = sc0 * dl + sc1 * dh, msum = mn0 * sl + mn1 * sh;
+      acc[r] += fmaf(static_cast<float>(msum), -(dmin * xd[r]), static_cast<float>(isum) * (d * xd[r]));
+    }
+  }
+};
+
+// Q6_K: unit u covers bytes l0 .. l0 + 7 (l0 = 8 (u % 4)) of half n = u / 4: elements
+// 128n + 32j + l0 .. + 7 for j = 0..3, codes - 32, int8 scale 8n + 2j + l0 / 16.
+template <> struct Dot<DType::Q6_K> {
+  static constexpr bool kHas = true;
+  static constexpr int kBlockElems = 256, kBlockBytes = 210, kUnits = 8;
+  template <int MT>
+  __device__ static void unit(const uint8_t* b, int u, const int8_t* const* xq, const float* xd, const float*, float* acc) {
+    const int n = u / 4, l0 = 8 * (u % 4);
+    uint32_t qa[2], qb[2], qh[2];
+    load_words_any<8>(b + 64 * n + l0, qa);
+    load_words_any<8>(b + 64 * n + 32 + l0, qb);
+    load_words_any<8>(b + 128 + 32 * n + l0, qh);
+    const float d = f16_at(b + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * n + l0 / 16);
+    int v[4][2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      v[0][i] = __vsubss4(static_cast<int>((qa[i] & 0x0F0F0F0Fu) | ((qh[i] & 0x03030303u) << 4)), 0x20202020);
+      v[1][i] = __vsubss4(static_cast<int>((qb[i] & 0x0F0F0F0Fu) | (((qh[i] >> 2) & 0x03030303u) << 4)), 0x20202020);
+      v[2][i] = __vsubss4(static_cast<int>(((qa[i] >> 4) & 0x0F0F0F0Fu) | (((qh[i] >> 4) & 0x03030303u) << 4)), 0x20202020);
+      v[3][i] = __vsubss4(static_cast<int>(((qb[i] >> 4) & 0x0F0F0F0Fu) | (((qh[i] >> 6) & 0x03030303u) << 4)), 0x20202020);
+    }
+    int s[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) s[j] = sc[2 * j];
+#pragma unroll
+    for (int r = 0; r < MT; ++r) {
+      int isum = 0;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int2 x = *reinterpret_cast<const int2*>(xq[r] + 128 * n + 32 * j + l0);
+        isum += s[j] * dp4a(v[j][1], x.y, dp4a(v[j][0], x.x, 0));
+      }
+      acc[r] += static_cast<float>(isum) * (d * xd[r]);
+    }
+  }
+};
+
 // Calls fn.template run<T>() with the Quant type for a runtime dtype (fn is a functor: C++17
 // lambdas take no template parameters); returns false for a type without device kernels.
 template <typename Fn>

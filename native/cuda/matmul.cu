@@ -1,5 +1,6 @@
 // matmul dispatch: x [M, K] · w [N, K]ᵀ. M ≤ gemv_max_rows runs the GEMV kernels (any weight
-// type, f32 activations). Larger M goes through cuBLAS: with Precision::BF16, BF16/F16 weights
+// type; f32 activations for plain weights, q8 activations and int8 dots for quantized ones, as
+// the CPU). Larger M goes through cuBLAS: with Precision::BF16, BF16/F16 weights
 // are used as they are and quantized ones dequantized to bf16 a chunk of rows at a time, the
 // activations rounded to bf16/f16, tensor cores with f32 accumulation; with Precision::F32 the
 // weights are dequantized to f32 and multiplied in plain f32 (what the CPU computes).

@@ -1,9 +1,11 @@
-// Matmul for few activation rows (decode): one pass over the weights, dequantized in
-// registers, f32 activations and f32 sums, so it computes what the CPU matmul computes.
-// Memory-bound: each weight byte is read once per MT activation rows.
+// Matmul for few activation rows (decode): one pass over the weights, memory-bound (each
+// weight byte is read once per MT activation rows). Plain weights: f32 activations and sums.
+// Quantized weights: as the CPU (and llama.cpp's mmvq), the activations are first quantized
+// per row to the type's q8 format, then int8 dot products (dp4a) per block with float scales.
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
 #include "cuda/ops.h"
+#include "cuda/quantize_act.h"
 
 namespace kt::cuda {
 
@@ -83,25 +85,103 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restric
   }
 }
 
+
+// The int8 version of gemv_kernel (same warp layout): thread t takes units t, t + 32W, ... of
+// both weight rows against MT quantized activation rows.
+template <DType T, int MT, int W>
+__global__ void __launch_bounds__(kThreads) mmvq_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, ActQ act, int M, int K,
+                                                        int N, float* __restrict__ out) {
+  using D = Dot<T>;
+  constexpr int kPairs = 8 / W;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int n0 = (blockIdx.x * kPairs + warp / W) * kRows;
+  const int t = (warp % W) * 32 + lane;
+  const int m0 = blockIdx.y * MT;
+  const int units = K / D::kBlockElems * D::kUnits;
+  float acc[kRows][MT];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
+  if (n0 < N) {
+    const uint8_t* w0 = w + static_cast<int64_t>(n0) * row_bytes;
+    const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
+    int64_t xm[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) xm[m] = min(m0 + m, M - 1);  // rows past M: computed, not stored
+#pragma unroll 2
+    for (int p = t; p < units; p += 32 * W) {
+      const int blk = p / D::kUnits, u = p % D::kUnits;
+      const int64_t off = static_cast<int64_t>(blk) * D::kBlockBytes;
+      const int8_t* xq[MT];
+      float xd[MT], xs[MT];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        xq[m] = act.q + xm[m] * K + static_cast<int64_t>(blk) * D::kBlockElems;
+        xd[m] = __ldg(act.d + xm[m] * act.blocks + blk);
+        xs[m] = act.s ? __ldg(act.s + xm[m] * act.blocks + blk) : 0.f;
+      }
+      D::template unit<MT>(w0 + off, u, xq, xd, xs, acc[0]);
+      D::template unit<MT>(w1 + off, u, xq, xd, xs, acc[1]);
+    }
+  }
+  __shared__ float partial[8][kRows][MT];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float v = warp_sum(acc[r][m]);
+      if (lane == 0) partial[warp][r][m] = v;
+    }
+  __syncthreads();
+  if (threadIdx.x < kPairs * kRows * MT) {
+    const int pair = threadIdx.x / (kRows * MT), r = (threadIdx.x / MT) % kRows, m = threadIdx.x % MT;
+    const int n = (blockIdx.x * kPairs + pair) * kRows + r;
+    if (n < N && m0 + m < M) {
+      float v = 0.f;
+#pragma unroll
+      for (int j = 0; j < W; ++j) v += partial[pair * W + j][r][m];
+      out[static_cast<int64_t>(m0 + m) * N + n] = v;
+    }
+  }
+}
+
+bool has_dot(DType t) {
+  switch (t) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q4_K: case DType::Q6_K:
+      return true;
+    default: return false;
+  }
+}
+
 struct GemvLaunch {
   const void* w;
   int64_t row_bytes;
   const float* x;
   int64_t M, K, N;
   float* out;
+  const ActQ* act;  // quantized activations (int8 kernels), else nullptr
 
   template <int MT, int W, DType T>
   void launch() const {
     const int64_t pairs = (N + kRows - 1) / kRows;
     const dim3 grid(blocks_for(pairs, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
+    if constexpr (Dot<T>::kHas) {
+      if (act) {
+        mmvq_kernel<T, MT, W><<<grid, kThreads, 0, stream()>>>(static_cast<const uint8_t*>(w), row_bytes, *act, static_cast<int>(M),
+                                                                static_cast<int>(K), static_cast<int>(N), out);
+        check_launch("mmvq_kernel");
+        return;
+      }
+    }
     gemv_kernel<T, MT, W><<<grid, kThreads, 0, stream()>>>(static_cast<const uint8_t*>(w), row_bytes, x, static_cast<int>(M),
                                                             static_cast<int>(K), static_cast<int>(N), out);
     check_launch("gemv_kernel");
   }
 
-  // Warps per row pair, from a sweep on an H200 (notes/cuda.md): plain types stream best with
-  // four warps on every shape; quantized ones with one warp where there are enough pairs to
-  // fill the GPU (~16 warps per SM), more where there are not.
+  // Warps per row pair, from sweeps on an H200 (notes/cuda.md): plain types stream best with
+  // four warps on every shape, int8 Q8_0 too; other quantized ones with one warp where there
+  // are enough pairs to fill the GPU (~16 warps per SM), more where there are not.
   template <int MT, DType T>
   void pick_w() const {
     const int64_t pairs = (N + kRows - 1) / kRows;
@@ -110,6 +190,7 @@ struct GemvLaunch {
     if (forced == 1) launch<MT, 1, T>();
     else if (forced == 2) launch<MT, 2, T>();
     else if (forced == 4 || plain) launch<MT, 4, T>();
+    else if (T == DType::Q8_0 && act) launch<MT, 4, T>();
     else if (pairs >= 2048) launch<MT, 1, T>();
     else if (pairs >= 1024) launch<MT, 2, T>();
     else launch<MT, 4, T>();
@@ -129,7 +210,19 @@ struct GemvLaunch {
 void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out) {
   if (M <= 0 || N <= 0) return;
   check(M < 65535LL * 8 && N < (1LL << 31) && K < (1LL << 31), "matmul", "shape too large for the GEMV kernels");
-  const GemvLaunch l{w, row_bytes, x, M, K, N, out};
+  const bool plain = wt == DType::F32 || wt == DType::F16 || wt == DType::BF16;
+  if (plain) {
+    const GemvLaunch l{w, row_bytes, x, M, K, N, out, nullptr};
+    check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
+    return;
+  }
+  // Quantized: activations to q8 first (freed in stream order after the launch that reads them).
+  // Types without an int8 kernel (Q2_K, Q3_K, Q5_K) run the f32 kernel over the dequantized
+  // q8 values, which equals the int8 result up to float rounding.
+  const bool int8 = has_dot(wt);
+  std::shared_ptr<void> storage;
+  const ActQ act = quantize_activations(x, M, K, act_format(wt), !int8, &storage);
+  const GemvLaunch l{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr};
   check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
 }
 

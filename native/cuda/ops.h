@@ -29,7 +29,8 @@ void add_inplace(DeviceTensor& a, const DeviceTensor& b);
 void gather_rows(const DeviceTensor& x, const DeviceTensor& idx, DeviceTensor& out);
 
 // ---- matmul pieces (matmul_gemv.cu, matmul_dequant.cu), called by matmul() ----
-// out[m, n] for m < M, n < N: f32 activations against weights of type wt dequantized in registers.
+// out[m, n] for m < M, n < N, weights of type wt dequantized in registers: quantized types take
+// activations rounded to q8 (as the CPU and llama.cpp do) and int8 dot products; F32/F16/BF16 take f32.
 void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out);
 // Dequantizes `rows` rows of K elements (row_bytes apart) into dst as f32 or bf16 (row-major, K apart).
 void dequantize_rows_f32(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, float* dst);

@@ -26,7 +26,8 @@ export interface CudaOptions {
    */
   precision?: 'f32' | 'bf16';
   /**
-   * Rows up to this run the GEMV kernels (weights dequantized in registers, f32 activations);
+   * Rows up to this run the GEMV kernels (weights dequantized in registers; activations rounded to q8
+   * for quantized weights, as on the CPU);
    * more go through cuBLAS. -1 (default): 2, where the two paths crossed on an H200.
    */
   gemvMaxRows?: number;

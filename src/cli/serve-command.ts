@@ -45,7 +45,7 @@ export function checkServeFlags(f: ServeFlags): void {
 async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
   if (f.demo || (f.model === undefined && f.modelPath === undefined && f.ggufPath === undefined)) {
     const path = await ensureDemoModel();
-    process.stderr.write(`ktserve: no model given, serving the built-in demo model ${path}\n`);
+    process.stderr.write(`ktserve: ${f.demo ? '' : 'no model given, '}serving the built-in demo model ${path}\n`);
     return { ggufPath: path };
   }
   return { modelPath: f.modelPath, ggufPath: f.ggufPath ?? f.model };

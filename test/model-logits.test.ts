@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
-import { decodeF32, needFixtures, readFixtureJson } from './fixtures.js';
-import { argmax, maxAbsDiff, ModelHarness, type Refs } from './helpers/model-harness.js';
+import { needFixtures, readFixtureJson } from './fixtures.js';
+import { compareWithHf, compareWithLlamaCpp, maxAbsDiff, ModelHarness, type Refs } from './helpers/model-harness.js';
 
 const backend = new CpuBackend();
 const h = new ModelHarness(backend);
@@ -14,24 +14,8 @@ const report: string[] = [];
 
 for (const dir of ['llama', 'qwen3']) {
   describe(`${dir} safetensors vs Hugging Face`, needFixtures, () => {
-    const refs = needFixtures.skip ? undefined : readFixtureJson<Refs>(dir, 'refs.json');
     it('last-4 logits within 1e-3, argmax equal at every clear position, greedy16 equal', () => {
-      const model = h.load(dir);
-      let worst = 0;
-      for (const p of refs!.prompts) {
-        const hf = refs!.hf.per_prompt.find((x) => x.id === p.id)!;
-        const rows = h.allLogits(model, p.ids);
-        const want = decodeF32(hf.last4_logits);
-        const V = model.config.vocabSize;
-        for (let r = 0; r < 4; r++) {
-          const got = rows[p.ids.length - 4 + r]!;
-          worst = Math.max(worst, maxAbsDiff(got, want.subarray(r * V, (r + 1) * V)));
-        }
-        rows.forEach((row, i) => {
-          if (hf.top1_minus_top2![i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
-        });
-        assert.deepEqual(h.greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
-      }
+      const worst = compareWithHf(h, h.load(dir), dir);
       report.push(`${dir} safetensors vs HF: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= 1e-3, `max abs diff ${worst}`);
     });
@@ -53,22 +37,7 @@ const ggufCases: [string, string, number][] = [
 for (const [dir, file, tol] of ggufCases) {
   describe(`${file} vs llama.cpp`, needFixtures, () => {
     it(`last-4 logits within ${tol}, argmax equal where the margin is clear`, () => {
-      const refs = readFixtureJson<Refs>(dir, 'refs.json');
-      const cpp = refs.llama_cpp[file]!;
-      const model = h.load(dir, file);
-      const V = model.config.vocabSize;
-      let worst = 0;
-      for (const p of refs.prompts) {
-        const want = decodeF32(cpp.per_prompt.find((c) => c.id === p.id)!.last4_logits);
-        const rows = h.allLogits(model, p.ids);
-        for (let r = 0; r < 4; r++) {
-          const got = rows[p.ids.length - 4 + r]!;
-          const ref = want.subarray(r * V, (r + 1) * V);
-          worst = Math.max(worst, maxAbsDiff(got, ref));
-          const sorted = [...ref].sort((a, b) => b - a);
-          if (sorted[0]! - sorted[1]! > 0.25) assert.equal(argmax(got), argmax(ref), `${p.id}: argmax at last4[${r}]`);
-        }
-      }
+      const worst = compareWithLlamaCpp(h, h.load(dir, file), dir, file);
       report.push(`${file} vs llama.cpp: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= tol, `max abs diff ${worst} > ${tol}`);
     });

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CudaBackend } from '../../src/backend/cuda-backend.js';
 import { decodeF32, haveFixtures, readFixtureJson } from '../fixtures.js';
-import { argmax, maxAbsDiff, ModelHarness, type Refs } from '../helpers/model-harness.js';
+import { compareWithHf, compareWithLlamaCpp, maxAbsDiff, ModelHarness, type Refs } from '../helpers/model-harness.js';
 import { needCuda } from './helpers.js';
 
 const skip = 'skip' in needCuda ? needCuda : haveFixtures ? {} : { skip: 'fixtures not found (set KT_FIXTURES)' };
@@ -26,20 +26,7 @@ describe('CUDA backend: fixture models', skip, () => {
   for (const dir of ['llama', 'qwen3']) {
     it(`${dir} safetensors vs Hugging Face (f32): last-4 within 1e-3, clear argmaxes, greedy16`, () => {
       backend.setOptions({ precision: 'f32' });
-      const refs = readFixtureJson<Refs>(dir, 'refs.json');
-      const model = h.load(dir);
-      const V = model.config.vocabSize;
-      let worst = 0;
-      for (const p of refs.prompts) {
-        const hf = refs.hf.per_prompt.find((h) => h.id === p.id)!;
-        const rows = h.allLogits(model, p.ids);
-        const want = decodeF32(hf.last4_logits);
-        for (let r = 0; r < 4; r++) worst = Math.max(worst, maxAbsDiff(rows[p.ids.length - 4 + r]!, want.subarray(r * V, (r + 1) * V)));
-        rows.forEach((row, i) => {
-          if (hf.top1_minus_top2![i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
-        });
-        assert.deepEqual(h.greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
-      }
+      const worst = compareWithHf(h, h.load(dir), dir);
       report.push(`cuda f32: ${dir} safetensors vs HF: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= 1e-3, `max abs diff ${worst}`);
     });
@@ -60,21 +47,7 @@ describe('CUDA backend: fixture models', skip, () => {
   for (const [dir, file, tol] of ggufCases) {
     it(`${file} vs llama.cpp (f32): last-4 within ${tol}, argmax equal where the margin is clear`, () => {
       backend.setOptions({ precision: 'f32' });
-      const refs = readFixtureJson<Refs>(dir, 'refs.json');
-      const model = h.load(dir, file);
-      const V = model.config.vocabSize;
-      let worst = 0;
-      for (const p of refs.prompts) {
-        const want = decodeF32(refs.llama_cpp[file]!.per_prompt.find((c) => c.id === p.id)!.last4_logits);
-        const rows = h.allLogits(model, p.ids);
-        for (let r = 0; r < 4; r++) {
-          const got = rows[p.ids.length - 4 + r]!;
-          const ref = want.subarray(r * V, (r + 1) * V);
-          worst = Math.max(worst, maxAbsDiff(got, ref));
-          const sorted = [...ref].sort((a, b) => b - a);
-          if (sorted[0]! - sorted[1]! > 0.25) assert.equal(argmax(got), argmax(ref), `${p.id}: argmax at last4[${r}]`);
-        }
-      }
+      const worst = compareWithLlamaCpp(h, h.load(dir, file), dir, file);
       report.push(`cuda f32: ${file} vs llama.cpp: max abs ${worst.toExponential(2)}`);
       assert.ok(worst <= tol, `max abs diff ${worst} > ${tol}`);
     });

@@ -1,11 +1,12 @@
 // Runs the fixture models on any backend the way the golden tests need: logits at every
 // position, last-position logits of a chunked prefill, greedy continuations. Shared by the
 // CPU tests and the CUDA tests so both hold their backend to the same oracles.
+import assert from 'node:assert/strict';
 import type { Backend } from '../../src/backend/backend.js';
 import { PagedKvCache } from '../../src/models/kv-cache.js';
 import { openModelFiles } from '../../src/models/model-files.js';
 import { createModel, type CausalLM } from '../../src/models/registry.js';
-import { fixturePath } from '../fixtures.js';
+import { decodeF32, fixturePath, readFixtureJson } from '../fixtures.js';
 
 export interface RefPrompt {
   id: string;
@@ -87,4 +88,48 @@ export class ModelHarness {
     cache.dispose();
     return out;
   }
+}
+
+/**
+ * Holds a model's logits on every fixture prompt of `dir` against Hugging Face's: argmax equal
+ * wherever HF's top-1 margin exceeds 1e-3, greedy16 equal. Returns the worst last-4 max abs diff.
+ */
+export function compareWithHf(h: ModelHarness, model: CausalLM, dir: string): number {
+  const refs = readFixtureJson<Refs>(dir, 'refs.json');
+  const V = model.config.vocabSize;
+  let worst = 0;
+  for (const p of refs.prompts) {
+    const hf = refs.hf.per_prompt.find((x) => x.id === p.id)!;
+    const rows = h.allLogits(model, p.ids);
+    const want = decodeF32(hf.last4_logits);
+    for (let r = 0; r < 4; r++) worst = Math.max(worst, maxAbsDiff(rows[p.ids.length - 4 + r]!, want.subarray(r * V, (r + 1) * V)));
+    rows.forEach((row, i) => {
+      if (hf.top1_minus_top2![i]! > 1e-3) assert.equal(argmax(row), hf.argmax[i], `${p.id}: argmax at position ${i}`);
+    });
+    assert.deepEqual(h.greedy(model, p.ids, 16), hf.greedy16, `${p.id}: greedy16`);
+  }
+  return worst;
+}
+
+/**
+ * Holds a model's last-4 logits on every fixture prompt of `dir` against llama.cpp's for `file`:
+ * argmax equal where llama.cpp's top-1 margin exceeds 0.25. Returns the worst max abs diff.
+ */
+export function compareWithLlamaCpp(h: ModelHarness, model: CausalLM, dir: string, file: string): number {
+  const refs = readFixtureJson<Refs>(dir, 'refs.json');
+  const cpp = refs.llama_cpp[file]!;
+  const V = model.config.vocabSize;
+  let worst = 0;
+  for (const p of refs.prompts) {
+    const want = decodeF32(cpp.per_prompt.find((c) => c.id === p.id)!.last4_logits);
+    const rows = h.allLogits(model, p.ids);
+    for (let r = 0; r < 4; r++) {
+      const got = rows[p.ids.length - 4 + r]!;
+      const ref = want.subarray(r * V, (r + 1) * V);
+      worst = Math.max(worst, maxAbsDiff(got, ref));
+      const sorted = [...ref].sort((a, b) => b - a);
+      if (sorted[0]! - sorted[1]! > 0.25) assert.equal(argmax(got), argmax(ref), `${p.id}: argmax at last4[${r}]`);
+    }
+  }
+  return worst;
 }

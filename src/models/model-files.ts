@@ -21,8 +21,8 @@ export interface ModelFiles {
   name: string;
   config: ModelConfig;
   weights: WeightSource;
-  tokenizer: Tokenizer;
-  chatTemplate: ChatTemplate | undefined;
+  readonly tokenizer: Tokenizer;
+  readonly chatTemplate: ChatTemplate | undefined;
 }
 
 export class ModelFilesError extends Error {
@@ -34,6 +34,28 @@ function hfConfig(dir: string): ModelConfig {
   const genPath = join(dir, 'generation_config.json');
   const gen = existsSync(genPath) ? readJsonFile<Record<string, unknown>>(genPath, 'generation config') : undefined;
   return configFromHf(config, gen, join(dir, 'config.json'));
+}
+
+/**
+ * The tokenizer and chat template are built on first use: the engine worker and the engine
+ * benchmark need only config and weights, and a 128k-entry vocabulary takes about a second.
+ */
+function withLazyText(
+  base: Omit<ModelFiles, 'tokenizer' | 'chatTemplate'>,
+  loadTokenizer: () => Tokenizer,
+  loadTemplate: () => ChatTemplate | undefined,
+): ModelFiles {
+  let tokenizer: Tokenizer | undefined;
+  let template: { value: ChatTemplate | undefined } | undefined;
+  return {
+    ...base,
+    get tokenizer(): Tokenizer {
+      return (tokenizer ??= loadTokenizer());
+    },
+    get chatTemplate(): ChatTemplate | undefined {
+      return (template ??= { value: loadTemplate() }).value;
+    },
+  };
 }
 
 export function openModelFiles(loc: ModelLocation): ModelFiles {
@@ -48,10 +70,12 @@ export function openModelFiles(loc: ModelLocation): ModelFiles {
     const config = modelPath !== undefined && existsSync(join(modelPath, 'config.json')) ? hfConfig(modelPath) : configFromGguf(gguf.metadata, ggufPath);
     config.tieWordEmbeddings = !weights.has('output.weight');
     const fromDir = modelPath !== undefined && existsSync(join(modelPath, 'tokenizer.json'));
-    const tokenizer = fromDir ? loadTokenizerFromDir(modelPath) : loadTokenizerFromGguf(gguf.metadata);
-    const chatTemplate = (fromDir ? ChatTemplate.fromTokenizerConfig(modelPath) : undefined) ?? ChatTemplate.fromGguf(gguf.metadata);
     const name = String(gguf.metadata.get('general.name') ?? ggufPath);
-    return { name, config, weights, tokenizer, chatTemplate };
+    return withLazyText(
+      { name, config, weights },
+      () => (fromDir ? loadTokenizerFromDir(modelPath) : loadTokenizerFromGguf(gguf.metadata)),
+      () => (fromDir ? ChatTemplate.fromTokenizerConfig(modelPath) : undefined) ?? ChatTemplate.fromGguf(gguf.metadata),
+    );
   }
   if (modelPath === undefined) throw new ModelFilesError('no model given: pass --model <file.gguf>, or --model_path <dir> [--gguf_path <file>]');
   const hasSafetensors = existsSync(join(modelPath, 'model.safetensors')) || existsSync(join(modelPath, 'model.safetensors.index.json'));
@@ -60,11 +84,9 @@ export function openModelFiles(loc: ModelLocation): ModelFiles {
   }
   const config = hfConfig(modelPath);
   const weights = new SafetensorsWeights(readSafetensors(modelPath));
-  return {
-    name: modelPath,
-    config,
-    weights,
-    tokenizer: loadTokenizerFromDir(modelPath),
-    chatTemplate: ChatTemplate.fromTokenizerConfig(modelPath),
-  };
+  return withLazyText(
+    { name: modelPath, config, weights },
+    () => loadTokenizerFromDir(modelPath),
+    () => ChatTemplate.fromTokenizerConfig(modelPath),
+  );
 }

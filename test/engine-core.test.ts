@@ -118,12 +118,14 @@ describe('engine core on the CPU model', needFixtures, () => {
     const flaky: CausalLM = {
       config: real.config,
       kvWidth: real.kvWidth,
-      forward: (batch, cache) => {
+      backend: real.backend,
+      forward: (batch, cache) => real.forward(batch, cache),
+      forwardTensors: (inputs, cache) => {
         if (failNext) {
           failNext = false;
           throw new Error('simulated kernel failure');
         }
-        return real.forward(batch, cache);
+        return real.forwardTensors(inputs, cache);
       },
     };
     const cache = new PagedKvCache(backend, { numLayers: 2, numBlocks: 64, blockSize: 16, width: real.kvWidth });

@@ -115,14 +115,16 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
     DeviceTensor& t = dev_arg(info, 0, op);
     check(info[1].IsTypedArray(), op, "data must be a typed array");
     Napi::TypedArray a = info[1].As<Napi::TypedArray>();
-    check(a.ByteLength() == t.nbytes, op, "data has " + std::to_string(a.ByteLength()) + " bytes, tensor " + t.describe() + " holds " + std::to_string(t.nbytes));
+    // Fewer bytes than the tensor holds overwrite its start (a compact block table in a wide buffer).
+    const size_t n = a.ByteLength();
+    check(n <= t.nbytes && n > 0, op, "data has " + std::to_string(n) + " bytes, tensor " + t.describe() + " holds " + std::to_string(t.nbytes));
     const uint8_t* src = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
     if (t.dtype == DType::I32) {
       t.host_i32.resize(static_cast<size_t>(t.numel()));
-      std::memcpy(t.host_i32.data(), src, t.nbytes);
+      std::memcpy(t.host_i32.data(), src, n);
     }
     // Pageable source: the call returns once the bytes are staged, so JS may reuse the array.
-    check_cuda(cudaMemcpyAsync(t.data, src, t.nbytes, cudaMemcpyHostToDevice, stream()), "upload");
+    check_cuda(cudaMemcpyAsync(t.data, src, n, cudaMemcpyHostToDevice, stream()), "upload");
     return info.Env().Undefined();
   });
 }
@@ -180,6 +182,14 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
 Napi::Value ReleaseScratch(const Napi::CallbackInfo& info) {
   device_tensors().release_scratch();
   return info.Env().Undefined();
+}
+
+// cudaPersist(handle): a per-step tensor becomes persistent (released only by cudaRelease).
+Napi::Value Persist(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    device_tensors().persist(static_cast<int>(int_arg(info, 0, "cudaPersist")));
+    return info.Env().Undefined();
+  });
 }
 
 Napi::Value Stats(const Napi::CallbackInfo& info) {
@@ -288,6 +298,7 @@ Napi::Value CaptureEnd(const Napi::CallbackInfo& info) {
     check_cuda(e, "graph instantiate");
     const int id = next_graph++;
     graphs()[id] = exec;
+    pool().add_graph_ref(1);
     return Napi::Number::New(info.Env(), id);
   });
 }
@@ -307,6 +318,7 @@ Napi::Value GraphRelease(const Napi::CallbackInfo& info) {
     if (it != graphs().end()) {
       cudaGraphExecDestroy(it->second);
       graphs().erase(it);
+      pool().add_graph_ref(-1);
     }
     return info.Env().Undefined();
   });
@@ -350,6 +362,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDownload", Napi::Function::New(env, Download));
   exports.Set("cudaRelease", Napi::Function::New(env, Release));
   exports.Set("cudaReleaseScratch", Napi::Function::New(env, ReleaseScratch));
+  exports.Set("cudaPersist", Napi::Function::New(env, Persist));
   exports.Set("cudaStats", Napi::Function::New(env, Stats));
   exports.Set("cudaTrimPool", Napi::Function::New(env, TrimPool));
   exports.Set("cudaSynchronize", Napi::Function::New(env, Synchronize));

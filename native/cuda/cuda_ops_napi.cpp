@@ -72,15 +72,16 @@ Napi::Value StoreKv(const Napi::CallbackInfo& info) {
   });
 }
 
-// cudaOpPagedAttention(q, kCache, vCache, cuQ, kvLens, blockTables, numKvHeads, scale) -> like q
+// cudaOpPagedAttention(q, kCache, vCache, cuQ, kvLens, blockTables, numKvHeads, scale[, tableStride]) -> like q
 Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "cudaOpPagedAttention";
     need_args(info, 8, op);
     DeviceTensor& q = dev_arg(info, 0, op);
     DeviceTensor out = new_device_tensor(DType::F32, q.shape, true);
+    const DeviceTensor* stride = info.Length() > 8 && !info[8].IsUndefined() ? &dev_arg(info, 8, op) : nullptr;
     paged_attention(q, dev_arg(info, 1, op), dev_arg(info, 2, op), dev_arg(info, 3, op), dev_arg(info, 4, op), dev_arg(info, 5, op),
-                    static_cast<int>(int_arg(info, 6, op)), static_cast<float>(num_arg(info, 7, op)), out);
+                    static_cast<int>(int_arg(info, 6, op)), static_cast<float>(num_arg(info, 7, op)), out, stride);
     return handle(info, std::move(out));
   });
 }

@@ -77,6 +77,7 @@ void DevicePool::give_back(void* p, size_t cls) {
 }
 
 void DevicePool::trim() {
+  if (graph_refs_ > 0) return;
   check_cuda(cudaStreamSynchronize(stream()), "trim pool");
   for (auto& [cls, blocks] : free_) {
     for (void* p : blocks) {
@@ -143,6 +144,11 @@ void DeviceTensorTable::release_scratch() {
     }
   }
   scratch_.clear();
+}
+
+void DeviceTensorTable::persist(int id) {
+  get(id).scratch = false;
+  scratch_.erase(std::remove(scratch_.begin(), scratch_.end(), id), scratch_.end());
 }
 
 size_t DeviceTensorTable::live_bytes() const {

@@ -40,11 +40,15 @@ class DevicePool {
   size_t reserved() const { return reserved_; }  // bytes obtained from cudaMalloc
   size_t in_use() const { return in_use_; }
   size_t cached() const { return reserved_ - in_use_; }
+  // While CUDA graphs live, their kernels hold pointers into cached blocks: trim() must not
+  // hand those back to the driver, so it does nothing until the count drops to zero.
+  void add_graph_ref(int delta) { graph_refs_ += delta; }
 
  private:
   void give_back(void* p, size_t cls);
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t reserved_ = 0, in_use_ = 0;
+  int graph_refs_ = 0;
 };
 
 DevicePool& pool();
@@ -59,6 +63,7 @@ class DeviceTensorTable {
   DeviceTensor& get(int id);
   void release(int id);
   void release_scratch();  // frees every tensor made with scratch = true
+  void persist(int id);     // a scratch tensor survives release_scratch (a graph's output)
   size_t live_count() const { return slots_.size() - free_.size(); }
   size_t live_bytes() const;
 

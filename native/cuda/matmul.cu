@@ -90,9 +90,7 @@ void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
   if (M == 0 || N == 0) return;
   const TypeTraits* tr = type_traits(w.dtype);
   const int64_t rb = row_bytes(*tr, K);
-  // By default the GEMV kernels take M ≤ 2: at M = 4 cuBLAS was as fast or faster for every
-  // type measured (BF16, Q4_K, Q6_K, Q8_0 on an H200, notes/cuda.md).
-  const int gemv_rows = options().gemv_max_rows < 0 ? 2 : options().gemv_max_rows;
+  const int gemv_rows = options().gemv_max_rows < 0 ? default_gemv_rows(w.dtype) : options().gemv_max_rows;
   if (M <= gemv_rows) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>());
   if (options().precision == Precision::F32) return matmul_f32(x, w, M, K, N, rb, out.as<float>());
   matmul_bf16(x, w, M, K, N, rb, out.as<float>());

@@ -228,4 +228,11 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
 
 bool matmul_type_supported(DType wt, int64_t K) { return rows_fit_pieces(wt, K); }
 
+int default_gemv_rows(DType wt) {
+  // Plain weights: cuBLAS is as fast from M = 4 (notes/cuda.md). Quantized weights with an int8
+  // kernel: up to 8 rows share one pass over the weights, far cheaper than dequantizing a layer
+  // to bf16 for cuBLAS (~500 µs a llama-3.1-8b layer).
+  return has_dot(wt) ? 8 : 2;
+}
+
 }  // namespace kt::cuda

@@ -19,8 +19,11 @@ void rope(DeviceTensor& x, const DeviceTensor& positions, const DeviceTensor& in
 // Writes k, v [T, Hkv * D] into the paged caches [blocks, block_size, Hkv * D] at slots[t].
 void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots);
 // Causal attention of q [T, H * D] over each sequence's cached keys and values (cpu/ops.h).
+// table_stride (optional I32 [1]): the block table's row stride in entries, read on the device, so
+// a graph captured over a wide table buffer can replay over a compact table of any width.
 void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
-                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out);
+                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
+                     const DeviceTensor* table_stride = nullptr);
 // out = silu(gate) * up.
 void silu_mul(const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out);
 // a += b.
@@ -38,6 +41,8 @@ void dequantize_rows_bf16(const void* w, DType wt, int64_t row_bytes, int64_t K,
 // dst[i] = round(src[i]) to bf16 or f16 (round to nearest even).
 void convert_f32_to_bf16(const float* src, void* dst, int64_t n);
 void convert_f32_to_f16(const float* src, void* dst, int64_t n);
+// Rows up to which matmul takes the GEMV path for weights of type wt (options().gemv_max_rows < 0).
+int default_gemv_rows(DType wt);
 // True where the device kernels handle weights of type wt with rows of K elements.
 bool matmul_type_supported(DType wt, int64_t K);
 

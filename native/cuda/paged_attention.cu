@@ -26,10 +26,11 @@ struct AttnArgs {
   const int32_t* cu_q;
   const int32_t* kv_lens;
   const int32_t* tables;
+  const int32_t* stride;  // row stride of tables on the device, or null: max_blocks
   int S, max_blocks, bs, width, H, group, D;
   float scale;
   float* out;
-  int chunk;        // keys per split
+  int min_chunk;    // fewest keys per split
   float* part_acc;  // [T, H, splits, D] unnormalised sums, or null: one split, write `out`
   float* part_ml;   // [T, H, splits, 2] running max and sum of exponentials
 };
@@ -49,9 +50,12 @@ __global__ void paged_attention_kernel(AttnArgs a) {
   const int s = lo;
   const int qlen = a.cu_q[s + 1] - a.cu_q[s];
   const int n = a.kv_lens[s] - qlen + (row - a.cu_q[s]) + 1;  // keys this query may see
-  const int32_t* table = a.tables + static_cast<int64_t>(s) * a.max_blocks;
+  const int32_t* table = a.tables + static_cast<int64_t>(s) * (a.stride ? *a.stride : a.max_blocks);
   const int64_t head_off = static_cast<int64_t>(kvh) * a.D;
-  const int j_begin = blockIdx.z * a.chunk, j_end = min(n, j_begin + a.chunk);  // may be empty
+  // Each sequence's keys are cut into gridDim.z equal chunks (≥ min_chunk keys), so one launch
+  // shape serves any lengths: a replayed CUDA graph sees new lengths with the splits it was captured with.
+  const int chunk = max(a.min_chunk, ((a.kv_lens[s] + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z) + 3) / 4 * 4);
+  const int j_begin = blockIdx.z * chunk, j_end = min(n, j_begin + chunk);  // may be empty
 
   for (int hh = warp; hh < a.group; hh += nwarps) {
     const int h = kvh * a.group + hh;
@@ -163,7 +167,8 @@ void launch(const AttnArgs& a, int T, int num_kv_heads, int splits) {
 }  // namespace
 
 void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
-                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out) {
+                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
+                     const DeviceTensor* table_stride) {
   const char* op = "paged_attention";
   check(q.dtype == DType::F32 && out.dtype == DType::F32 && out.numel() == q.numel(), op, "q and out must be F32 of one shape");
   check(k_cache.dtype == DType::F32 && v_cache.dtype == DType::F32, op, "caches must be F32");
@@ -172,41 +177,47 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   const int64_t S = kv_lens.numel();
   check(S > 0 && cu_q.numel() == S + 1, op, "cu_q must have one more entry than kv_lens");
   check(block_tables.shape.size() == 2 && block_tables.shape[0] == S, op, "block_tables must be [S, max_blocks], got " + block_tables.describe());
-  check(cu_q.has_host_copy() && kv_lens.has_host_copy() && block_tables.has_host_copy(), op,
-        "cu_q, kv_lens and block_tables must be uploaded from the host (inputI32)");
   const int64_t nblocks = k_cache.shape[0], bs = k_cache.shape[1], width = k_cache.shape[2];
   check(num_kv_heads > 0 && width % num_kv_heads == 0, op, "cache width not divisible by kv heads");
   const int64_t D = width / num_kv_heads;
   check(D <= 256, op, "head dim " + std::to_string(D) + " above the kernel's 256");
-  const std::vector<int32_t>& cq = cu_q.host_i32;
-  const int64_t T = cq[S];
-  check(T > 0 && q.numel() % (T * D) == 0, op, "q " + q.describe() + " does not match " + std::to_string(T) + " query rows");
+  check(q.shape.size() >= 2, op, "q must be [T, H * D], got " + q.describe());
+  const int64_t T = q.shape[0];
+  check(T > 0 && q.numel() % (T * D) == 0, op, "q " + q.describe() + " is not [T, H * " + std::to_string(D) + "]");
   const int64_t H = q.numel() / (T * D);
   check(H % num_kv_heads == 0, op, "query heads not a multiple of kv heads");
   const int64_t max_blocks = block_tables.shape[1];
-  const std::vector<int32_t>& lens = kv_lens.host_i32;
-  const std::vector<int32_t>& tables = block_tables.host_i32;
-  check(cq[0] == 0, op, "cu_q must start at 0");
-  for (int64_t s = 0; s < S; ++s) {
-    const int64_t qlen = cq[s + 1] - cq[s];
-    check(qlen >= 0 && lens[s] >= qlen && lens[s] <= max_blocks * bs, op, "sequence " + std::to_string(s) + " has bad lengths");
-    for (int64_t b = 0; b < (lens[s] + bs - 1) / bs; ++b) {
-      const int32_t blk = tables[s * max_blocks + b];
-      check(blk >= 0 && blk < nblocks, op, "block " + std::to_string(blk) + " outside the cache");
+  if (table_stride) check(table_stride->dtype == DType::I32 && table_stride->numel() == 1, op, "table stride must be I32 [1]");
+  // Index data is checked where the host holds a copy (every upload keeps one); a replayed graph
+  // skips these checks, so its runner fills the step buffers from validated plans only.
+  if (cu_q.has_host_copy() && kv_lens.has_host_copy() && block_tables.has_host_copy() && (!table_stride || table_stride->has_host_copy())) {
+    const int64_t stride = table_stride ? table_stride->host_i32[0] : max_blocks;
+    check(stride >= 1 && stride <= max_blocks, op, "table stride " + std::to_string(stride) + " outside 1.." + std::to_string(max_blocks));
+    const std::vector<int32_t>& cq = cu_q.host_i32;
+    const std::vector<int32_t>& lens = kv_lens.host_i32;
+    const std::vector<int32_t>& tables = block_tables.host_i32;
+    check(cq[0] == 0 && cq[S] == T, op, "cu_q must run from 0 to the " + std::to_string(T) + " rows of q");
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t qlen = cq[s + 1] - cq[s];
+      check(qlen >= 0 && lens[s] >= qlen && lens[s] >= 1 && lens[s] <= stride * bs, op, "sequence " + std::to_string(s) + " has bad lengths");
+      for (int64_t b = 0; b < (lens[s] + bs - 1) / bs; ++b) {
+        const int32_t blk = tables[s * stride + b];
+        check(blk >= 0 && blk < nblocks, op, "block " + std::to_string(blk) + " outside the cache");
+      }
     }
   }
-  // Split the keys when rows × KV heads give fewer than ~4 blocks per SM, down to 32 keys a split.
-  const int64_t max_len = *std::max_element(lens.begin(), lens.end());
+  // Split the keys when rows × KV heads give fewer than ~4 blocks per SM. The split count depends on
+  // shapes only (the block table's capacity stands in for the longest sequence), never on lengths.
+  const int64_t capacity = max_blocks * bs;
   const int64_t want_blocks = 4LL * multiprocessors(), have = T * num_kv_heads;
-  int64_t splits = have >= want_blocks ? 1 : std::min((want_blocks + have - 1) / have, (max_len + 31) / 32);
-  const int64_t chunk = splits <= 1 ? std::max<int64_t>(max_len, 1) : ((max_len + splits - 1) / splits + 3) / 4 * 4;
-  splits = std::max<int64_t>(1, (max_len + chunk - 1) / chunk);
+  constexpr int64_t kMinChunk = 32;
+  const int64_t splits = have >= want_blocks ? 1 : std::max<int64_t>(1, std::min((want_blocks + have - 1) / have, (capacity + kMinChunk - 1) / kMinChunk));
   check(splits < 65536, op, "too many key splits");
   std::shared_ptr<void> part;
   AttnArgs a{q.as<float>(), k_cache.as<float>(), v_cache.as<float>(), cu_q.as<int32_t>(), kv_lens.as<int32_t>(),
-             block_tables.as<int32_t>(), static_cast<int>(S), static_cast<int>(max_blocks), static_cast<int>(bs),
+             block_tables.as<int32_t>(), table_stride ? table_stride->as<int32_t>() : nullptr, static_cast<int>(S), static_cast<int>(max_blocks), static_cast<int>(bs),
              static_cast<int>(width), static_cast<int>(H), static_cast<int>(H / num_kv_heads), static_cast<int>(D), scale,
-             out.as<float>(), static_cast<int>(chunk), nullptr, nullptr};
+             out.as<float>(), static_cast<int>(splits > 1 ? kMinChunk : 1), nullptr, nullptr};
   if (splits > 1) {
     // Freed when this function returns: the pool hands the block out again only to later
     // launches on the same stream, which run after the merge.

@@ -31,6 +31,11 @@ export interface AttentionInputs {
   slots: Tensor;
   /** [T] position of each token. */
   positions: Tensor;
+  /**
+   * I32 [1]: blockTables' row stride in entries, read on the device (CUDA only): a captured graph's
+   * wide table buffer then takes a compact table of any width. Absent: blockTables.shape[1].
+   */
+  tableStride?: Tensor;
 }
 
 export interface Backend {

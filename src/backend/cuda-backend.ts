@@ -1,6 +1,8 @@
 // The CUDA backend: tensors live in device memory (weights uploaded once from the mapped
 // model file) and every op is one launch on the addon's single stream (native/cuda). Nothing
 // waits for the GPU except read(), the one sync point of a step.
+import type { Tensor } from './backend.js';
+import { DType } from './dtype.js';
 import { HandleBackend, type NativeTensorOps } from './handle-backend.js';
 import { loadNative } from './native.js';
 
@@ -27,8 +29,8 @@ export interface CudaOptions {
   precision?: 'f32' | 'bf16';
   /**
    * Rows up to this run the GEMV kernels (weights dequantized in registers; activations rounded to q8
-   * for quantized weights, as on the CPU);
-   * more go through cuBLAS. -1 (default): 2, where the two paths crossed on an H200.
+   * for quantized weights, as on the CPU); more go through cuBLAS. -1 (default): 8 for quantized
+   * types with an int8 kernel (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K), else 2 (measured crossovers, H200).
    */
   gemvMaxRows?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */
@@ -69,12 +71,16 @@ export interface CudaNative {
   cudaCaptureEnd(): number;
   cudaGraphReplay(graph: number): void;
   cudaGraphRelease(graph: number): void;
+  /** A per-step tensor becomes persistent (a graph's output buffer). */
+  cudaPersist(h: number): void;
+  /** Samples one token per row of logits [B, V] (params [B, 4], seeds [B, 2]; native/cuda/sample.cu). */
+  cudaOpSample(logits: number, params: number, seeds: number): number;
   cudaOpEmbedding(table: number, ids: number): number;
   cudaOpRmsNorm(x: number, w: number, eps: number): number;
   cudaOpMatmul(x: number, w: number): number;
   cudaOpRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
-  cudaOpPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number): number;
+  cudaOpPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number, stride?: number): number;
   cudaOpSiluMul(g: number, u: number): number;
   cudaOpAddInPlace(a: number, b: number): void;
   cudaOpGatherRows(x: number, idx: number): number;
@@ -157,6 +163,37 @@ export class CudaBackend extends HandleBackend {
   /** The native functions, for benchmarks (timers, copy bandwidth). */
   get native(): CudaNative {
     return this.n;
+  }
+
+  // --- CUDA graphs: ops issued between captureBegin and captureEnd are recorded, not run ---
+  captureBegin(): void {
+    this.n.cudaCaptureBegin();
+  }
+
+  captureEnd(): number {
+    return this.n.cudaCaptureEnd();
+  }
+
+  replay(graph: number): void {
+    this.n.cudaGraphReplay(graph);
+  }
+
+  releaseGraph(graph: number): void {
+    this.n.cudaGraphRelease(graph);
+  }
+
+  /** Keeps a per-step tensor past endStep (a graph's outputs); free() releases it. */
+  persist(t: Tensor): void {
+    this.n.cudaPersist(this.keep(t));
+  }
+
+  /**
+   * One token per row of logits [B, V], drawn on the device: params [B, 4] F32 (temperature,
+   * top-k, top-p, min-p), seeds [B, 2] I32 (seed, counter). Returns I32 [B], per step.
+   */
+  sample(logits: Tensor, params: Tensor, seeds: Tensor): Tensor {
+    const rows = logits.shape[0] ?? 0;
+    return this.wrapStep(this.n.cudaOpSample(this.h(logits), this.h(params), this.h(seeds)), DType.I32, [rows]);
   }
 
   /** Live device tensors and pool bytes, for leak checks in tests. */

@@ -19,7 +19,7 @@ export interface NativeTensorOps {
   opMatmul(x: number, w: number): number;
   opRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   opStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
-  opPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number): number;
+  opPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number, stride?: number): number;
   opSiluMul(g: number, u: number): number;
   opAddInPlace(a: number, b: number): void;
   opGatherRows(x: number, idx: number): number;
@@ -55,6 +55,11 @@ export abstract class HandleBackend implements Backend {
     return t;
   }
 
+  /** A per-step tensor around a handle a subclass's own native op returned. */
+  protected wrapStep(handle: number, dtype: DTypeId, shape: readonly number[]): Tensor {
+    return this.wrap(handle, dtype, shape);
+  }
+
   loadWeight(loc: WeightLocation): Tensor {
     let m = this.mappings.get(loc.file);
     if (m === undefined) {
@@ -82,16 +87,36 @@ export abstract class HandleBackend implements Backend {
     return this.wrap(h, DType.I32, shape);
   }
 
+  /** A per-step F32 input (sampling parameters); freed at endStep. */
+  inputF32(data: Float32Array, shape: number[]): Tensor {
+    const h = this.ops.alloc(DType.F32, shape, true);
+    this.ops.upload(h, data);
+    return this.wrap(h, DType.F32, shape);
+  }
+
+  /** Makes a per-step tensor persistent (a graph's output): endStep no longer frees it. */
+  protected keep(t: Tensor): number {
+    this.perStep = this.perStep.filter((p) => p !== t);
+    return this.h(t);
+  }
+
   zeros(dtype: DTypeId, shape: number[]): Tensor {
     return this.wrap(this.ops.alloc(dtype, shape, false), dtype, shape, false);
   }
 
   /**
-   * Overwrites an existing tensor's contents (same byte size), in stream order: how persistent
-   * step buffers get new values before a captured graph replays over them.
+   * Overwrites an existing tensor's contents (the whole tensor, or its start when `data` is
+   * shorter), in stream order: how persistent step buffers get new values before a graph replays.
    */
   write(t: Tensor, data: Float32Array | Int32Array): void {
     this.ops.upload(this.h(t), data);
+  }
+
+  /** Copies an I32 tensor back to the host (sampled token ids). */
+  readI32(t: Tensor): Int32Array {
+    const out = this.ops.download(this.h(t));
+    if (!(out instanceof Int32Array)) throw new Error(`${this.name} backend: readI32() takes I32 tensors`);
+    return out;
   }
 
   read(t: Tensor): Float32Array {
@@ -139,7 +164,8 @@ export abstract class HandleBackend implements Backend {
   }
 
   pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, inp: AttentionInputs, numKvHeads: number, scale: number): Tensor {
-    const h = this.ops.opPagedAttention(this.h(q), this.h(kCache), this.h(vCache), this.h(inp.cuQ), this.h(inp.kvLens), this.h(inp.blockTables), numKvHeads, scale);
+    const stride = inp.tableStride ? [this.h(inp.tableStride)] : [];
+    const h = this.ops.opPagedAttention(this.h(q), this.h(kCache), this.h(vCache), this.h(inp.cuQ), this.h(inp.kvLens), this.h(inp.blockTables), numKvHeads, scale, ...stride);
     return this.wrap(h, DType.F32, q.shape);
   }
 

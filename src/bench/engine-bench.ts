@@ -1,6 +1,7 @@
 // `ktserve bench engine`: the engine's throughput without HTTP, as llama.cpp's llama-batched-bench measures it:
 // for each prompt length (npp) and batch size (npl), npl requests of npp random tokens each generate ntg tokens
 // through the same EngineCore that `serve` runs; prefill and decode phases are timed separately.
+import { cudaNative } from '../backend/cuda-backend.js';
 import { createEngine } from '../engine/engine-factory.js';
 import type { GenerationRequest } from '../engine/engine-api.js';
 import { validateSamplingParams } from '../engine/sampling-params.js';
@@ -20,6 +21,8 @@ export interface EngineBenchOptions {
   seed: number;
   prefixCaching: boolean;
   backend?: 'cpu' | 'cuda';
+  /** CUDA graphs for decode steps (default true; CUDA only). */
+  cudaGraphs?: boolean;
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
   warmup: boolean;
   /** Called after each (npp, npl) run, for printing rows as they come. */
@@ -58,6 +61,10 @@ export interface EngineBenchReport {
   settings: { npp: number[]; ntg: number; npl: number[]; chunk_size: number; block_size: number; cache_tokens: number; max_batch_size: number; prefix_caching: boolean; seed: number };
   results: EngineBenchResult[];
   skipped: { npp: number; npl: number; reason: string }[];
+  /** Bytes of weights one decode step reads (every matrix but the embedding table, unless tied). */
+  weight_bytes: number;
+  /** CUDA: device-to-device copy bandwidth measured after the runs (bytes read + written per second / 1e9). */
+  copy_gb_s?: number;
 }
 
 const phase = (time_s: number, tokens: number, steps: number): PhaseStats => ({
@@ -86,13 +93,17 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
   const seqTokens = (npp: number) => Math.ceil((npp + opts.ntg) / opts.blockSize) * opts.blockSize;
   const maxBatch = Math.max(...opts.npl);
   // Runs longer than the model's context are skipped, so they must not size the KV cache.
-  const maxModelLen = openModelFiles(opts.model).config.maxPositions;
+  const files = openModelFiles(opts.model);
+  const maxModelLen = files.config.maxPositions;
+  const tied = !files.weights.has('output.weight');
+  const weightBytes = files.weights.names().reduce((n, name) => n + (name === 'token_embd.weight' && !tied ? 0 : files.weights.get(name).byteLength), 0);
   const runnable = opts.npp.filter((npp) => npp + opts.ntg <= maxModelLen);
   // One engine for every run, sized for the largest: KV blocks for all of its sequences at their full length.
   const cacheTokens = Math.max(opts.blockSize, ...runnable.flatMap((npp) => opts.npl.map((npl) => npl * seqTokens(npp))));
   const { core, info } = createEngine({
     model: opts.model,
     backend: opts.backend,
+    cudaGraphs: opts.cudaGraphs,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,
@@ -174,6 +185,9 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     },
     results,
     skipped,
+    weight_bytes: weightBytes,
+    // 1 GiB copied 20 times: the bandwidth bound a B = 1 decode step is compared with.
+    ...(info.backend === 'cuda' ? { copy_gb_s: cudaNative()!.cudaCopyBandwidth(2 ** 30, 20) } : {}),
   };
 }
 
@@ -203,11 +217,20 @@ export function engineTableRow(r: EngineBenchResult): string {
 export function engineTableNotes(rep: EngineBenchReport): string {
   const e = rep.engine;
   const lines = [
-    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}`,
+    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ` +
+      (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs'),
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];
   const overlap = rep.results.filter((r) => r.decode_tokens_during_prefill > 0);
   if (overlap.length > 0) lines.push('With chunked prefill, early requests decode while later prompts are read: those tokens count in neither S_PP nor S_TG (decode_tokens_during_prefill in the JSON).');
+  if (rep.copy_gb_s !== undefined) {
+    const boundTokS = (rep.copy_gb_s * 1e9) / rep.weight_bytes;
+    const b1 = rep.results.find((r) => r.npl === 1);
+    lines.push(
+      `device copy bandwidth ${rep.copy_gb_s.toFixed(0)} GB/s; a decode step reads ${(rep.weight_bytes / 1e9).toFixed(2)} GB of weights → bound ${boundTokS.toFixed(0)} tok/s at B = 1` +
+        (b1 ? `; measured ${b1.decode.tok_per_s.toFixed(1)} tok/s = ${((100 * b1.decode.tok_per_s) / boundTokS).toFixed(1)} % of the bound` : ''),
+    );
+  }
   for (const s of rep.skipped) lines.push(`skipped PP ${s.npp}, B ${s.npl}: ${s.reason}`);
   return `\n${lines.join('\n')}\n`;
 }

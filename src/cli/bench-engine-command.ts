@@ -18,6 +18,7 @@ export const benchEngineFlags = [
   { name: 'warmup', type: 'bool', help: 'one untimed small request first (--no-warmup to skip)', default: true },
   { name: 'out', type: 'string', help: 'write the results as JSON to this file' },
   { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
+  { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
 ] as const satisfies readonly FlagSpec[];
 
 /** Where the table goes; tests pass their own. */
@@ -47,6 +48,7 @@ export async function runBenchEngine(argv: string[], stdout: BenchEngineOutput =
     prefixCaching: f.prefix_caching,
     warmup: f.warmup,
     backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
+    cudaGraphs: !f.no_cuda_graph,
     onResult: (r) => {
       if (!header) stdout.write(engineTableHeader());
       header = true;

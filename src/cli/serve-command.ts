@@ -16,7 +16,9 @@ export interface ServeFlags {
   demo: boolean;
   optimizeConfigPath?: string | undefined;
   maxNewTokens: number;
-  cacheLens: number;
+  cacheLens?: number | undefined;
+  gpuMemoryUtilization: number;
+  cudaGraphs: boolean;
   chunkSize: number;
   maxBatchSize: number;
   backendType: 'balance_serve' | 'ktransformers';
@@ -31,12 +33,17 @@ export interface ServeFlags {
 
 /** Refuses flag combinations that cannot work, naming the flag and why. */
 export function checkServeFlags(f: ServeFlags): void {
+  if (f.cacheLens === undefined) return checkOptimizeConfig(f);
   if (f.cacheLens < f.blockSize) throw new UsageError(`--cache_lens ${f.cacheLens} is smaller than one KV block (--block_size ${f.blockSize})`);
   if (f.cacheLens < f.maxNewTokens + 1) {
     throw new UsageError(
       `--cache_lens ${f.cacheLens} is smaller than one request can need: a 1-token prompt plus --max_new_tokens ${f.maxNewTokens}; raise --cache_lens or lower --max_new_tokens`,
     );
   }
+  checkOptimizeConfig(f);
+}
+
+function checkOptimizeConfig(f: ServeFlags): void {
   if (f.optimizeConfigPath !== undefined) {
     throw new UsageError(`--optimize_config_path ${f.optimizeConfigPath}: placement rules apply to hybrid CPU/GPU MoE models, which this build does not run yet`);
   }
@@ -59,7 +66,9 @@ export async function runServe(f: ServeFlags): Promise<void> {
   const maxBatchSize = f.backendType === 'ktransformers' ? 1 : f.maxBatchSize;
   const engineOpts: EngineOptions = {
     model: location,
-    cacheTokens: Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
+    cacheTokens: f.cacheLens === undefined ? undefined : Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
+    gpuMemoryUtilization: f.gpuMemoryUtilization,
+    cudaGraphs: f.cudaGraphs,
     blockSize: f.blockSize,
     chunkSize: f.chunkSize,
     maxBatchSize,
@@ -73,7 +82,8 @@ export async function runServe(f: ServeFlags): Promise<void> {
   const mb = (info.kvBytes / 2 ** 20).toFixed(1);
   process.stderr.write(
     `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.device}\n` +
-      `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n`,
+      `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n` +
+      (info.cudaGraphs.length > 0 ? `ktserve: CUDA graphs for decode batches of ${info.cudaGraphs.join(', ')}\n` : ''),
   );
   const weightFile = location.ggufPath ?? location.modelPath;
   const app = buildServer({

@@ -7,6 +7,8 @@ import { Scheduler, type SchedulerConfig } from '../scheduler/scheduler.js';
 import { Sequence, type SeqId } from '../scheduler/sequence.js';
 import type { StepPlan } from '../scheduler/step-plan.js';
 import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
+import { gpuSamplable, requestSeed } from './gpu-sampling.js';
+import { ModelRunner, type DeviceSampleRow } from './model-runner.js';
 import { SequenceSampler } from './sampler.js';
 
 type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
@@ -15,6 +17,8 @@ type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
 interface RequestState {
   requestId: string;
   sampler: SequenceSampler;
+  /** The device sampler's 32-bit seed for this request (its counter is the token's index). */
+  deviceSeed: number;
   wantLogprobs: boolean;
 }
 
@@ -28,11 +32,16 @@ export class EngineCore {
   /** Finish events of aborts, delivered with the next step's events. */
   private pending: EngineEvent[] = [];
 
+  private readonly runner: ModelRunner;
+
+  /** `runner` (default: eager, no CUDA graphs) runs the model's steps. */
   constructor(
     private readonly model: CausalLM,
     private readonly cache: PagedKvCache,
     config: EngineCoreConfig,
+    runner?: ModelRunner,
   ) {
+    this.runner = runner ?? new ModelRunner(model, cache, { cudaGraphs: false, maxBatchSize: config.maxBatchSize });
     this.scheduler = new Scheduler<RequestState>({
       ...config,
       numBlocks: cache.shape.numBlocks,
@@ -50,6 +59,7 @@ export class EngineCore {
     const state: RequestState = {
       requestId: req.id,
       sampler: new SequenceSampler(req.sampling, req.promptIds),
+      deviceSeed: requestSeed(req.sampling),
       wantLogprobs: req.sampling.logprobs > 0,
     };
     const seq = new Sequence<RequestState>({ id: this.nextSeq++, promptIds: req.promptIds, maxTokens: req.maxTokens, stopIds: req.stopIds, params: state });
@@ -111,19 +121,29 @@ export class EngineCore {
   }
 
   private runAndSample(plan: StepPlan<RequestState>): { tokens: number[]; logprobs: (TokenLogprobInfo | undefined)[] } {
-    const logits = this.model.forward(plan.batch, this.cache);
+    const sampling = plan.entries.filter((e) => e.sample);
+    // Where every sampling row's semantics are the device sampler's, only the ids come back.
+    if (this.runner.samplesOnDevice && sampling.every((e) => gpuSamplable(e.seq.params!.sampler.params))) {
+      const rows: DeviceSampleRow[] = sampling.map((e) => ({
+        params: e.seq.params!.sampler.params,
+        seed: e.seq.params!.deviceSeed,
+        counter: e.seq.numGenerated,
+      }));
+      const out = this.runner.run(plan.batch, rows);
+      const tokens = Array.from(out.tokens ?? [], Number);
+      if (tokens.length !== rows.length) throw new Error(`engine: ${tokens.length} sampled tokens for ${rows.length} rows`);
+      return { tokens, logprobs: tokens.map(() => undefined) };
+    }
+    const logits = this.runner.run(plan.batch).logits ?? new Float32Array(0);
     const V = this.model.config.vocabSize;
     const tokens: number[] = [];
     const logprobs: (TokenLogprobInfo | undefined)[] = [];
-    let row = 0;
-    for (const e of plan.entries) {
-      if (!e.sample) continue;
+    sampling.forEach((e, row) => {
       const state = e.seq.params!;
       const r = state.sampler.sample(logits.subarray(row * V, (row + 1) * V));
-      row++;
       tokens.push(r.token);
       logprobs.push(state.wantLogprobs ? { logprob: r.logprob, top: r.topLogprobs } : undefined);
-    }
+    });
     return { tokens, logprobs };
   }
 

@@ -1,27 +1,42 @@
-// Builds a ready engine (weights, KV cache, scheduler) from options: used by the worker
-// thread, and directly by tests and benchmarks that want no thread.
+// Builds a ready engine (weights, KV cache, model runner, scheduler) from options: used by the
+// worker thread, and directly by tests and benchmarks that want no thread.
 import { CpuBackend } from '../backend/cpu-backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import type { HandleBackend } from '../backend/handle-backend.js';
+import type { SequenceChunk } from '../models/forward-batch.js';
 import { PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
-import { createModel } from '../models/registry.js';
+import { createModel, type CausalLM } from '../models/registry.js';
 import { EngineCore } from './engine-core.js';
+import { ModelRunner } from './model-runner.js';
 import type { EngineOptions, EngineReadyInfo } from './worker-protocol.js';
+
+/** --cache_lens where none is given and no device memory sizes it. */
+export const DEFAULT_CPU_CACHE_TOKENS = 32768;
 
 export function createEngine(opts: EngineOptions): { core: EngineCore; info: EngineReadyInfo } {
   const files = openModelFiles(opts.model);
-  const backend: HandleBackend = opts.backend === 'cuda' ? new CudaBackend() : new CpuBackend();
+  const backend: HandleBackend = opts.backend === 'cuda' ? new CudaBackend(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}) : new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
-  const numBlocks = Math.ceil(opts.cacheTokens / opts.blockSize);
-  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth });
-  const core = new EngineCore(model, cache, {
-    chunkSize: opts.chunkSize,
-    maxBatchSize: opts.maxBatchSize,
-    maxQueue: opts.maxQueue,
-    prefixCaching: opts.prefixCaching,
-    cacheSalt: files.name,
-  });
+  const cuda = backend instanceof CudaBackend ? backend : undefined;
+  const cacheTokens = opts.cacheTokens ?? (cuda ? kvTokensForMemory(cuda, model, opts) : DEFAULT_CPU_CACHE_TOKENS);
+  const numBlocks = Math.ceil(cacheTokens / opts.blockSize);
+  const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth };
+  const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined });
+  const runner = new ModelRunner(model, cache, { cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false, maxBatchSize: opts.maxBatchSize });
+  runner.captureGraphs();
+  const core = new EngineCore(
+    model,
+    cache,
+    {
+      chunkSize: opts.chunkSize,
+      maxBatchSize: opts.maxBatchSize,
+      maxQueue: opts.maxQueue,
+      prefixCaching: opts.prefixCaching,
+      cacheSalt: files.name,
+    },
+    runner,
+  );
   return {
     core,
     info: {
@@ -32,6 +47,39 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       vocabSize: files.config.vocabSize,
       backend: backend.name,
       device: backend.describeDevice(),
+      cudaGraphs: runner.graphSizes,
     },
   };
+}
+
+/**
+ * KV tokens that fit in `gpuMemoryUtilization` of the device after a warm-up at the largest
+ * steps (a full prefill chunk, then max_batch_size decodes) has reserved the activations.
+ */
+function kvTokensForMemory(b: CudaBackend, model: CausalLM, opts: EngineOptions): number {
+  const util = opts.gpuMemoryUtilization ?? 0.9;
+  const bs = opts.blockSize;
+  const chunk = Math.max(1, Math.min(opts.chunkSize, model.config.maxPositions));
+  const chunkBlocks = Math.ceil(chunk / bs);
+  const warm = new PagedKvCache(b, { numLayers: model.config.numLayers, numBlocks: chunkBlocks + opts.maxBatchSize, blockSize: bs, width: model.kvWidth });
+  try {
+    const blocks = (first: number, n: number) => Array.from({ length: n }, (_, i) => first + i);
+    model.forward({ sequences: [{ cachedLen: 0, tokens: new Array<number>(chunk).fill(0), blockTable: blocks(0, chunkBlocks), wantLogits: true }] }, warm);
+    const decodes: SequenceChunk[] = Array.from({ length: opts.maxBatchSize }, (_, i) => ({ cachedLen: 0, tokens: [0], blockTable: [chunkBlocks + i], wantLogits: true }));
+    model.forward({ sequences: decodes }, warm);
+  } finally {
+    warm.dispose();
+  }
+  const d = b.deviceInfo();
+  const total = d.totalBytes ?? 0;
+  const budget = (d.freeBytes ?? 0) - (1 - util) * total;
+  const perToken = 2 * model.config.numLayers * model.kvWidth * 4;
+  const tokens = Math.floor(budget / perToken / bs) * bs;
+  if (tokens < bs) {
+    throw new Error(
+      `no device memory left for the KV cache: ${((d.freeBytes ?? 0) / 2 ** 30).toFixed(1)} GiB free of ${(total / 2 ** 30).toFixed(1)} GiB ` +
+        `with --gpu_memory_utilization ${util}; raise it or pass --cache_lens`,
+    );
+  }
+  return tokens;
 }

@@ -6,8 +6,14 @@ export interface EngineOptions {
   model: ModelLocation;
   /** Where the model runs (default cpu). */
   backend?: 'cpu' | 'cuda';
-  /** KV cache size in tokens (--cache_lens). */
-  cacheTokens: number;
+  /** KV cache size in tokens (--cache_lens); absent: CUDA fills gpuMemoryUtilization of the device, CPU takes 32768. */
+  cacheTokens?: number | undefined;
+  /** Fraction of device memory the process may hold when sizing the KV cache (default 0.9). */
+  gpuMemoryUtilization?: number | undefined;
+  /** Replay CUDA graphs for decode steps (default true; CUDA only). */
+  cudaGraphs?: boolean | undefined;
+  /** CUDA matmul precision above the GEMV rows (default bf16; tests ask for f32 to compare with HF). */
+  cudaPrecision?: 'f32' | 'bf16' | undefined;
   blockSize: number;
   chunkSize: number;
   maxBatchSize: number;
@@ -24,6 +30,8 @@ export interface EngineReadyInfo {
   backend: string;
   /** The compute device in words, e.g. "2 threads, avx512" or "NVIDIA H200". */
   device: string;
+  /** Batch sizes with a captured CUDA graph (empty: every step runs eagerly). */
+  cudaGraphs: number[];
 }
 
 export type ToWorker =

@@ -1,5 +1,6 @@
 // What one engine step asks of a model: a flat batch of tokens from several sequences,
 // each with its place in the paged KV cache. The runner builds it; models only read it.
+import type { AttentionInputs, Backend, Tensor } from '../backend/backend.js';
 
 export interface SequenceChunk {
   /** Tokens of this sequence already in the KV cache before this step. */
@@ -62,4 +63,28 @@ export function flattenBatch(batch: ForwardBatch, blockSize: number): FlatBatch 
     if (s.wantLogits) flat.logitRows[logit++] = row - 1;
   });
   return flat;
+}
+
+/** A step's inputs on the device, as a model's forwardTensors takes them. */
+export interface StepTensors {
+  ids: Tensor;
+  attention: AttentionInputs;
+  /** Rows whose logits are wanted; undefined: every row; null: none (no logits computed). */
+  logitRows: Tensor | undefined | null;
+}
+
+/** Uploads a flattened batch as per-step tensors (freed at the backend's endStep). */
+export function uploadStepInputs(b: Backend, flat: FlatBatch, wantLogits: boolean): StepTensors {
+  const T = flat.tokenIds.length;
+  return {
+    ids: b.inputI32(flat.tokenIds, [T]),
+    attention: {
+      cuQ: b.inputI32(flat.cuQ, [flat.cuQ.length]),
+      kvLens: b.inputI32(flat.kvLens, [flat.kvLens.length]),
+      blockTables: b.inputI32(flat.blockTables, [flat.kvLens.length, flat.maxBlocks]),
+      slots: b.inputI32(flat.slots, [T]),
+      positions: b.inputI32(flat.positions, [T]),
+    },
+    logitRows: wantLogits ? b.inputI32(flat.logitRows, [flat.logitRows.length]) : null,
+  };
 }

@@ -15,11 +15,19 @@ export interface KvCacheShape {
 export class PagedKvCache {
   readonly k: Tensor[] = [];
   readonly v: Tensor[] = [];
+  /**
+   * A block past shape.numBlocks that no sequence owns, when asked for: padding rows of a
+   * replayed CUDA graph write their K/V there.
+   */
+  readonly spareBlock: number | undefined;
+
   constructor(
     private readonly backend: Backend,
     readonly shape: KvCacheShape,
+    options: { spareBlock?: boolean } = {},
   ) {
-    const dims = [shape.numBlocks, shape.blockSize, shape.width];
+    this.spareBlock = options.spareBlock ? shape.numBlocks : undefined;
+    const dims = [shape.numBlocks + (options.spareBlock ? 1 : 0), shape.blockSize, shape.width];
     for (let l = 0; l < shape.numLayers; l++) {
       this.k.push(backend.zeros(DType.F32, dims));
       this.v.push(backend.zeros(DType.F32, dims));
@@ -29,7 +37,7 @@ export class PagedKvCache {
   /** Bytes the cache holds (K and V, all layers). */
   get bytes(): number {
     const { numLayers, numBlocks, blockSize, width } = this.shape;
-    return 2 * numLayers * numBlocks * blockSize * width * 4;
+    return 2 * numLayers * (numBlocks + (this.spareBlock === undefined ? 0 : 1)) * blockSize * width * 4;
   }
 
   get tokens(): number {

@@ -1,9 +1,9 @@
 // Llama-family decoder (Llama 2/3, Mistral, Qwen3 with q/k norm) over the backend interface.
 // One forward pass serves a whole engine step: prefill chunks and decodes of many sequences.
-import type { AttentionInputs, Backend, Tensor } from '../backend/backend.js';
+import type { Backend, Tensor } from '../backend/backend.js';
 import { readWeightF32 } from '../backend/host-weights.js';
 import type { ModelConfig } from './config.js';
-import { flattenBatch, type ForwardBatch } from './forward-batch.js';
+import { flattenBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from './forward-batch.js';
 import type { PagedKvCache } from './kv-cache.js';
 import { modelInvFreq } from './rope.js';
 import type { WeightSource } from './weights.js';
@@ -37,7 +37,7 @@ export class LlamaModel {
 
   constructor(
     readonly config: ModelConfig,
-    private readonly backend: Backend,
+    readonly backend: Backend,
     weights: WeightSource,
     onProgress?: LoadProgress,
   ) {
@@ -89,54 +89,61 @@ export class LlamaModel {
    */
   forward(batch: ForwardBatch, cache: PagedKvCache): Float32Array {
     const b = this.backend;
-    const c = this.config;
-    const flat = flattenBatch(batch, cache.shape.blockSize);
-    const T = flat.tokenIds.length;
-    const inputs: AttentionInputs = {
-      cuQ: b.inputI32(flat.cuQ, [flat.cuQ.length]),
-      kvLens: b.inputI32(flat.kvLens, [flat.kvLens.length]),
-      blockTables: b.inputI32(flat.blockTables, [flat.kvLens.length, flat.maxBlocks]),
-      slots: b.inputI32(flat.slots, [T]),
-      positions: b.inputI32(flat.positions, [T]),
-    };
-    const ids = b.inputI32(flat.tokenIds, [T]);
-    const x = b.embedding(this.tokenEmbd, ids);
-    const scale = 1 / Math.sqrt(c.headDim);
     try {
-      this.layers.forEach((w, l) => {
-        const h = b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
-        let q = b.matmul(h, w.wq);
-        let k = b.matmul(h, w.wk);
-        const v = b.matmul(h, w.wv);
-        b.free(h);
-        if (w.qNorm && w.kNorm) {
-          const qn = b.rmsNorm(q, w.qNorm, c.rmsNormEps);
-          const kn = b.rmsNorm(k, w.kNorm, c.rmsNormEps);
-          b.free(q, k);
-          q = qn;
-          k = kn;
-        }
-        b.rope(q, inputs.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
-        b.rope(k, inputs.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
-        b.storeKv(cache.k[l]!, cache.v[l]!, k, v, inputs.slots);
-        const a = b.pagedAttention(q, cache.k[l]!, cache.v[l]!, inputs, c.numKvHeads, scale);
-        const o = b.matmul(a, w.wo);
-        b.addInPlace(x, o);
-        b.free(q, k, v, a, o);
-        const h2 = b.rmsNorm(x, w.ffnNorm, c.rmsNormEps);
-        const g = b.matmul(h2, w.wGate);
-        const u = b.matmul(h2, w.wUp);
-        const m = b.siluMul(g, u);
-        const d = b.matmul(m, w.wDown);
-        b.addInPlace(x, d);
-        b.free(h2, g, u, m, d);
-      });
-      if (flat.logitRows.length === 0) return new Float32Array(0);
-      const last = b.gatherRows(x, b.inputI32(flat.logitRows, [flat.logitRows.length]));
-      const normed = b.rmsNorm(last, this.outputNorm, c.rmsNormEps);
-      return b.read(b.matmul(normed, this.output));
+      const flat = flattenBatch(batch, cache.shape.blockSize);
+      if (flat.logitRows.length === 0) {
+        this.forwardTensors(uploadStepInputs(b, flat, false), cache);
+        return new Float32Array(0);
+      }
+      return b.read(this.forwardTensors(uploadStepInputs(b, flat, true), cache)!);
     } finally {
       b.endStep();
     }
+  }
+
+  /**
+   * Issues one step's ops over inputs already on the device and returns the logits tensor
+   * ([rows of inputs.logitRows, or every token's row without it, vocab]), or undefined when
+   * inputs.logitRows is null (no sequence samples). Reads nothing back, so a CUDA graph can
+   * capture it; the caller ends the step.
+   */
+  forwardTensors(inputs: StepTensors, cache: PagedKvCache): Tensor | undefined {
+    const b = this.backend;
+    const c = this.config;
+    const x = b.embedding(this.tokenEmbd, inputs.ids);
+    const scale = 1 / Math.sqrt(c.headDim);
+    const attn = inputs.attention;
+    this.layers.forEach((w, l) => {
+      const h = b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
+      let q = b.matmul(h, w.wq);
+      let k = b.matmul(h, w.wk);
+      const v = b.matmul(h, w.wv);
+      b.free(h);
+      if (w.qNorm && w.kNorm) {
+        const qn = b.rmsNorm(q, w.qNorm, c.rmsNormEps);
+        const kn = b.rmsNorm(k, w.kNorm, c.rmsNormEps);
+        b.free(q, k);
+        q = qn;
+        k = kn;
+      }
+      b.rope(q, attn.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
+      b.rope(k, attn.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
+      b.storeKv(cache.k[l]!, cache.v[l]!, k, v, attn.slots);
+      const a = b.pagedAttention(q, cache.k[l]!, cache.v[l]!, attn, c.numKvHeads, scale);
+      const o = b.matmul(a, w.wo);
+      b.addInPlace(x, o);
+      b.free(q, k, v, a, o);
+      const h2 = b.rmsNorm(x, w.ffnNorm, c.rmsNormEps);
+      const g = b.matmul(h2, w.wGate);
+      const u = b.matmul(h2, w.wUp);
+      const m = b.siluMul(g, u);
+      const d = b.matmul(m, w.wDown);
+      b.addInPlace(x, d);
+      b.free(h2, g, u, m, d);
+    });
+    if (inputs.logitRows === null) return undefined;
+    const last = inputs.logitRows ? b.gatherRows(x, inputs.logitRows) : x;
+    const normed = b.rmsNorm(last, this.outputNorm, c.rmsNormEps);
+    return b.matmul(normed, this.output);
   }
 }

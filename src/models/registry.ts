@@ -1,7 +1,7 @@
 // Which model class runs which architecture. New families (Qwen3-MoE, DeepSeek) register here.
-import type { Backend } from '../backend/backend.js';
+import type { Backend, Tensor } from '../backend/backend.js';
 import type { ModelConfig } from './config.js';
-import type { ForwardBatch } from './forward-batch.js';
+import type { ForwardBatch, StepTensors } from './forward-batch.js';
 import type { PagedKvCache } from './kv-cache.js';
 import { LlamaModel, type LoadProgress } from './llama.js';
 import type { WeightSource } from './weights.js';
@@ -11,7 +11,11 @@ export interface CausalLM {
   readonly config: ModelConfig;
   /** Floats per token per layer in K (and V) of the paged cache. */
   readonly kvWidth: number;
+  readonly backend: Backend;
+  /** One step: K/V stored, logits of the sequences that asked, read back to the host. */
   forward(batch: ForwardBatch, cache: PagedKvCache): Float32Array;
+  /** One step over inputs already on the device; returns the logits tensor unread (see LlamaModel). */
+  forwardTensors(inputs: StepTensors, cache: PagedKvCache): Tensor | undefined;
 }
 
 type Factory = (config: ModelConfig, backend: Backend, weights: WeightSource, onProgress?: LoadProgress) => CausalLM;

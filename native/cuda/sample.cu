@@ -1,21 +1,25 @@
-// Sampling on the device: one block per row of logits [B, V] draws one token id per row with the CPU
-// sampler's semantics (src/engine/sampler.ts), so a step reads back B int32 ids instead of B·V floats.
-// Capturable in a CUDA graph: no host sync, no allocation that depends on data; thresholds live on the device.
+// Sampling on the device: each row of logits [B, V] draws one token id with the CPU sampler's semantics
+// (src/engine/sampler.ts), so a step reads back B int32 ids instead of B·V floats. Capturable in a CUDA graph:
+// no host sync, no allocation that depends on data; every threshold is found on the device.
 //
-// A row, in passes over its logits (the first from memory, the later ones mostly from L2):
+// A row is sampled by a cluster of C blocks (C = 1 for large B; up to 8 SMs per row for small B), each block
+// owning a slice of the row; partial results meet in distributed shared memory, so every block holds the same
+// row-wide totals and takes the same decisions. In passes over the logits (mostly from L2 after the first):
 // 1. max: the largest logit m and its lowest index. Greedy rows (T < 1e-5, or top-k 1) stop here.
 // 2. histogram (only with top-k or top-p): tokens binned by their gap m − x, kBinsPerUnit bins per unit of
-//    logit (per unit of z = x/T when T > 1); a count and the mass Σ exp(z − z_max) per bin. Masses are
-//    2^-40 fixed point in integers, so sums do not depend on the order atomics land in and a draw is a
+//    logit (per unit of z = x/T when T > 1); per bin a count (top-k) and the mass Σ exp(z − z_max) (top-p),
+//    in 2^-40 fixed point: integer sums do not depend on the order atomics land in, so a draw is a
 //    deterministic function of (seed, counter, logits). Bins follow the logits' order, so every truncation
 //    keeps whole bins plus the top part of one boundary bin.
 // 3. a boundary bin's tokens are gathered into shared memory and sorted (up to kCap of them; a bigger bin,
 //    thousands of tokens within 1/32 of a logit, takes a radix select over the logit bits, one pass per byte).
-//    Top-k, then top-p over the top-k set's mass, each give a threshold: every token ≥ it is kept, so
-//    tokens tied with the threshold are all kept (a set may then exceed k, or top-p's smallest mass).
+//    Top-k, then top-p over the top-k set's mass, each give a threshold key: every token ≥ it is kept, so
+//    tokens tied with a threshold are all kept (the set may then exceed k, or top-p's smallest set).
 // 4. draw: Gumbel-max, argmax over kept tokens of z_i − log(−log u_i), u from a counter-based hash of
 //    (seed, counter, token index): an exact draw from the renormalised kept set with no sort and no sum.
 //    Min-p (p ≥ minP·p_max, i.e. z_max − z ≤ −ln minP) is tested per token here.
+#include <cooperative_groups.h>
+
 #include <climits>
 #include <cstdint>
 #include <string>
@@ -29,58 +33,72 @@ void sample(const DeviceTensor& logits, const DeviceTensor& params, const Device
 
 namespace {
 
+namespace cg = cooperative_groups;
+
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr unsigned kFull = 0xffffffffu;
+constexpr int kMaxCluster = 8;  // the portable cluster size
 constexpr int kBins = 2048;
 constexpr float kBinsPerUnit = 32.f;
 constexpr int kCap = 8192;  // tokens a boundary bin may hold to be sorted in shared memory
 constexpr int kRadix = 256;
-constexpr float kGreedyTemperature = 1e-5f;  // as sampler.ts (vLLM's epsilon)
+constexpr float kGreedyTemperature = 1e-5f;    // as sampler.ts (vLLM's epsilon)
 constexpr float kMassScale = 1099511627776.f;  // 2^40: Σ over 2^21 tokens of weights ≤ 1 stays below 2^61
 constexpr float kMassCut = 29.f;              // e^-29 · 2^40 < 0.5: farther tokens weigh 0
 // Top-p keeps a token while the mass before it is below topP·Z·(1 − 1e-6), as sampler.ts: float logits of
 // a probability exactly on the boundary must not pull in the next token.
 constexpr double kTopPRelTolerance = 1e-6;
-// u = (h + ε)/2^64 as a float in [2^-64, 1 − 2^-24], so the Gumbel noise g lies in [−2.81, 44.37]: the max
+// u = 1 − h/2^64 as a float in [2^-24, 1 − 2^-64], so the Gumbel noise g lies in [−2.81, 44.37]: the max
 // token scores at least −2.81 and is always kept, so a token with z_max − z > 48 can never win.
 constexpr float kNeverWins = 48.f;
 constexpr float kLn2 = 0.69314718f;
 
-// Dynamic shared memory: sorted boundary-bin tokens, the bin histograms, the radix histogram.
-constexpr size_t kSortedBytes = kCap * sizeof(uint64_t);
-constexpr size_t kMassBytes = kBins * sizeof(uint64_t);
-constexpr size_t kCountBytes = kBins * sizeof(uint32_t);
-constexpr size_t kRadixBytes = kRadix * sizeof(uint64_t);
-constexpr size_t kSharedBytes = kSortedBytes + kMassBytes + kCountBytes + kRadixBytes;
+// Dynamic shared memory (u64 words): sorted boundary-bin tokens; row-wide bin masses and counts; this
+// block's own bin masses and counts (C > 1); the radix histograms, row-wide and own.
+constexpr int kSortedAt = 0, kMassAt = kCap, kCountAt = kMassAt + kBins, kOwnMassAt = kCountAt + kBins / 2,
+              kOwnCountAt = kOwnMassAt + kBins, kRadixAt = kOwnCountAt + kBins / 2, kOwnRadixAt = kRadixAt + kRadix,
+              kSharedWords = kOwnRadixAt + kRadix;
+constexpr size_t kSharedBytes = kSharedWords * sizeof(uint64_t);
 
 struct Scratch {
   uint64_t* sorted;  // (key << 32 | ~index) of a gathered bin, most likely first
   uint64_t* mass;
   uint32_t* count;
+  uint64_t* own_mass;  // C = 1: the same arrays as mass and count
+  uint32_t* own_count;
   uint64_t* radix;
+  uint64_t* own_radix;
+};
+
+struct Partial {
+  float v;
+  int i;
+  uint64_t a;
 };
 
 struct BlockState {
   float red_val[kWarps];
   int red_idx[kWarps];
   uint64_t red_u64[kWarps];
-  float m;
-  int argmax;
-  uint64_t total;
+  Partial out;          // a reduction's result
+  Partial exchange[2];  // this block's partial, for the cluster (alternating, see cluster_reduce)
+  int parity;
   int first;
   uint64_t before;
   uint32_t gathered;
   int sorted_bin;  // the bin whose tokens `sorted` holds, or -1
+  int sorted_n;
 };
 
-// What one row's passes share: the row, its max, and how gaps map to bins and weights.
+// One row: its logits, this block's slice [begin, end) of them, its max, how gaps map to bins and weights.
 struct Row {
   const float* x;
-  int V;
+  int begin, end;
   float m;
   float inv_t;
   float bin_scale;
+  int rank, C;  // this block's place in the row's cluster
 };
 
 // Order-preserving map of a float's bits to an unsigned key; NaN → 0, below every number (never kept),
@@ -91,9 +109,7 @@ __device__ __forceinline__ uint32_t key_of(float v) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-__device__ __forceinline__ float value_of(uint32_t key) {
-  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
-}
+__device__ __forceinline__ float value_of(uint32_t key) { return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key); }
 
 // Explicit roundings (no contraction into FMAs) so every pass computes the same bin and weight for a token.
 __device__ __forceinline__ float dist_of(const Row& r, float v) { return __fmul_rn(__fsub_rn(r.m, v), r.inv_t); }
@@ -120,9 +136,7 @@ __device__ __forceinline__ uint64_t row_key(int32_t seed, int32_t counter) {
   return mix64((static_cast<uint64_t>(static_cast<uint32_t>(seed)) << 32) | static_cast<uint32_t>(counter));
 }
 
-__device__ __forceinline__ uint64_t token_hash(uint64_t key, int i) {
-  return mix64(key + (static_cast<uint64_t>(i) + 1) * 0x9e3779b97f4a7c15ull);
-}
+__device__ __forceinline__ uint64_t token_hash(uint64_t key, int i) { return mix64(key + (static_cast<uint64_t>(i) + 1) * 0x9e3779b97f4a7c15ull); }
 
 // g = −log(−log u) with u = 1 − v, v = h/2^64 rounded toward zero: −log u = −log1p(−v) keeps full relative
 // precision where it matters (u near 1, v near 0: the large g of unlikely winners).
@@ -152,80 +166,103 @@ __device__ __forceinline__ void argmax_merge(float& v, int& i, float v2, int i2)
   }
 }
 
-// Calls f(i, x[i]) for every i, each thread in ascending i, with 16-byte loads several in flight.
-template <typename F>
-__device__ __forceinline__ void for_each_logit(const float* __restrict__ x, int V, F&& f) {
-  const int head = min(V, static_cast<int>(((16 - (reinterpret_cast<uintptr_t>(x) & 15)) & 15) >> 2));
-  if (static_cast<int>(threadIdx.x) < head) f(threadIdx.x, x[threadIdx.x]);
-  const float4* x4 = reinterpret_cast<const float4*>(x + head);
-  const int n4 = (V - head) >> 2;
+// Calls keep(i, x[i]) for i in [begin, end), then f(i, x[i]) where it held. Each thread walks chunks of
+// 16 elements (four 16-byte loads in flight); within a chunk f runs over the thread's kept elements in a
+// tight loop, so a warp pays for f as often as its busiest lane, not once per element any lane keeps.
+template <typename K, typename F>
+__device__ __forceinline__ void for_each_kept(const float* __restrict__ x, int begin, int end, K&& keep, F&& f) {
+  const int n = end - begin;
+  const float* p = x + begin;
+  const int head = min(n, static_cast<int>(((16 - (reinterpret_cast<uintptr_t>(p) & 15)) & 15) >> 2));
+  if (static_cast<int>(threadIdx.x) < head && keep(begin + threadIdx.x, p[threadIdx.x])) f(begin + threadIdx.x, p[threadIdx.x]);
+  const float4* p4 = reinterpret_cast<const float4*>(p + head);
+  const int n4 = (n - head) >> 2, base = begin + head;
   constexpr int kUnroll = 4;
-  int j = threadIdx.x;
-  for (; j + (kUnroll - 1) * kThreads < n4; j += kUnroll * kThreads) {
+  for (int j = threadIdx.x; j < n4; j += kUnroll * kThreads) {
     float4 q[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) q[u] = __ldg(x4 + j + u * kThreads);
+    for (int u = 0; u < kUnroll; ++u)
+      if (j + u * kThreads < n4) q[u] = __ldg(p4 + j + u * kThreads);
+    uint32_t mask = 0;
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int i = head + 4 * (j + u * kThreads);
-      f(i, q[u].x);
-      f(i + 1, q[u].y);
-      f(i + 2, q[u].z);
-      f(i + 3, q[u].w);
+      if (j + u * kThreads >= n4) break;
+      const int i = base + 4 * (j + u * kThreads);
+      mask |= (keep(i, q[u].x) ? 1u : 0u) << (4 * u);
+      mask |= (keep(i + 1, q[u].y) ? 2u : 0u) << (4 * u);
+      mask |= (keep(i + 2, q[u].z) ? 4u : 0u) << (4 * u);
+      mask |= (keep(i + 3, q[u].w) ? 8u : 0u) << (4 * u);
     }
-  }
-  for (; j < n4; j += kThreads) {
-    const float4 q = __ldg(x4 + j);
-    const int i = head + 4 * j;
-    f(i, q.x);
-    f(i + 1, q.y);
-    f(i + 2, q.z);
-    f(i + 3, q.w);
+    for (; mask; mask &= mask - 1) {
+      const int bit = __ffs(mask) - 1;
+      const int i = base + 4 * (j + (bit >> 2) * kThreads) + (bit & 3);
+      f(i, __ldg(x + i));  // an L1 hit: this thread has just loaded it
+    }
   }
   const int tail = head + 4 * n4 + threadIdx.x;
-  if (tail < V) f(tail, x[tail]);
+  if (tail < n && keep(begin + tail, p[tail])) f(begin + tail, p[tail]);
 }
 
-// ---- block-wide reductions; each ends with a barrier so the shared slots can be reused at once ----
+template <typename F>
+__device__ __forceinline__ void for_each_logit(const Row& r, F&& f) {
+  for_each_kept(r.x, r.begin, r.end, [](int, float) { return true; }, f);
+}
 
-__device__ void block_argmax(float v, int i, BlockState& s) {
+// ---- reductions; each ends with a barrier so its shared slots can be reused at once ----
+
+__device__ void warp_merge(Partial& p) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) argmax_merge(v, i, __shfl_xor_sync(kFull, v, o), __shfl_xor_sync(kFull, i, o));
+  for (int o = 16; o > 0; o >>= 1) {
+    argmax_merge(p.v, p.i, __shfl_xor_sync(kFull, p.v, o), __shfl_xor_sync(kFull, p.i, o));
+    p.a += __shfl_xor_sync(kFull, p.a, o);
+  }
+}
+
+// Row-wide argmax (value, lowest index) of v and sum of a, over this block, then over the cluster's blocks
+// through distributed shared memory. Exchange slots alternate between calls: a block can be at most one
+// cluster barrier ahead of another, so it never overwrites a slot another block may still be reading.
+__device__ Partial row_reduce(Partial p, BlockState& s, const Row& r) {
+  warp_merge(p);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   if (lane == 0) {
-    s.red_val[warp] = v;
-    s.red_idx[warp] = i;
+    s.red_val[warp] = p.v;
+    s.red_idx[warp] = p.i;
+    s.red_u64[warp] = p.a;
   }
+  const int parity = s.parity;
   __syncthreads();
   if (warp == 0) {
-    v = lane < kWarps ? s.red_val[lane] : -INFINITY;
-    i = lane < kWarps ? s.red_idx[lane] : INT_MAX;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) argmax_merge(v, i, __shfl_xor_sync(kFull, v, o), __shfl_xor_sync(kFull, i, o));
+    p = lane < kWarps ? Partial{s.red_val[lane], s.red_idx[lane], s.red_u64[lane]} : Partial{-INFINITY, INT_MAX, 0};
+    warp_merge(p);
     if (lane == 0) {
-      s.m = v;
-      s.argmax = i;
+      s.out = p;
+      s.exchange[parity] = p;
+      s.parity = parity ^ 1;
+    }
+  }
+  if (r.C > 1) {
+    cg::this_cluster().sync();
+    if (warp == 0) {
+      p = lane < r.C ? *cg::this_cluster().map_shared_rank(&s.exchange[parity], lane) : Partial{-INFINITY, INT_MAX, 0};
+      warp_merge(p);
+      if (lane == 0) s.out = p;
     }
   }
   __syncthreads();
+  p = s.out;
+  __syncthreads();
+  return p;
 }
 
+// Sum over this block only (for values every block already holds row-wide).
 __device__ uint64_t block_sum(uint64_t v, BlockState& s) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) s.red_u64[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < kWarps ? s.red_u64[lane] : 0;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-    if (lane == 0) s.total = v;
-  }
-  __syncthreads();
-  const uint64_t total = s.total;
-  __syncthreads();
-  return total;
+  const Row local{nullptr, 0, 0, 0.f, 0.f, 0.f, 0, 1};
+  return row_reduce(Partial{-INFINITY, INT_MAX, v}, s, local).a;
+}
+
+__device__ void cluster_barrier(const Row& r) {
+  if (r.C > 1) cg::this_cluster().sync();
+  else __syncthreads();
 }
 
 // Sum of `v` over the threads before this one.
@@ -290,39 +327,55 @@ __device__ int block_first_reaching(int n, Val val, uint64_t before, uint64_t ta
 
 // ---- boundary bins ----
 
-// Gathers the tokens of bin b (count known ≤ kCap) and sorts them, most likely first (lower id among ties).
-__device__ void gather_sorted(const Row& r, int b, int count, const Scratch& sc, BlockState& s) {
-  if (threadIdx.x == 0) s.gathered = 0;
-  __syncthreads();
-  for_each_logit(r.x, r.V, [&](int i, float v) {
-    if (v == v && bin_of(r, v) == b) {
-      const uint32_t slot = atomicAdd(&s.gathered, 1u);
-      if (slot < kCap) sc.sorted[slot] = (static_cast<uint64_t>(key_of(v)) << 32) | static_cast<uint32_t>(~i);
-    }
-  });
-  int size = 2;
-  while (size < count) size <<= 1;
-  __syncthreads();
-  for (int j = count + threadIdx.x; j < size; j += kThreads) sc.sorted[j] = 0;  // padding sorts last
-  __syncthreads();
-  // Bitonic sort, descending: the entries are distinct (the index is in the low word), so the order is unique.
-  for (int k = 2; k <= size; k <<= 1) {
-    for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int i = threadIdx.x; i < size; i += kThreads) {
-        const int l = i ^ j;
-        if (l > i) {
-          const uint64_t a = sc.sorted[i], c = sc.sorted[l];
-          if (((i & k) == 0) ? (a < c) : (a > c)) {
-            sc.sorted[i] = c;
-            sc.sorted[l] = a;
+// Gathers the row's tokens of bin b into the first block's `sorted` (C > 1: through distributed shared
+// memory), copies them to every block's own, and sorts them there, most likely first (lower id among ties).
+// Returns their number; above kCap nothing is sorted (the caller takes the radix select).
+__device__ int gather_sorted(const Row& r, int b, const Scratch& sc, BlockState& s) {
+  cg::cluster_group cluster = cg::this_cluster();
+  uint32_t* counter = r.C > 1 ? cluster.map_shared_rank(&s.gathered, 0) : &s.gathered;
+  uint64_t* dst = r.C > 1 ? cluster.map_shared_rank(sc.sorted, 0) : sc.sorted;
+  if (r.rank == 0 && threadIdx.x == 0) s.gathered = 0;
+  if (threadIdx.x == 0) s.sorted_bin = -1;
+  cluster_barrier(r);
+  for_each_kept(
+      r.x, r.begin, r.end, [&](int, float v) { return v == v && bin_of(r, v) == b; },
+      [&](int i, float v) {
+        const uint32_t slot = atomicAdd(counter, 1u);
+        if (slot < kCap) dst[slot] = (static_cast<uint64_t>(key_of(v)) << 32) | static_cast<uint32_t>(~i);
+      });
+  cluster_barrier(r);
+  const int count = static_cast<int>(*counter);
+  if (count <= kCap) {
+    if (r.rank != 0)
+      for (int j = threadIdx.x; j < count; j += kThreads) sc.sorted[j] = dst[j];
+    cluster_barrier(r);  // the first block sorts its copy in place only once the others have theirs
+    int size = 2;
+    while (size < count) size <<= 1;
+    for (int j = count + threadIdx.x; j < size; j += kThreads) sc.sorted[j] = 0;  // padding sorts last
+    __syncthreads();
+    // Bitonic sort, descending: the entries are distinct (the index is in the low word), so the order is unique.
+    for (int k = 2; k <= size; k <<= 1) {
+      for (int j = k >> 1; j > 0; j >>= 1) {
+        for (int i = threadIdx.x; i < size; i += kThreads) {
+          const int l = i ^ j;
+          if (l > i) {
+            const uint64_t a = sc.sorted[i], c = sc.sorted[l];
+            if (((i & k) == 0) ? (a < c) : (a > c)) {
+              sc.sorted[i] = c;
+              sc.sorted[l] = a;
+            }
           }
         }
+        __syncthreads();
       }
-      __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+      s.sorted_bin = b;
+      s.sorted_n = count;
     }
   }
-  if (threadIdx.x == 0) s.sorted_bin = b;
-  __syncthreads();
+  cluster_barrier(r);  // no block gathers again while another still reads the first block's tokens
+  return count;
 }
 
 // Radix select over the logit bits for a bin too big to sort: kRadix-way histograms of count or mass of the
@@ -331,28 +384,35 @@ __device__ uint32_t radix_select(const Row& r, int b, uint32_t floor, bool by_ma
                                  BlockState& s) {
   uint32_t prefix = 0, mask = 0;
   const int lane = threadIdx.x & 31;
+  uint64_t* own = r.C > 1 ? sc.own_radix : sc.radix;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int d = threadIdx.x; d < kRadix; d += kThreads) sc.radix[d] = 0;
+    for (int d = threadIdx.x; d < kRadix; d += kThreads) own[d] = 0;
     __syncthreads();
     // Block-uniform trip count, so whole warps meet at __match_any_sync.
-    for (int i0 = 0; i0 < r.V; i0 += kThreads) {
+    for (int i0 = r.begin; i0 < r.end; i0 += kThreads) {
       const int i = i0 + threadIdx.x;
-      const float v = i < r.V ? r.x[i] : __int_as_float(0x7fffffff);
+      const float v = i < r.end ? r.x[i] : __int_as_float(0x7fffffff);
       const uint32_t key = key_of(v);
       const bool cand = key != 0 && key >= floor && (key & mask) == prefix && bin_of(r, v) == b;
       const uint32_t digit = (key >> shift) & (kRadix - 1);
       if (by_mass) {
-        if (cand) {
-          const uint64_t w = mass_of(r, v);
-          if (w) atomic_add_u64(&sc.radix[digit], w);
-        }
+        const uint64_t w = cand ? mass_of(r, v) : 0;
+        if (w) atomic_add_u64(&own[digit], w);
       } else {
         // Candidates crowd into few digits (a bin spans a narrow range of logits): one atomic per digit per warp.
         const unsigned peers = __match_any_sync(kFull, cand ? digit : 0xffffffffu);
-        if (cand && lane == __ffs(peers) - 1) atomic_add_u64(&sc.radix[digit], __popc(peers));
+        if (cand && lane == __ffs(peers) - 1) atomic_add_u64(&own[digit], __popc(peers));
       }
     }
-    __syncthreads();
+    cluster_barrier(r);
+    if (r.C > 1) {
+      for (int d = threadIdx.x; d < kRadix; d += kThreads) {
+        uint64_t t = 0;
+        for (int k = 0; k < r.C; ++k) t += cg::this_cluster().map_shared_rank(sc.own_radix, k)[d];
+        sc.radix[d] = t;
+      }
+      __syncthreads();
+    }
     if (threadIdx.x == 0) {
       int d = kRadix - 1;
       uint64_t run = before;
@@ -364,7 +424,7 @@ __device__ uint32_t radix_select(const Row& r, int b, uint32_t floor, bool by_ma
     prefix |= static_cast<uint32_t>(s.first) << shift;
     mask |= static_cast<uint32_t>(kRadix - 1) << shift;
     before = s.before;
-    __syncthreads();
+    cluster_barrier(r);  // every block has read the others' histograms before they are cleared
   }
   return prefix;
 }
@@ -376,15 +436,16 @@ __device__ __forceinline__ uint64_t sorted_weight(const Row& r, const Scratch& s
 }
 
 // The key of the token in bin b (among keys ≥ floor) where the running count or mass, from `before`, in
-// descending order first reaches target: the threshold (everything ≥ it is kept).
-__device__ uint32_t resolve_threshold(const Row& r, int b, uint32_t floor, bool by_mass, uint64_t before, uint64_t target, const Scratch& sc,
-                                      BlockState& s) {
-  const int count = static_cast<int>(sc.count[b]);
-  if (count > kCap) return radix_select(r, b, floor, by_mass, before, target, sc, s);
-  if (s.sorted_bin != b) gather_sorted(r, b, count, sc, s);
+// descending order first reaches target: the threshold (everything ≥ it is kept). known_count: the bin's
+// count where the histogram has it, else -1.
+__device__ uint32_t resolve_threshold(const Row& r, int b, int known_count, uint32_t floor, bool by_mass, uint64_t before, uint64_t target,
+                                      const Scratch& sc, BlockState& s) {
+  if (s.sorted_bin != b && (known_count > kCap || gather_sorted(r, b, sc, s) > kCap))
+    return radix_select(r, b, floor, by_mass, before, target, sc, s);
+  const int count = s.sorted_n;
   uint64_t unused;
   int j = block_first_reaching<kCap / kThreads>(
-      count, [&](int j) { return sorted_weight(r, sc, j, floor, by_mass); }, before, target, s, &unused);
+      count, [&](int k) { return sorted_weight(r, sc, k, floor, by_mass); }, before, target, s, &unused);
   if (j >= count) j = 0;  // unreachable: the target was met inside this bin
   return static_cast<uint32_t>(sc.sorted[j] >> 32);
 }
@@ -393,122 +454,188 @@ __device__ uint32_t resolve_threshold(const Row& r, int b, uint32_t floor, bool 
 __device__ uint64_t bin_mass_from(const Row& r, int b, uint32_t floor, const Scratch& sc, BlockState& s) {
   uint64_t local = 0;
   if (s.sorted_bin == b) {
-    for (int j = threadIdx.x; j < static_cast<int>(sc.count[b]); j += kThreads) local += sorted_weight(r, sc, j, floor, true);
-  } else {
-    for_each_logit(r.x, r.V, [&](int, float v) {
-      if (v == v && key_of(v) >= floor && bin_of(r, v) == b) local += mass_of(r, v);
-    });
+    for (int j = threadIdx.x; j < s.sorted_n; j += kThreads) local += sorted_weight(r, sc, j, floor, true);
+    return block_sum(local, s);
   }
-  return block_sum(local, s);
+  for_each_logit(r, [&](int, float v) {
+    if (v == v && key_of(v) >= floor && bin_of(r, v) == b) local += mass_of(r, v);
+  });
+  return row_reduce(Partial{-INFINITY, INT_MAX, local}, s, r).a;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int V, const float* __restrict__ params,
-                                                          const int32_t* __restrict__ seeds, int32_t* __restrict__ out) {
-  extern __shared__ uint64_t dyn[];
-  const Scratch sc{dyn, dyn + kCap, reinterpret_cast<uint32_t*>(dyn + kCap + kBins), dyn + kCap + kBins + kBins / 2};
-  __shared__ BlockState s;
-  const int row = blockIdx.x;
-  const float* x = logits + static_cast<int64_t>(row) * V;
-  const float temperature = params[row * 4], top_k = params[row * 4 + 1], top_p = params[row * 4 + 2], min_p = params[row * 4 + 3];
-
-  // 1. max and argmax; the count of non-NaN logits gives the last bin's count later.
-  float best = -INFINITY;
-  int best_i = INT_MAX;
-  uint32_t valid = 0;
-  for_each_logit(x, V, [&](int i, float v) {
-    valid += v == v;
-    argmax_merge(best, best_i, v, i);
-  });
-  const uint64_t n_valid = block_sum(valid, s);
-  block_argmax(best, best_i, s);
-  const float m = s.m;
-  const int argmax = s.argmax;
-  const bool greedy = !(temperature >= kGreedyTemperature) || (top_k >= 1.f && top_k < 2.f);
-  if (greedy || !(m > -INFINITY) || m == INFINITY) {
-    // All −inf or NaN: nothing to draw from, token 0 (as sampler.ts). +inf holds all the mass: its first index.
-    if (threadIdx.x == 0) out[row] = m > -INFINITY ? argmax : 0;
-    return;
+// Step 2: the row-wide histogram in every block (counts with top-k, masses with top-p).
+__device__ void histogram(const Row& r, bool counts, bool masses, uint64_t n_valid, const Scratch& sc, BlockState& s) {
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    sc.own_count[b] = 0;
+    sc.own_mass[b] = 0;
   }
-
-  Row r{x, V, m, 1.f / temperature, kBinsPerUnit / fmaxf(temperature, 1.f)};
-  const bool use_k = top_k >= 2.f && top_k < static_cast<float>(V);
-  const bool use_p = top_p < 1.f;
-  // Kept: bins < keep_bin, and in bin keep_bin the keys ≥ thr.
-  int keep_bin = kBins;
-  uint32_t thr = 1;
-  if (use_k || use_p) {
-    // 2. histogram
-    if (threadIdx.x == 0) s.sorted_bin = -1;
+  __syncthreads();
+  for_each_kept(
+      r.x, r.begin, r.end, [&](int, float v) { return v == v && bin_of(r, v) < kBins - 1; },  // the last bin: see below
+      [&](int, float v) {
+        const int b = bin_of(r, v);
+        if (counts) atomicAdd(&sc.own_count[b], 1u);
+        if (masses) {
+          const uint64_t w = mass_of(r, v);
+          if (w) atomic_add_u64(&sc.own_mass[b], w);
+        }
+      });
+  if (r.C > 1) {
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
     for (int b = threadIdx.x; b < kBins; b += kThreads) {
-      sc.count[b] = 0;
-      sc.mass[b] = 0;
-    }
-    __syncthreads();
-    for_each_logit(x, V, [&](int, float v) {
-      if (!(v == v)) return;
-      const int b = bin_of(r, v);
-      if (b == kBins - 1) return;  // counted below; such a gap is ≥ 64 in z, so its weight is 0
-      atomicAdd(&sc.count[b], 1u);
-      if (use_p) {
-        const uint64_t w = mass_of(r, v);
-        if (w) atomic_add_u64(&sc.mass[b], w);
+      uint32_t c = 0;
+      uint64_t m = 0;
+      for (int k = 0; k < r.C; ++k) {
+        c += cluster.map_shared_rank(sc.own_count, k)[b];
+        m += cluster.map_shared_rank(sc.own_mass, k)[b];
       }
-    });
-    __syncthreads();
+      sc.count[b] = c;
+      sc.mass[b] = m;
+    }
+  }
+  __syncthreads();
+  if (counts) {
+    // The last bin (gaps ≥ 64 in z: weight 0) holds the rest; counting it directly would crowd one address.
     uint64_t counted = 0;
     for (int b = threadIdx.x; b < kBins - 1; b += kThreads) counted += sc.count[b];
     counted = block_sum(counted, s);
     if (threadIdx.x == 0) sc.count[kBins - 1] = static_cast<uint32_t>(n_valid - counted);
     __syncthreads();
+  }
+}
 
-    // 3a. top-k: the bin where the count reaches k, then the k-th largest key in it (all of it if it fits).
-    if (use_k) {
-      const uint64_t k = static_cast<uint64_t>(top_k);
-      uint64_t before;
-      const int b = block_first_reaching<kBins / kThreads>(
-          kBins, [&](int i) { return static_cast<uint64_t>(sc.count[i]); }, 0, k, s, &before);
-      if (b < kBins) {  // else fewer than k numbers: top-k keeps them all
-        keep_bin = b;
-        if (before + sc.count[b] != k) thr = resolve_threshold(r, b, 1, false, before, k, sc, s);
-      }
-    }
-    // 3b. top-p over the top-k set: Z is its mass; the bin where the mass reaches topP·Z, then the key in it.
-    if (use_p) {
-      const uint64_t partial = keep_bin < kBins ? (thr == 1 ? sc.mass[keep_bin] : bin_mass_from(r, keep_bin, thr, sc, s)) : 0;
-      const int kb = keep_bin;
-      auto kept_mass = [&](int i) { return i < kb ? sc.mass[i] : i == kb ? partial : 0ull; };
-      uint64_t z = 0;
-      for (int b = threadIdx.x; b < kBins; b += kThreads) z += kept_mass(b);
-      z = block_sum(z, s);
-      const uint64_t target = static_cast<uint64_t>(ceil(static_cast<double>(z) * static_cast<double>(top_p) * (1.0 - kTopPRelTolerance)));
-      uint64_t before;
-      const int b = block_first_reaching<kBins / kThreads>(kBins, kept_mass, 0, target, s, &before);
-      if (b < kBins) {
-        thr = resolve_threshold(r, b, b == keep_bin ? thr : 1, true, before, target, sc, s);
-        keep_bin = b;
-      }
+// Steps 2 and 3: the kept set as (keep_bin, thr): bins < keep_bin, and in bin keep_bin the keys ≥ thr.
+__device__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_valid, const Scratch& sc, BlockState& s, int& keep_bin, uint32_t& thr) {
+  const bool use_k = top_k >= 2.f && top_k < static_cast<float>(n_valid);
+  const bool use_p = top_p < 1.f;
+  keep_bin = kBins;
+  thr = 1;
+  if (!use_k && !use_p) return;
+  if (threadIdx.x == 0) s.sorted_bin = -1;
+  histogram(r, use_k, use_p, n_valid, sc, s);
+  // top-k: the bin where the count reaches k, then the k-th largest key in it (all of it if the bin fits).
+  if (use_k) {
+    const uint64_t k = static_cast<uint64_t>(top_k);
+    uint64_t before;
+    keep_bin = block_first_reaching<kBins / kThreads>(kBins, [&](int i) { return static_cast<uint64_t>(sc.count[i]); }, 0, k, s, &before);
+    if (before + sc.count[keep_bin] != k) thr = resolve_threshold(r, keep_bin, static_cast<int>(sc.count[keep_bin]), 1, false, before, k, sc, s);
+  }
+  // top-p over the top-k set: Z is its mass; the bin where the mass reaches topP·Z, then the key in it.
+  if (use_p) {
+    const uint64_t partial = keep_bin < kBins ? (thr == 1 ? sc.mass[keep_bin] : bin_mass_from(r, keep_bin, thr, sc, s)) : 0;
+    const int kb = keep_bin;
+    auto kept_mass = [&](int i) { return i < kb ? sc.mass[i] : i == kb ? partial : 0ull; };
+    uint64_t z = 0;
+    for (int b = threadIdx.x; b < kBins; b += kThreads) z += kept_mass(b);
+    z = block_sum(z, s);
+    const uint64_t target = static_cast<uint64_t>(ceil(static_cast<double>(z) * static_cast<double>(top_p) * (1.0 - kTopPRelTolerance)));
+    uint64_t before;
+    const int b = block_first_reaching<kBins / kThreads>(kBins, kept_mass, 0, target, s, &before);
+    if (b < kBins) {
+      thr = resolve_threshold(r, b, use_k ? static_cast<int>(sc.count[b]) : -1, b == keep_bin ? thr : 1, true, before, target, sc, s);
+      keep_bin = b;
     }
   }
+}
 
-  // 4. draw. Every thread starts from the max token's score (it is always kept): a lower bound on the
-  // winner's, below which a token is skipped once its noise's upper bound says it cannot reach it.
-  const float dcut = min_p > 0.f ? fmaxf(-logf(min_p), 0.f) : INFINITY;
-  const uint64_t key = row_key(seeds[row * 2], seeds[row * 2 + 1]);
-  best = gumbel(token_hash(key, argmax));
-  best_i = argmax;
-  for_each_logit(x, V, [&](int i, float v) {
-    const float d = dist_of(r, v);
-    if (!(d <= dcut) || d > kNeverWins) return;  // NaN, min-p, or too far to win
-    if (keep_bin < kBins) {
-      const int b = bin_of(r, v);
-      if (b > keep_bin || (b == keep_bin && key_of(v) < thr)) return;
-    }
-    const uint64_t h = token_hash(key, i);
-    if (gumbel_bound(h) - d < best) return;
-    argmax_merge(best, best_i, gumbel(h) - d, i);
+// Grid: B·C blocks, clusters of C along x; block rank k of a cluster owns the k-th slice of its row.
+__global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restrict__ logits, int V, const float* __restrict__ params,
+                                                          const int32_t* __restrict__ seeds, int32_t* __restrict__ out) {
+  extern __shared__ uint64_t dyn[];
+  __shared__ BlockState s;
+  const int C = static_cast<int>(cg::this_cluster().num_blocks());
+  const int row = blockIdx.x / C, rank = blockIdx.x % C;
+  const Scratch sc{dyn + kSortedAt,
+                   dyn + kMassAt,
+                   reinterpret_cast<uint32_t*>(dyn + kCountAt),
+                   C > 1 ? dyn + kOwnMassAt : dyn + kMassAt,
+                   reinterpret_cast<uint32_t*>(C > 1 ? dyn + kOwnCountAt : dyn + kCountAt),
+                   dyn + kRadixAt,
+                   dyn + kOwnRadixAt};
+  const float* x = logits + static_cast<int64_t>(row) * V;
+  const float temperature = params[row * 4], top_k = params[row * 4 + 1], top_p = params[row * 4 + 2], min_p = params[row * 4 + 3];
+  const int slice = ((V + C - 1) / C + 3) & ~3;  // multiples of 4 keep the slices' 16-byte loads aligned alike
+  Row r{x, min(V, rank * slice), min(V, (rank + 1) * slice), 0.f, 0.f, 0.f, rank, C};
+  if (threadIdx.x == 0) s.parity = 0;
+  __syncthreads();
+
+  // 1. max and argmax; the count of non-NaN logits gives the last bin's count later.
+  Partial p{-INFINITY, INT_MAX, 0};
+  for_each_logit(r, [&](int i, float v) {
+    p.a += v == v;
+    argmax_merge(p.v, p.i, v, i);
   });
-  block_argmax(best, best_i, s);
-  if (threadIdx.x == 0) out[row] = s.argmax;
+  p = row_reduce(p, s, r);
+  const float m = p.v;
+  const int argmax = p.i;
+  const uint64_t n_valid = p.a;
+  const bool greedy = !(temperature >= kGreedyTemperature) || (top_k >= 1.f && top_k < 2.f);
+  if (greedy || !(m > -INFINITY) || m == INFINITY) {
+    // All −inf or NaN: nothing to draw from, token 0 (as sampler.ts). +inf holds all the mass: its first index.
+    if (rank == 0 && threadIdx.x == 0) out[row] = m > -INFINITY ? argmax : 0;
+  } else {
+    r.m = m;
+    r.inv_t = 1.f / temperature;
+    r.bin_scale = kBinsPerUnit / fmaxf(temperature, 1.f);
+    int keep_bin;
+    uint32_t thr;
+    truncate(r, top_k, top_p, n_valid, sc, s, keep_bin, thr);
+
+    // 4. draw. Every thread starts from the max token's score (it is always kept): a lower bound on the
+    // winner's, below which a token is skipped once its noise's upper bound says it cannot reach it.
+    const float dcut = min_p > 0.f ? fmaxf(-logf(min_p), 0.f) : INFINITY;
+    const uint64_t key = row_key(seeds[row * 2], seeds[row * 2 + 1]);
+    p = Partial{gumbel(token_hash(key, argmax)), argmax, 0};
+    for_each_kept(
+        x, r.begin, r.end,
+        [&](int, float v) {
+          const float d = dist_of(r, v);
+          if (!(d <= dcut) || d > kNeverWins) return false;  // NaN, min-p, or too far to win
+          if (keep_bin == kBins) return true;
+          const int b = bin_of(r, v);
+          return b < keep_bin || (b == keep_bin && key_of(v) >= thr);
+        },
+        [&](int i, float v) {
+          const uint64_t h = token_hash(key, i);
+          const float d = dist_of(r, v);
+          if (gumbel_bound(h) - d >= p.v) argmax_merge(p.v, p.i, gumbel(h) - d, i);
+        });
+    p = row_reduce(p, s, r);
+    if (rank == 0 && threadIdx.x == 0) out[row] = p.i;
+  }
+  if (C > 1) cg::this_cluster().sync();  // no block leaves while another may still read its shared memory
+}
+
+// Blocks per row: enough to spread a small batch over the SMs, at most kMaxCluster, and only as many as the
+// device can co-schedule (a cluster's blocks run on SMs of one GPC at once).
+int cluster_size(int64_t B) {
+  static int sms = 0, max_cluster = 0;
+  if (!sms) {
+    int dev = 0;
+    check_cuda(cudaGetDevice(&dev), "sample: device");
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), "sample: device");
+    check_cuda(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSharedBytes)),
+               "sample_kernel: shared memory");
+    for (max_cluster = kMaxCluster; max_cluster > 1; max_cluster /= 2) {
+      cudaLaunchConfig_t cfg = {};
+      cudaLaunchAttribute attr = {};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = max_cluster;
+      attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+      cfg.gridDim = dim3(max_cluster);
+      cfg.blockDim = dim3(kThreads);
+      cfg.dynamicSmemBytes = kSharedBytes;
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+      int clusters = 0;
+      if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &cfg) == cudaSuccess && clusters > 0) break;
+      cudaGetLastError();
+    }
+  }
+  int c = 1;
+  while (c < max_cluster && B * c * 2 <= sms) c *= 2;
+  return c;
 }
 
 }  // namespace
@@ -523,15 +650,23 @@ void sample(const DeviceTensor& logits, const DeviceTensor& params, const Device
   check(seeds.dtype == DType::I32 && seeds.shape == std::vector<int64_t>{B, 2}, op,
         "seeds must be I32 [" + std::to_string(B) + ", 2] (seed, counter), got " + seeds.describe());
   check(out.dtype == DType::I32 && out.numel() == B, op, "out must be I32 [" + std::to_string(B) + "], got " + out.describe());
+  check(B < (int64_t{1} << 28), op, "too many rows: " + std::to_string(B));
   if (B == 0) return;
-  static bool configured = false;  // the one host-side setting; capture-safe (no stream work)
-  if (!configured) {
-    check_cuda(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSharedBytes)),
-               "sample_kernel: shared memory");
-    configured = true;
-  }
-  sample_kernel<<<static_cast<unsigned>(B), kThreads, kSharedBytes, stream()>>>(logits.as<float>(), static_cast<int>(V), params.as<float>(),
-                                                                                seeds.as<int32_t>(), out.as<int32_t>());
+  const int C = cluster_size(B);
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr = {};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = C;
+  attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+  cfg.gridDim = dim3(static_cast<unsigned>(B * C));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = kSharedBytes;
+  cfg.stream = stream();
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  check_cuda(cudaLaunchKernelEx(&cfg, sample_kernel, logits.as<float>(), static_cast<int>(V), params.as<float>(), seeds.as<int32_t>(),
+                                out.as<int32_t>()),
+             "sample_kernel");
   check_launch("sample_kernel");
 }
 

@@ -25,6 +25,9 @@ setup)
   [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
   [ -s "$bf16" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
   elapsed "models written"
+  node dist/bench/cuda-ops.js --types Q4_K,Q6_K --m 1,4,8,16,64 --json "$out/cuda-ops.json" > "$out/cuda-ops.log" 2>&1
+  grep -E "layer|^device|copy:" "$out/cuda-ops.log" | head -30
+  elapsed "op bench"
   wait
   tail -3 "$W/llama-build.log"; ls "$W/llama" 2>/dev/null
   cp "$W/llama-build.log" "$out/" 2>/dev/null

@@ -236,8 +236,10 @@ __device__ Partial row_reduce(Partial p, BlockState& s, const Row& r) {
     warp_merge(p);
     if (lane == 0) {
       s.out = p;
-      s.exchange[parity] = p;
-      s.parity = parity ^ 1;
+      if (r.C > 1) {
+        s.exchange[parity] = p;
+        s.parity = parity ^ 1;
+      }
     }
   }
   if (r.C > 1) {
@@ -519,7 +521,7 @@ __device__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_vali
     const uint64_t k = static_cast<uint64_t>(top_k);
     uint64_t before;
     keep_bin = block_first_reaching<kBins / kThreads>(kBins, [&](int i) { return static_cast<uint64_t>(sc.count[i]); }, 0, k, s, &before);
-    if (before + sc.count[keep_bin] != k) thr = resolve_threshold(r, keep_bin, static_cast<int>(sc.count[keep_bin]), 1, false, before, k, sc, s);
+    if (keep_bin < kBins && before + sc.count[keep_bin] != k) thr = resolve_threshold(r, keep_bin, static_cast<int>(sc.count[keep_bin]), 1, false, before, k, sc, s);
   }
   // top-p over the top-k set: Z is its mass; the bin where the mass reaches topP·Z, then the key in it.
   if (use_p) {

@@ -12,6 +12,9 @@
 #   LLAMACPP_CUDA_ARCH  CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LLAMACPP_JOBS     parallel jobs (default nproc)
 #   LLAMACPP_LOG      full configure/build log (default $OUT/llamacpp-build.log, else /tmp/...)
+#   LLAMACPP_TARGETS  targets to build (default "llama-batched-bench llama-server"; only these two
+#                     are copied to DEST)
+#   LLAMACPP_CMAKE_ARGS  extra cmake arguments, split on spaces
 set -euo pipefail
 
 dest=${1:?usage: build-llamacpp.sh DEST}
@@ -23,14 +26,15 @@ build=${LLAMACPP_BUILD:-/tmp/llamacpp-build-$([ "$cuda" = ON ] && echo cuda || e
 arch=${LLAMACPP_CUDA_ARCH:-90}
 jobs=${LLAMACPP_JOBS:-$(nproc)}
 log=${LLAMACPP_LOG:-${OUT:-/tmp}/llamacpp-build.log}
-targets=(llama-batched-bench llama-server)
+read -r -a targets <<< "${LLAMACPP_TARGETS:-llama-batched-bench llama-server}"
+read -r -a extra_args <<< "${LLAMACPP_CMAKE_ARGS:-}"
 
 t0=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - t0 ))s"; }
 # The full log goes to a file (it would drown the call's output); on failure show its errors.
 fail() {
   echo "build-llamacpp: FAILED: $1 (after $(elapsed); full log: $log)" >&2
-  grep -E -i "error|fatal|FAILED|not found" "$log" | grep -v -i "warning" | head -30 >&2 || true
+  grep -E -i "error|fatal|FAILED|not found" "$log" | grep -v -i -e warning -e ccache -e "git " | head -30 >&2 || true
   tail -15 "$log" >&2
   exit 1
 }
@@ -82,15 +86,19 @@ else
   cmake_args+=(-DGGML_CUDA=OFF)
 fi
 
-echo "configure: cuda=$cuda arch=$arch jobs=$jobs"
+cmake_args+=("${extra_args[@]}")
+echo "configure: cuda=$cuda arch=$arch jobs=$jobs targets=${targets[*]}"
 cmake "${cmake_args[@]}" >> "$log" 2>&1 || fail "cmake configure"
 echo "configured ($(elapsed))"
 
 cmake --build "$build" --target "${targets[@]}" -j "$jobs" >> "$log" 2>&1 || fail "build"
 echo "built ($(elapsed))"
 
+copied=()
 for t in "${targets[@]}"; do
+  case $t in llama-batched-bench|llama-server) ;; *) continue ;; esac
   cp "$build/bin/$t" "$dest/"
+  copied+=("$dest/$t")
   # Anything dynamic must resolve here (cudart/cublas through the toolkit's RPATH or ld.so.conf).
   if ldd "$dest/$t" | grep -q "not found"; then
     ldd "$dest/$t" | grep "not found" >&2
@@ -98,6 +106,7 @@ for t in "${targets[@]}"; do
     exit 1
   fi
 done
-"$dest/llama-server" --version 2>&1 | tail -3 || { echo "build-llamacpp: llama-server --version failed" >&2; exit 1; }
-ls -la "${targets[@]/#/$dest/}"
+[ ${#copied[@]} -gt 0 ] || { echo "build-llamacpp: built ${targets[*]}; no binary to copy"; exit 0; }
+"${copied[0]}" --version 2>&1 | tail -3 || { echo "build-llamacpp: ${copied[0]} --version failed" >&2; exit 1; }
+ls -la "${copied[@]}"
 echo "build-llamacpp: done in $(elapsed) -> $dest"

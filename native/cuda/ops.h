@@ -41,6 +41,9 @@ void dequantize_rows_bf16(const void* w, DType wt, int64_t row_bytes, int64_t K,
 // dst[i] = round(src[i]) to bf16 or f16 (round to nearest even).
 void convert_f32_to_bf16(const float* src, void* dst, int64_t n);
 void convert_f32_to_f16(const float* src, void* dst, int64_t n);
+// Quantized weights (Q4_K, Q6_K) in bf16 tensor-core fragments dequantized in registers (matmul_mma.cu).
+bool mma_supported(DType wt, int64_t K);
+void matmul_mma(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out);
 // Rows up to which matmul takes the GEMV path for weights of type wt (options().gemv_max_rows < 0).
 int default_gemv_rows(DType wt);
 // True where the device kernels handle weights of type wt with rows of K elements.

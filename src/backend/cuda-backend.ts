@@ -33,6 +33,12 @@ export interface CudaOptions {
    * types with an int8 kernel (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K), else 2 (measured crossovers, H200).
    */
   gemvMaxRows?: number;
+  /**
+   * bf16 precision, Q4_K/Q6_K weights, rows above the GEMV limit and up to this: the tensor-core kernel
+   * that dequantizes in registers (native/cuda/matmul_mma.cu); more rows: dequantize + cuBLAS.
+   * -1 (default): 128; 0: never.
+   */
+  mmaMaxRows?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */
   gemvWarps?: number;
   /** Fill every new per-step tensor with NaN bytes, so a test sees any element an op fails to write. */

@@ -125,15 +125,29 @@ describe('CUDA ops vs CPU', needCuda, () => {
     for (const name of WEIGHT_TYPES) for (const M of [9, 64]) matmulCase(name, M, 200, 512, F32_TOL, seed + M);
   });
 
+  it('matmul, tensor-core kernel with in-register dequantization (Q4_K, Q6_K; bf16 precision)', () => {
+    const seed = freshSeed();
+    gpu.setOptions({ precision: 'bf16', gemvMaxRows: 0, mmaMaxRows: 4096 });
+    try {
+      let worst = 0;
+      for (const name of ['Q4_K', 'Q6_K'] as const)
+        for (const M of [1, 3, 9, 16, 33, 64, 100, 129])
+          for (const [N, K] of [[77, 256], [1030, 2048]] as const) worst = Math.max(worst, matmulCase(name, M, N, K, BF16_TOL, seed + M));
+      report.push(`matmul mma (bf16 fragments dequantized in registers): worst NMSE ${worst.toExponential(2)}`);
+    } finally {
+      gpu.setOptions({ precision: 'f32', gemvMaxRows: -1, mmaMaxRows: -1 });
+    }
+  });
+
   it('matmul, cuBLAS path (M > 8) in bf16 precision (tensor cores)', () => {
     const seed = freshSeed();
-    gpu.setOptions({ precision: 'bf16' });
+    gpu.setOptions({ precision: 'bf16', mmaMaxRows: 0 });
     try {
       let worst = 0;
       for (const name of WEIGHT_TYPES) for (const M of [9, 100]) worst = Math.max(worst, matmulCase(name, M, 256, 1024, BF16_TOL, seed + M));
       report.push(`matmul bf16 path: worst NMSE ${worst.toExponential(2)}`);
     } finally {
-      gpu.setOptions({ precision: 'f32' });
+      gpu.setOptions({ precision: 'f32', mmaMaxRows: -1 });
     }
   });
 

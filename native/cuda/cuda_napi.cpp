@@ -290,6 +290,7 @@ Napi::Value CaptureBegin(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     // Relaxed: the pool may still cudaMalloc a block it has not cached yet while capturing.
     check_cuda(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed), "capture begin");
+    pool().set_capturing(true);
     return info.Env().Undefined();
   });
 }
@@ -297,6 +298,7 @@ Napi::Value CaptureBegin(const Napi::CallbackInfo& info) {
 Napi::Value CaptureEnd(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     cudaGraph_t graph = nullptr;
+    pool().set_capturing(false);
     check_cuda(cudaStreamEndCapture(stream(), &graph), "capture end");
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);

@@ -46,8 +46,10 @@ size_t size_class(size_t n) {
 std::shared_ptr<void> DevicePool::alloc(size_t nbytes) {
   const size_t cls = size_class(nbytes);
   void* p = nullptr;
-  auto it = free_.find(cls);
-  if (it != free_.end() && !it->second.empty()) {
+  const bool graph = capturing_;
+  auto& lists = graph ? graph_free_ : free_;
+  auto it = lists.find(cls);
+  if (it != lists.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
   } else {
@@ -67,25 +69,29 @@ std::shared_ptr<void> DevicePool::alloc(size_t nbytes) {
     reserved_ += cls;
   }
   in_use_ += cls;
-  return std::shared_ptr<void>(p, [this, cls](void* q) { give_back(q, cls); });
+  return std::shared_ptr<void>(p, [this, cls, graph](void* q) { give_back(q, cls, graph); });
 }
 
-void DevicePool::give_back(void* p, size_t cls) {
+void DevicePool::give_back(void* p, size_t cls, bool graph) {
   // Reuse is safe without a sync: every op runs on the one stream, in order.
   in_use_ -= cls;
-  free_[cls].push_back(p);
+  (graph ? graph_free_ : free_)[cls].push_back(p);
 }
 
 void DevicePool::trim() {
-  if (graph_refs_ > 0) return;
+  if (capturing_) return;  // no cudaFree inside a capture
   check_cuda(cudaStreamSynchronize(stream()), "trim pool");
-  for (auto& [cls, blocks] : free_) {
-    for (void* p : blocks) {
-      cudaFree(p);
-      reserved_ -= cls;
+  const auto drop = [this](std::unordered_map<size_t, std::vector<void*>>& lists) {
+    for (auto& [cls, blocks] : lists) {
+      for (void* p : blocks) {
+        cudaFree(p);
+        reserved_ -= cls;
+      }
+      blocks.clear();
     }
-    blocks.clear();
-  }
+  };
+  drop(free_);
+  if (graph_refs_ == 0) drop(graph_free_);
 }
 
 DevicePool& pool() {

@@ -40,13 +40,18 @@ class DevicePool {
   size_t reserved() const { return reserved_; }  // bytes obtained from cudaMalloc
   size_t in_use() const { return in_use_; }
   size_t cached() const { return reserved_ - in_use_; }
-  // While CUDA graphs live, their kernels hold pointers into cached blocks: trim() must not
-  // hand those back to the driver, so it does nothing until the count drops to zero.
+  // While a CUDA graph is captured, blocks come from (and go back to) a free list of their own:
+  // a graph's kernels keep their pointers for every replay, so no tensor made outside a capture
+  // (a persistent buffer, an eager step's scratch) may ever be handed one of those blocks.
+  // Captures run one after another and their graphs replay serially, so they share the list.
+  void set_capturing(bool on) { capturing_ = on; }
+  // Live graphs: while any, trim() keeps the graph blocks.
   void add_graph_ref(int delta) { graph_refs_ += delta; }
 
  private:
-  void give_back(void* p, size_t cls);
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  void give_back(void* p, size_t cls, bool graph);
+  std::unordered_map<size_t, std::vector<void*>> free_, graph_free_;
+  bool capturing_ = false;
   size_t reserved_ = 0, in_use_ = 0;
   int graph_refs_ = 0;
 };

@@ -166,10 +166,32 @@ __device__ __forceinline__ void argmax_merge(float& v, int& i, float v2, int i2)
   }
 }
 
-// Calls keep(i, x[i]) for i in [begin, end), then f(i, x[i]) where it held. Each thread walks chunks of
-// 16 elements (four 16-byte loads in flight); within a chunk f runs over the thread's kept elements in a
-// tight loop, so a warp pays for f as often as its busiest lane, not once per element any lane keeps.
-template <typename K, typename F>
+// One thread's chunk of kU float4s, element c of q[u] at index i0 + 4·u·kThreads + c: keep, then f.
+// kCompact, for sparse passes: f runs over the kept elements in a tight loop afterwards, so a warp pays for
+// f as often as its busiest lane, not once for every element that any of its lanes keeps.
+template <bool kCompact, int kU, typename K, typename F>
+__device__ __forceinline__ void visit_chunk(const float4 (&q)[kU], int i0, const float* __restrict__ x, K& keep, F& f) {
+  uint32_t mask = 0;
+#pragma unroll
+  for (int u = 0; u < kU; ++u) {
+    const int i = i0 + 4 * u * kThreads;
+    const float v[4] = {q[u].x, q[u].y, q[u].z, q[u].w};
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      if (kCompact) mask |= (keep(i + c, v[c]) ? 1u : 0u) << (4 * u + c);
+      else if (keep(i + c, v[c])) f(i + c, v[c]);
+    }
+  }
+  for (; kCompact && mask; mask &= mask - 1) {
+    const int e = __ffs(mask) - 1;
+    const int i = i0 + 4 * (e >> 2) * kThreads + (e & 3);
+    f(i, __ldg(x + i));  // an L1 hit: this thread has just loaded it
+  }
+}
+
+// Calls keep(i, x[i]) for i in [begin, end), then f(i, x[i]) where it held; each thread walks chunks of
+// kUnroll 16-byte loads, all in flight at once.
+template <bool kCompact, int kUnroll = 4, typename K, typename F>
 __device__ __forceinline__ void for_each_kept(const float* __restrict__ x, int begin, int end, K&& keep, F&& f) {
   const int n = end - begin;
   const float* p = x + begin;
@@ -177,27 +199,16 @@ __device__ __forceinline__ void for_each_kept(const float* __restrict__ x, int b
   if (static_cast<int>(threadIdx.x) < head && keep(begin + threadIdx.x, p[threadIdx.x])) f(begin + threadIdx.x, p[threadIdx.x]);
   const float4* p4 = reinterpret_cast<const float4*>(p + head);
   const int n4 = (n - head) >> 2, base = begin + head;
-  constexpr int kUnroll = 4;
-  for (int j = threadIdx.x; j < n4; j += kUnroll * kThreads) {
+  int j = threadIdx.x;
+  for (; j + (kUnroll - 1) * kThreads < n4; j += kUnroll * kThreads) {
     float4 q[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (j + u * kThreads < n4) q[u] = __ldg(p4 + j + u * kThreads);
-    uint32_t mask = 0;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (j + u * kThreads >= n4) break;
-      const int i = base + 4 * (j + u * kThreads);
-      mask |= (keep(i, q[u].x) ? 1u : 0u) << (4 * u);
-      mask |= (keep(i + 1, q[u].y) ? 2u : 0u) << (4 * u);
-      mask |= (keep(i + 2, q[u].z) ? 4u : 0u) << (4 * u);
-      mask |= (keep(i + 3, q[u].w) ? 8u : 0u) << (4 * u);
-    }
-    for (; mask; mask &= mask - 1) {
-      const int bit = __ffs(mask) - 1;
-      const int i = base + 4 * (j + (bit >> 2) * kThreads) + (bit & 3);
-      f(i, __ldg(x + i));  // an L1 hit: this thread has just loaded it
-    }
+    for (int u = 0; u < kUnroll; ++u) q[u] = __ldg(p4 + j + u * kThreads);
+    visit_chunk<kCompact>(q, base + 4 * j, x, keep, f);
+  }
+  for (; j < n4; j += kThreads) {
+    const float4 q[1] = {__ldg(p4 + j)};
+    visit_chunk<kCompact>(q, base + 4 * j, x, keep, f);
   }
   const int tail = head + 4 * n4 + threadIdx.x;
   if (tail < n && keep(begin + tail, p[tail])) f(begin + tail, p[tail]);
@@ -205,7 +216,7 @@ __device__ __forceinline__ void for_each_kept(const float* __restrict__ x, int b
 
 template <typename F>
 __device__ __forceinline__ void for_each_logit(const Row& r, F&& f) {
-  for_each_kept(r.x, r.begin, r.end, [](int, float) { return true; }, f);
+  for_each_kept<false>(r.x, r.begin, r.end, [](int, float) { return true; }, f);
 }
 
 // ---- reductions; each ends with a barrier so its shared slots can be reused at once ----
@@ -337,9 +348,8 @@ __device__ int gather_sorted(const Row& r, int b, const Scratch& sc, BlockState&
   uint32_t* counter = r.C > 1 ? cluster.map_shared_rank(&s.gathered, 0) : &s.gathered;
   uint64_t* dst = r.C > 1 ? cluster.map_shared_rank(sc.sorted, 0) : sc.sorted;
   if (r.rank == 0 && threadIdx.x == 0) s.gathered = 0;
-  if (threadIdx.x == 0) s.sorted_bin = -1;
   cluster_barrier(r);
-  for_each_kept(
+  for_each_kept<true>(
       r.x, r.begin, r.end, [&](int, float v) { return v == v && bin_of(r, v) == b; },
       [&](int i, float v) {
         const uint32_t slot = atomicAdd(counter, 1u);
@@ -371,10 +381,10 @@ __device__ int gather_sorted(const Row& r, int b, const Scratch& sc, BlockState&
         __syncthreads();
       }
     }
-    if (threadIdx.x == 0) {
-      s.sorted_bin = b;
-      s.sorted_n = count;
-    }
+  }
+  if (threadIdx.x == 0) {  // read by all only after the barrier below
+    s.sorted_bin = count <= kCap ? b : -1;
+    s.sorted_n = count;
   }
   cluster_barrier(r);  // no block gathers again while another still reads the first block's tokens
   return count;
@@ -472,31 +482,37 @@ __device__ void histogram(const Row& r, bool counts, bool masses, uint64_t n_val
     sc.own_mass[b] = 0;
   }
   __syncthreads();
-  for_each_kept(
-      r.x, r.begin, r.end, [&](int, float v) { return v == v && bin_of(r, v) < kBins - 1; },  // the last bin: see below
-      [&](int, float v) {
-        const int b = bin_of(r, v);
-        if (counts) atomicAdd(&sc.own_count[b], 1u);
-        if (masses) {
-          const uint64_t w = mass_of(r, v);
-          if (w) atomic_add_u64(&sc.own_mass[b], w);
-        }
-      });
+  for_each_logit(r, [&](int, float v) {
+    const int b = bin_of(r, v);
+    if (v != v || b == kBins - 1) return;  // the last bin: see below
+    if (counts) atomicAdd(&sc.own_count[b], 1u);
+    if (masses) {
+      const uint64_t w = mass_of(r, v);
+      if (w) atomic_add_u64(&sc.own_mass[b], w);
+    }
+  });
   if (r.C > 1) {
+    // Reduce-scatter then all-gather: block k sums bins [k·kBins/C, (k+1)·kBins/C) over the cluster and
+    // writes the totals into every block.
     cg::cluster_group cluster = cg::this_cluster();
     cluster.sync();
-    for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    const int per = kBins / r.C;
+    for (int b = r.rank * per + threadIdx.x; b < (r.rank + 1) * per; b += kThreads) {
       uint32_t c = 0;
       uint64_t m = 0;
       for (int k = 0; k < r.C; ++k) {
         c += cluster.map_shared_rank(sc.own_count, k)[b];
         m += cluster.map_shared_rank(sc.own_mass, k)[b];
       }
-      sc.count[b] = c;
-      sc.mass[b] = m;
+      for (int k = 0; k < r.C; ++k) {
+        cluster.map_shared_rank(sc.count, k)[b] = c;
+        cluster.map_shared_rank(sc.mass, k)[b] = m;
+      }
     }
+    cluster.sync();
+  } else {
+    __syncthreads();
   }
-  __syncthreads();
   if (counts) {
     // The last bin (gaps ≥ 64 in z: weight 0) holds the rest; counting it directly would crowd one address.
     uint64_t counted = 0;
@@ -508,7 +524,7 @@ __device__ void histogram(const Row& r, bool counts, bool masses, uint64_t n_val
 }
 
 // Steps 2 and 3: the kept set as (keep_bin, thr): bins < keep_bin, and in bin keep_bin the keys ≥ thr.
-__device__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_valid, const Scratch& sc, BlockState& s, int& keep_bin, uint32_t& thr) {
+__device__ __noinline__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_valid, const Scratch& sc, BlockState& s, int& keep_bin, uint32_t& thr) {
   const bool use_k = top_k >= 2.f && top_k < static_cast<float>(n_valid);
   const bool use_p = top_p < 1.f;
   keep_bin = kBins;
@@ -589,20 +605,21 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
     const float dcut = min_p > 0.f ? fmaxf(-logf(min_p), 0.f) : INFINITY;
     const uint64_t key = row_key(seeds[row * 2], seeds[row * 2 + 1]);
     p = Partial{gumbel(token_hash(key, argmax)), argmax, 0};
-    for_each_kept(
-        x, r.begin, r.end,
-        [&](int, float v) {
-          const float d = dist_of(r, v);
-          if (!(d <= dcut) || d > kNeverWins) return false;  // NaN, min-p, or too far to win
-          if (keep_bin == kBins) return true;
-          const int b = bin_of(r, v);
-          return b < keep_bin || (b == keep_bin && key_of(v) >= thr);
-        },
-        [&](int i, float v) {
-          const uint64_t h = token_hash(key, i);
-          const float d = dist_of(r, v);
-          if (gumbel_bound(h) - d >= p.v) argmax_merge(p.v, p.i, gumbel(h) - d, i);
-        });
+    auto keep = [&](int, float v) {
+      const float d = dist_of(r, v);
+      if (!(d <= dcut) || d > kNeverWins) return false;  // NaN, min-p, or too far to win
+      if (keep_bin == kBins) return true;
+      const int b = bin_of(r, v);
+      return b < keep_bin || (b == keep_bin && key_of(v) >= thr);
+    };
+    auto draw = [&](int i, float v) {
+      const uint64_t h = token_hash(key, i);
+      const float d = dist_of(r, v);
+      if (gumbel_bound(h) - d >= p.v) argmax_merge(p.v, p.i, gumbel(h) - d, i);
+    };
+    // A truncated distribution keeps few tokens: compact them; else nearly every one is hashed.
+    if (keep_bin < kBins || dcut < kNeverWins) for_each_kept<true, 2>(x, r.begin, r.end, keep, draw);
+    else for_each_kept<false, 2>(x, r.begin, r.end, keep, draw);
     p = row_reduce(p, s, r);
     if (rank == 0 && threadIdx.x == 0) out[row] = p.i;
   }

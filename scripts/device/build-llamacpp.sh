@@ -11,7 +11,8 @@
 #   LLAMACPP_CUDA     ON (default) or OFF, for a CPU-only build that checks the tarball anywhere
 #   LLAMACPP_CUDA_ARCH  CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LLAMACPP_JOBS     parallel jobs (default nproc)
-#   LLAMACPP_LOG      full configure/build log (default $OUT/llamacpp-build.log, else /tmp/...)
+#   LLAMACPP_LOG      full configure/build log (default /tmp/llamacpp-build.log; on failure a
+#                     gzipped copy goes to $OUT when that is set)
 #   LLAMACPP_TARGETS  targets to build (default "llama-batched-bench llama-server"; only these two
 #                     are copied to DEST)
 #   LLAMACPP_CMAKE_ARGS  extra cmake arguments, split on spaces
@@ -25,7 +26,7 @@ cuda=${LLAMACPP_CUDA:-ON}
 build=${LLAMACPP_BUILD:-/tmp/llamacpp-build-$([ "$cuda" = ON ] && echo cuda || echo cpu)}
 arch=${LLAMACPP_CUDA_ARCH:-90}
 jobs=${LLAMACPP_JOBS:-$(nproc)}
-log=${LLAMACPP_LOG:-${OUT:-/tmp}/llamacpp-build.log}
+log=${LLAMACPP_LOG:-/tmp/llamacpp-build.log}
 read -r -a targets <<< "${LLAMACPP_TARGETS:-llama-batched-bench llama-server}"
 read -r -a extra_args <<< "${LLAMACPP_CMAKE_ARGS:-}"
 
@@ -36,6 +37,7 @@ fail() {
   echo "build-llamacpp: FAILED: $1 (after $(elapsed); full log: $log)" >&2
   grep -E -i "error|fatal|FAILED|not found" "$log" | grep -v -i -e warning -e ccache -e "git " | head -30 >&2 || true
   tail -15 "$log" >&2
+  if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then gzip -c "$log" > "$OUT/llamacpp-build.log.gz" || true; fi
   exit 1
 }
 

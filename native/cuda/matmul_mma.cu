@@ -34,27 +34,33 @@ __device__ __forceinline__ void mma_bf16(float* d, uint32_t a0, uint32_t a1, uin
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// Per type: the 8 weights of one row that lane c takes from 32-element group G of a super-block,
-// as bf16 pairs: p[s][0] = elements 8c + 4s + 0, 1 and p[s][1] = elements 8c + 4s + 2, 3.
+// Per type: Raw holds every byte of one row's super-block that lane c needs (loaded in one go, so
+// a warp has a whole block of loads in flight, and the next block's are issued before this one is
+// used); group() turns group G (0..7, a compile-time constant after unrolling) of it into the 8
+// weights lane c takes, as bf16 pairs: p[s][0] = elements 8c + 4s + 0, 1; p[s][1] = 8c + 4s + 2, 3.
 template <DType T> struct MmaTile;
 
 template <> struct MmaTile<DType::Q4_K> {  // d, dmin, scales[12], qs[128]; 16-byte aligned
   static constexpr int kBlockBytes = 144;
-  struct Head {
+  struct Raw {
     uint4 h;
+    uint2 q[4];  // qs bytes 32i + 8c .. + 7: low nibbles are group 2i, high ones group 2i + 1
   };
-  __device__ static Head head(const uint8_t* b) { return {*reinterpret_cast<const uint4*>(b)}; }
-  __device__ static void group(const uint8_t* b, const Head& hd, int G, int c, uint32_t p[2][2]) {
-    const uint2 w = *reinterpret_cast<const uint2*>(b + 16 + 32 * (G / 2) + 8 * c);
-    const float d = __half2float(__ushort_as_half(static_cast<uint16_t>(hd.h.x & 0xffffu)));
-    const float dmin = __half2float(__ushort_as_half(static_cast<uint16_t>(hd.h.x >> 16)));
+  __device__ static void load(const uint8_t* b, int c, Raw& r) {
+    r.h = *reinterpret_cast<const uint4*>(b);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) r.q[i] = *reinterpret_cast<const uint2*>(b + 16 + 32 * i + 8 * c);
+  }
+  __device__ static void group(const Raw& r, int G, int, uint32_t p[2][2]) {
+    const float d = __half2float(__ushort_as_half(static_cast<uint16_t>(r.h.x & 0xffffu)));
+    const float dmin = __half2float(__ushort_as_half(static_cast<uint16_t>(r.h.x >> 16)));
     float sc, mn;
-    scale_min_k4(G, hd.h.y, hd.h.z, hd.h.w, &sc, &mn);
+    scale_min_k4(G, r.h.y, r.h.z, r.h.w, &sc, &mn);
     const float d1 = d * sc, m1 = dmin * mn;
     const int shift = 4 * (G % 2);
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
-      const uint32_t v = (s ? w.y : w.x) >> shift;
+      const uint32_t v = (s ? r.q[G / 2].y : r.q[G / 2].x) >> shift;
       const float y0 = d1 * u2f(v & 0xF) - m1, y1 = d1 * u2f((v >> 8) & 0xF) - m1;
       const float y2 = d1 * u2f((v >> 16) & 0xF) - m1, y3 = d1 * u2f((v >> 24) & 0xF) - m1;
       p[s][0] = pack_bf16(y0, y1);
@@ -65,24 +71,35 @@ template <> struct MmaTile<DType::Q4_K> {  // d, dmin, scales[12], qs[128]; 16-b
 
 template <> struct MmaTile<DType::Q6_K> {  // ql[128], qh[64], scales[16] (int8), d; 2-byte aligned
   static constexpr int kBlockBytes = 210;
-  struct Head {
+  struct Raw {
+    uint32_t ql[2][2][2];  // [half n][region: groups 0/2 or 1/3][word]: ql bytes 64n + 32·region + 8c .. + 7
+    uint32_t qh[2][2];     // [half n][word]: qh bytes 32n + 8c .. + 7
+    uint32_t sc[4];        // the 16 int8 scales
     float d;
   };
-  __device__ static Head head(const uint8_t* b) { return {f16_at(b + 208)}; }
-  __device__ static void group(const uint8_t* b, const Head& hd, int G, int c, uint32_t p[2][2]) {
+  __device__ static void load(const uint8_t* b, int c, Raw& r) {
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+#pragma unroll
+      for (int reg = 0; reg < 2; ++reg) load_words_any<8>(b + 64 * n + 32 * reg + 8 * c, r.ql[n][reg]);
+      load_words_any<8>(b + 128 + 32 * n + 8 * c, r.qh[n]);
+    }
+    load_words_any<16>(b + 192, r.sc);
+    r.d = f16_at(b + 208);
+  }
+  __device__ static void group(const Raw& r, int G, int c, uint32_t p[2][2]) {
     const int n = G / 4, cc = G % 4;
-    uint32_t ql[2], qh[2];
-    load_words_any<8>(b + 64 * n + 32 * (cc & 1) + 8 * c, ql);
-    load_words_any<8>(b + 128 + 32 * n + 8 * c, qh);
     // Elements 8c .. 8c + 7 of the group share one int8 scale (scales cover 16 elements).
-    const float ds = hd.d * static_cast<float>(static_cast<int8_t>(b[192 + 8 * n + 2 * cc + (c >> 1)]));
+    const int si = 8 * n + 2 * cc + (c >> 1);
+    const float ds = r.d * static_cast<float>(static_cast<int8_t>((r.sc[si / 4] >> (8 * (si % 4))) & 0xff));
     const int lshift = 4 * (cc >> 1), hshift = 2 * cc;
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
+      const uint32_t ql = r.ql[n][cc & 1][s], qh = r.qh[n][s];
       float y[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const uint32_t q = ((ql[s] >> (8 * j + lshift)) & 0xF) | (((qh[s] >> (8 * j + hshift)) & 3) << 4);
+        const uint32_t q = ((ql >> (8 * j + lshift)) & 0xF) | (((qh >> (8 * j + hshift)) & 3) << 4);
         y[j] = ds * (u2f(q) - 32.f);
       }
       p[s][0] = pack_bf16(y[0], y[1]);
@@ -110,15 +127,22 @@ __global__ void __launch_bounds__(32 * kWarps) mma_kernel(const uint8_t* __restr
   for (int t = 0; t < NT; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
 
   const int blocks = K / 256;
+  typename Tile::Raw r0, r1;
+  if (warp < blocks) {
+    Tile::load(w0 + static_cast<int64_t>(warp) * Tile::kBlockBytes, c, r0);
+    Tile::load(w1 + static_cast<int64_t>(warp) * Tile::kBlockBytes, c, r1);
+  }
   for (int blk = warp; blk < blocks; blk += kWarps) {
-    const uint8_t* b0 = w0 + static_cast<int64_t>(blk) * Tile::kBlockBytes;
-    const uint8_t* b1 = w1 + static_cast<int64_t>(blk) * Tile::kBlockBytes;
-    const typename Tile::Head h0 = Tile::head(b0), h1 = Tile::head(b1);
-#pragma unroll 2
+    const typename Tile::Raw cur0 = r0, cur1 = r1;
+    if (blk + kWarps < blocks) {  // the next block's loads go out before this one is used
+      Tile::load(w0 + static_cast<int64_t>(blk + kWarps) * Tile::kBlockBytes, c, r0);
+      Tile::load(w1 + static_cast<int64_t>(blk + kWarps) * Tile::kBlockBytes, c, r1);
+    }
+#pragma unroll
     for (int G = 0; G < 8; ++G) {
       uint32_t p0[2][2], p1[2][2];
-      Tile::group(b0, h0, G, c, p0);
-      Tile::group(b1, h1, G, c, p1);
+      Tile::group(cur0, G, c, p0);
+      Tile::group(cur1, G, c, p1);
       const int k = blk * 256 + 32 * G + 8 * c;
 #pragma unroll
       for (int s = 0; s < 2; ++s) {

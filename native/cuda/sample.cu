@@ -82,7 +82,7 @@ struct BlockState {
   int red_idx[kWarps];
   uint64_t red_u64[kWarps];
   Partial out;          // a reduction's result
-  Partial exchange[2];  // this block's partial, for the cluster (alternating, see cluster_reduce)
+  Partial exchange[2];  // this block's partial, for the cluster (alternating, see row_reduce)
   int parity;
   int first;
   uint64_t before;
@@ -524,7 +524,7 @@ __device__ void histogram(const Row& r, bool counts, bool masses, uint64_t n_val
 }
 
 // Steps 2 and 3: the kept set as (keep_bin, thr): bins < keep_bin, and in bin keep_bin the keys ≥ thr.
-__device__ __noinline__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_valid, const Scratch& sc, BlockState& s, int& keep_bin, uint32_t& thr) {
+__device__ void truncate(const Row& r, float top_k, float top_p, uint64_t n_valid, const Scratch& sc, BlockState& s, int& keep_bin, uint32_t& thr) {
   const bool use_k = top_k >= 2.f && top_k < static_cast<float>(n_valid);
   const bool use_p = top_p < 1.f;
   keep_bin = kBins;
@@ -580,10 +580,12 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
 
   // 1. max and argmax; the count of non-NaN logits gives the last bin's count later.
   Partial p{-INFINITY, INT_MAX, 0};
+  uint32_t n_numbers = 0;
   for_each_logit(r, [&](int i, float v) {
-    p.a += v == v;
+    n_numbers += v == v;
     argmax_merge(p.v, p.i, v, i);
   });
+  p.a = n_numbers;
   p = row_reduce(p, s, r);
   const float m = p.v;
   const int argmax = p.i;
@@ -626,6 +628,24 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const float* __restric
   if (C > 1) cg::this_cluster().sync();  // no block leaves while another may still read its shared memory
 }
 
+// A launch of `blocks` blocks in clusters of C (held in place: cfg points at attr).
+struct ClusterLaunch {
+  cudaLaunchAttribute attr = {};
+  cudaLaunchConfig_t cfg = {};
+  ClusterLaunch(unsigned blocks, int C, cudaStream_t stream) {
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(C);
+    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = kSharedBytes;
+    cfg.stream = stream;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+  }
+  ClusterLaunch(const ClusterLaunch&) = delete;
+};
+
 // Blocks per row: enough to spread a small batch over the SMs, at most kMaxCluster, and only as many as the
 // device can co-schedule (a cluster's blocks run on SMs of one GPC at once).
 int cluster_size(int64_t B) {
@@ -637,18 +657,9 @@ int cluster_size(int64_t B) {
     check_cuda(cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSharedBytes)),
                "sample_kernel: shared memory");
     for (max_cluster = kMaxCluster; max_cluster > 1; max_cluster /= 2) {
-      cudaLaunchConfig_t cfg = {};
-      cudaLaunchAttribute attr = {};
-      attr.id = cudaLaunchAttributeClusterDimension;
-      attr.val.clusterDim.x = max_cluster;
-      attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
-      cfg.gridDim = dim3(max_cluster);
-      cfg.blockDim = dim3(kThreads);
-      cfg.dynamicSmemBytes = kSharedBytes;
-      cfg.attrs = &attr;
-      cfg.numAttrs = 1;
+      const ClusterLaunch launch(max_cluster, max_cluster, nullptr);
       int clusters = 0;
-      if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &cfg) == cudaSuccess && clusters > 0) break;
+      if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &launch.cfg) == cudaSuccess && clusters > 0) break;
       cudaGetLastError();
     }
   }
@@ -672,18 +683,8 @@ void sample(const DeviceTensor& logits, const DeviceTensor& params, const Device
   check(B < (int64_t{1} << 28), op, "too many rows: " + std::to_string(B));
   if (B == 0) return;
   const int C = cluster_size(B);
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr = {};
-  attr.id = cudaLaunchAttributeClusterDimension;
-  attr.val.clusterDim.x = C;
-  attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
-  cfg.gridDim = dim3(static_cast<unsigned>(B * C));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = kSharedBytes;
-  cfg.stream = stream();
-  cfg.attrs = &attr;
-  cfg.numAttrs = 1;
-  check_cuda(cudaLaunchKernelEx(&cfg, sample_kernel, logits.as<float>(), static_cast<int>(V), params.as<float>(), seeds.as<int32_t>(),
+  const ClusterLaunch launch(static_cast<unsigned>(B * C), C, stream());
+  check_cuda(cudaLaunchKernelEx(&launch.cfg, sample_kernel, logits.as<float>(), static_cast<int>(V), params.as<float>(), seeds.as<int32_t>(),
                                 out.as<int32_t>()),
              "sample_kernel");
   check_launch("sample_kernel");

@@ -229,10 +229,12 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
 bool matmul_type_supported(DType wt, int64_t K) { return rows_fit_pieces(wt, K); }
 
 int default_gemv_rows(DType wt) {
-  // Plain weights: cuBLAS is as fast from M = 4 (notes/cuda.md). Quantized weights with an int8
-  // kernel: up to 4 rows share one pass over the weights (Q4_K layer of llama-3.1-8b, H200: 160 µs
-  // at M = 4, against 201 µs in the tensor-core kernel and 434 µs dequantized for cuBLAS).
-  return has_dot(wt) ? 4 : 2;
+  // Plain weights: cuBLAS is as fast from M = 4 (notes/cuda.md). Q4_K/Q6_K: from M = 3 the
+  // tensor-core kernel (matmul_mma.cu) wins (Q4_K layer of llama-3.1-8b, H200: GEMV 87 µs at M = 2,
+  // 158 at M = 4; tensor cores ~135 µs for any M ≤ 8). Other int8 types have no tensor-core kernel:
+  // up to 8 rows share one GEMV pass, far cheaper than dequantizing a layer for cuBLAS (~430 µs).
+  if (wt == DType::Q4_K || wt == DType::Q6_K) return 2;
+  return has_dot(wt) ? 8 : 2;
 }
 
 }  // namespace kt::cuda

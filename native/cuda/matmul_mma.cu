@@ -108,7 +108,7 @@ template <> struct MmaTile<DType::Q6_K> {  // ql[128], qh[64], scales[16] (int8)
   }
 };
 
-// out[m, n] for n in 16·blockIdx.y .. +15, m in 8·NT·blockIdx.x .. +8·NT − 1; xb is x in bf16.
+// out[m, n] for n in 16·blockIdx.x .. +15, m in 8·NT·blockIdx.y .. +8·NT − 1; xb is x in bf16.
 template <DType T, int NT>
 __global__ void __launch_bounds__(32 * kWarps) mma_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
                                                           const __nv_bfloat16* __restrict__ xb, int M, int K, int N,
@@ -116,9 +116,7 @@ __global__ void __launch_bounds__(32 * kWarps) mma_kernel(const uint8_t* __restr
   using Tile = MmaTile<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
-  // Activation tiles vary fastest (blockIdx.x), so the blocks sharing a weight tile run together
-  // and all but the first read it from L2.
-  const int n0 = blockIdx.y * 16, m0 = blockIdx.x * 8 * NT;
+  const int n0 = blockIdx.x * 16, m0 = blockIdx.y * 8 * NT;
   const uint8_t* w0 = w + static_cast<int64_t>(min(n0 + g, N - 1)) * row_bytes;
   const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + g + 8, N - 1)) * row_bytes;
   const __nv_bfloat16* xr[NT];
@@ -185,16 +183,15 @@ void launch(const void* w, int64_t rb, const __nv_bfloat16* xb, int64_t M, int64
   const unsigned nb = static_cast<unsigned>((N + 15) / 16);
   const auto go = [&](auto nt) {
     constexpr int NT = decltype(nt)::value;
-    const dim3 grid(static_cast<unsigned>((M + 8 * NT - 1) / (8 * NT)), nb);
+    const dim3 grid(nb, static_cast<unsigned>((M + 8 * NT - 1) / (8 * NT)));
     mma_kernel<T, NT><<<grid, 32 * kWarps, 0, stream()>>>(static_cast<const uint8_t*>(w), rb, xb, static_cast<int>(M),
                                                          static_cast<int>(K), static_cast<int>(N), out);
     check_launch("mma_kernel");
   };
-  // At most 32 activation rows a block (NT = 8 needs ~190 registers and ran no faster at M = 64 than
-  // two NT = 4 blocks); more rows take more blocks over the same weight tile.
   if (M <= 8) go(std::integral_constant<int, 1>{});
   else if (M <= 16) go(std::integral_constant<int, 2>{});
-  else go(std::integral_constant<int, 4>{});
+  else if (M <= 32) go(std::integral_constant<int, 4>{});
+  else go(std::integral_constant<int, 8>{});  // more rows: grid.y walks them 64 at a time
 }
 
 }  // namespace
@@ -203,7 +200,7 @@ bool mma_supported(DType wt, int64_t K) { return (wt == DType::Q4_K || wt == DTy
 
 void matmul_mma(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out) {
   check(mma_supported(wt, K), "matmul", "no tensor-core kernel for this weight type");
-  check(M < (1LL << 31) && N < 65535LL * 16, "matmul", "shape too large for the tensor-core kernel");
+  check(M < 65535LL * 64 && N < (1LL << 31), "matmul", "shape too large for the tensor-core kernel");
   // bf16 activations, freed in stream order after the launch that reads them.
   auto xb = pool().alloc(static_cast<size_t>(M * K) * 2);
   convert_f32_to_bf16(x, xb.get(), M * K);

@@ -1,12 +1,8 @@
 // Binding of the device sampler (sample.cu): cudaOpSample(logits, params, seeds) -> handle of a new
 // per-step I32 [B] tensor of token ids.
 #include "cuda/napi_args.h"
+#include "cuda/ops.h"
 #include "napi/registry.h"
-
-namespace kt::cuda {
-// Defined in sample.cu (declared here rather than in ops.h, which this change does not touch).
-void sample(const DeviceTensor& logits, const DeviceTensor& params, const DeviceTensor& seeds, DeviceTensor& out);
-}  // namespace kt::cuda
 
 namespace {
 

@@ -24,6 +24,9 @@ void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& 
 void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
                      const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
                      const DeviceTensor* table_stride = nullptr);
+// One token id per row of logits [B, V] (sample.cu): params F32 [B, 4] (temperature, top-k, top-p,
+// min-p), seeds I32 [B, 2] (seed, counter); out I32 [B]. Capturable: no sync, no data-dependent allocation.
+void sample(const DeviceTensor& logits, const DeviceTensor& params, const DeviceTensor& seeds, DeviceTensor& out);
 // out = silu(gate) * up.
 void silu_mul(const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out);
 // a += b.

@@ -8,7 +8,7 @@ import { PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
 import { createModel, type CausalLM } from '../models/registry.js';
 import { EngineCore } from './engine-core.js';
-import { ModelRunner } from './model-runner.js';
+import { GraphCaptureError, ModelRunner } from './model-runner.js';
 import type { EngineOptions, EngineReadyInfo } from './worker-protocol.js';
 
 /** --cache_lens where none is given and no device memory sizes it. */
@@ -24,7 +24,12 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth };
   const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined });
   const runner = new ModelRunner(model, cache, { cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false, maxBatchSize: opts.maxBatchSize });
-  runner.captureGraphs();
+  try {
+    runner.captureGraphs();
+  } catch (err) {
+    if (!(err instanceof GraphCaptureError)) throw err;
+    process.stderr.write(`ktserve: CUDA graphs disabled, every step runs eagerly: ${err.message}\n`);
+  }
   const core = new EngineCore(
     model,
     cache,

@@ -38,6 +38,11 @@ export function graphBuckets(maxBatch: number): number[] {
   return out;
 }
 
+/** Capturing the decode graphs failed; the runner was left without graphs (eager steps work). */
+export class GraphCaptureError extends Error {
+  override readonly name = 'GraphCaptureError';
+}
+
 interface DecodeGraph {
   size: number;
   graph: number;
@@ -85,7 +90,13 @@ export class ModelRunner {
     const b = this.cuda;
     if (!b || !this.opts.cudaGraphs) return;
     if (this.cache.spareBlock === undefined) throw new Error('model runner: CUDA graphs need a KV cache with a spare block');
-    for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, size));
+    try {
+      for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, size));
+    } catch (err) {
+      // Steps still run, eagerly: a server without graphs beats no server.
+      this.dispose();
+      throw new GraphCaptureError((err as Error).message);
+    }
   }
 
   private capture(b: CudaBackend, size: number): DecodeGraph {
@@ -120,6 +131,8 @@ export class ModelRunner {
         // The capture was already invalidated; the original error says why.
       }
       b.endStep();
+      const a = inputs.attention;
+      b.free(inputs.ids, a.cuQ, a.kvLens, a.blockTables, a.slots, a.positions, stride, params, seeds);
       throw err;
     }
     const graph = b.captureEnd();

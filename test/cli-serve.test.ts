@@ -30,10 +30,15 @@ describe('ktserve serve', needFixtures, () => {
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
-    // 1000 tokens round up to 32 blocks of 32; 2 layers × K and V × 128 floats × 4 bytes per token.
-    assert.match(stderr, /KV cache 1024 tokens \(32 blocks of 32\), 2\.0 MiB/);
-    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
-    assert.equal(models.data.length, 1);
+    try {
+      // 1000 tokens round up to 32 blocks of 32; 2 layers × K and V × 128 floats × 4 bytes per token.
+      assert.match(stderr, /KV cache 1024 tokens \(32 blocks of 32, f32\), 2\.0 MiB/);
+      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+      assert.equal(models.data.length, 1);
+    } catch (err) {
+      child.kill('SIGKILL'); // a failed check must not leave the server running (the test run would hang)
+      throw err;
+    }
     const code = await new Promise<number | null>((resolve) => {
       child.once('exit', (c) => resolve(c));
       child.kill('SIGTERM');

@@ -143,6 +143,14 @@ describe('engine core on the CPU model', needFixtures, () => {
     assert.equal(later.filter((e) => e.type === 'tokens').length, 3);
   });
 
+  it('without --cache_lens the CPU engine takes 32768 tokens; a bf16 KV cache is refused on the CPU', () => {
+    const { info } = createEngine(options({ cacheTokens: undefined }));
+    assert.equal(info.kvTokens, 32768);
+    assert.equal(info.kvCacheDtype, 'f32');
+    assert.deepEqual(info.cudaGraphs, []);
+    assert.throws(() => createEngine(options({ kvCacheDtype: 'bf16' })), /KV cache dtype bf16 needs the CUDA backend/);
+  });
+
   it('refuses what can never fit, naming the numbers', () => {
     const { core } = createEngine(options({ cacheTokens: 64 }));
     assert.throws(() => core.submit(request(1, prompts(1)[0]!, 100)), /exceeds the whole KV cache of 64 tokens/);

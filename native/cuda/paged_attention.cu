@@ -3,7 +3,9 @@
 // group reads each K/V row from L1 after the first warp. Online softmax over the keys, four
 // keys per round (four dot products reduced together). Where rows × KV heads are too few to
 // fill the GPU (decode), the keys are split over blocks ("flash-decoding") and a second kernel
-// merges the partial softmaxes. CUDA cores and f32 throughout (notes/cuda.md: what is next).
+// merges the partial softmaxes. CUDA cores, f32 arithmetic; the caches hold f32 or bf16 (notes/cuda.md).
+#include <cuda_bf16.h>
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -21,8 +23,8 @@ constexpr int kKeysPerRound = 4;
 
 struct AttnArgs {
   const float* q;
-  const float* kc;
-  const float* vc;
+  const void* kc;  // [blocks, block_size, width] of float or __nv_bfloat16 (the kernel's C)
+  const void* vc;
   const int32_t* cu_q;
   const int32_t* kv_lens;
   const int32_t* tables;
@@ -35,9 +37,14 @@ struct AttnArgs {
   float* part_ml;   // [T, H, splits, 2] running max and sum of exponentials
 };
 
-// NPL: head dims per lane (D ≤ 32 · NPL); lane holds dims lane, lane + 32, ...
-template <int NPL>
+__device__ __forceinline__ float ld(const float* p) { return *p; }
+__device__ __forceinline__ float ld(const __nv_bfloat16* p) { return __bfloat162float(*p); }
+
+// NPL: head dims per lane (D ≤ 32 · NPL); lane holds dims lane, lane + 32, ...; C: the caches' element type.
+template <int NPL, typename C>
 __global__ void paged_attention_kernel(AttnArgs a) {
+  const C* kc = static_cast<const C*>(a.kc);
+  const C* vc = static_cast<const C*>(a.vc);
   const int row = blockIdx.x, kvh = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
   // The sequence of this row: the last s with cu_q[s] <= row (empty sequences are skipped over).
@@ -79,7 +86,7 @@ __global__ void paged_attention_kernel(AttnArgs a) {
 #pragma unroll
         for (int i = 0; i < NPL; ++i) {
           const int d = lane + 32 * i;
-          if (d < a.D) part += qr[i] * a.kc[off[u] + d];
+          if (d < a.D) part += qr[i] * ld(kc + off[u] + d);
         }
         sc[u] = part;
       }
@@ -104,7 +111,7 @@ __global__ void paged_attention_kernel(AttnArgs a) {
 #pragma unroll
         for (int i = 0; i < NPL; ++i) {
           const int d = lane + 32 * i;
-          if (d < a.D) acc[i] += p * a.vc[off[u] + d];
+          if (d < a.D) acc[i] += p * ld(vc + off[u] + d);
         }
       }
       m = mx;
@@ -158,9 +165,11 @@ int multiprocessors() {
 }
 
 template <int NPL>
-void launch(const AttnArgs& a, int T, int num_kv_heads, int splits) {
+void launch(const AttnArgs& a, bool bf16, int T, int num_kv_heads, int splits) {
   const int warps = std::min(a.group, kMaxWarps);
-  paged_attention_kernel<NPL><<<dim3(T, num_kv_heads, splits), 32 * warps, 0, stream()>>>(a);
+  const dim3 grid(T, num_kv_heads, splits);
+  if (bf16) paged_attention_kernel<NPL, __nv_bfloat16><<<grid, 32 * warps, 0, stream()>>>(a);
+  else paged_attention_kernel<NPL, float><<<grid, 32 * warps, 0, stream()>>>(a);
   check_launch("paged_attention_kernel");
 }
 
@@ -171,7 +180,7 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
                      const DeviceTensor* table_stride) {
   const char* op = "paged_attention";
   check(q.dtype == DType::F32 && out.dtype == DType::F32 && out.numel() == q.numel(), op, "q and out must be F32 of one shape");
-  check(k_cache.dtype == DType::F32 && v_cache.dtype == DType::F32, op, "caches must be F32");
+  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
   check(k_cache.shape.size() == 3 && v_cache.shape == k_cache.shape, op, "caches must be [blocks, block_size, width]");
   check(cu_q.dtype == DType::I32 && kv_lens.dtype == DType::I32 && block_tables.dtype == DType::I32, op, "metadata must be I32");
   const int64_t S = kv_lens.numel();
@@ -214,7 +223,7 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   const int64_t splits = have >= want_blocks ? 1 : std::max<int64_t>(1, std::min((want_blocks + have - 1) / have, (capacity + kMinChunk - 1) / kMinChunk));
   check(splits < 65536, op, "too many key splits");
   std::shared_ptr<void> part;
-  AttnArgs a{q.as<float>(), k_cache.as<float>(), v_cache.as<float>(), cu_q.as<int32_t>(), kv_lens.as<int32_t>(),
+  AttnArgs a{q.as<float>(), k_cache.data, v_cache.data, cu_q.as<int32_t>(), kv_lens.as<int32_t>(),
              block_tables.as<int32_t>(), table_stride ? table_stride->as<int32_t>() : nullptr, static_cast<int>(S), static_cast<int>(max_blocks), static_cast<int>(bs),
              static_cast<int>(width), static_cast<int>(H), static_cast<int>(H / num_kv_heads), static_cast<int>(D), scale,
              out.as<float>(), static_cast<int>(splits > 1 ? kMinChunk : 1), nullptr, nullptr};
@@ -227,10 +236,11 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   }
   const int npl = static_cast<int>((D + 31) / 32);
   const int s = static_cast<int>(splits);
-  if (npl <= 1) launch<1>(a, static_cast<int>(T), num_kv_heads, s);
-  else if (npl <= 2) launch<2>(a, static_cast<int>(T), num_kv_heads, s);
-  else if (npl <= 4) launch<4>(a, static_cast<int>(T), num_kv_heads, s);
-  else launch<8>(a, static_cast<int>(T), num_kv_heads, s);
+  const bool bf16 = k_cache.dtype == DType::BF16;
+  if (npl <= 1) launch<1>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+  else if (npl <= 2) launch<2>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+  else if (npl <= 4) launch<4>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+  else launch<8>(a, bf16, static_cast<int>(T), num_kv_heads, s);
   if (splits > 1) {
     merge_splits_kernel<<<static_cast<unsigned>(T * H), 128, 0, stream()>>>(a.part_acc, a.part_ml, s, static_cast<int>(D), out.as<float>());
     check_launch("merge_splits_kernel");

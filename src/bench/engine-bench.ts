@@ -23,6 +23,7 @@ export interface EngineBenchOptions {
   backend?: 'cpu' | 'cuda';
   /** CUDA graphs for decode steps (default true; CUDA only). */
   cudaGraphs?: boolean;
+  kvCacheDtype?: 'f32' | 'bf16';
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
   warmup: boolean;
   /** Called after each (npp, npl) run, for printing rows as they come. */
@@ -104,6 +105,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     model: opts.model,
     backend: opts.backend,
     cudaGraphs: opts.cudaGraphs,
+    kvCacheDtype: opts.kvCacheDtype,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,
@@ -217,7 +219,7 @@ export function engineTableRow(r: EngineBenchResult): string {
 export function engineTableNotes(rep: EngineBenchReport): string {
   const e = rep.engine;
   const lines = [
-    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ` +
+    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens (${e.kvCacheDtype}) in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ` +
       (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs'),
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];

@@ -19,6 +19,7 @@ export const benchEngineFlags = [
   { name: 'out', type: 'string', help: 'write the results as JSON to this file' },
   { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
   { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
+  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type (bf16: CUDA only)', default: 'f32', choices: ['f32', 'bf16'] },
 ] as const satisfies readonly FlagSpec[];
 
 /** Where the table goes; tests pass their own. */
@@ -49,6 +50,7 @@ export async function runBenchEngine(argv: string[], stdout: BenchEngineOutput =
     warmup: f.warmup,
     backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
     cudaGraphs: !f.no_cuda_graph,
+    kvCacheDtype: f.kv_cache_dtype === 'bf16' ? 'bf16' : 'f32',
     onResult: (r) => {
       if (!header) stdout.write(engineTableHeader());
       header = true;

@@ -19,6 +19,7 @@ export interface ServeFlags {
   cacheLens?: number | undefined;
   gpuMemoryUtilization: number;
   cudaGraphs: boolean;
+  kvCacheDtype: 'f32' | 'bf16';
   chunkSize: number;
   maxBatchSize: number;
   backendType: 'balance_serve' | 'ktransformers';
@@ -69,6 +70,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     cacheTokens: f.cacheLens === undefined ? undefined : Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
     gpuMemoryUtilization: f.gpuMemoryUtilization,
     cudaGraphs: f.cudaGraphs,
+    kvCacheDtype: f.kvCacheDtype,
     blockSize: f.blockSize,
     chunkSize: f.chunkSize,
     maxBatchSize,
@@ -82,7 +84,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
   const mb = (info.kvBytes / 2 ** 20).toFixed(1);
   process.stderr.write(
     `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.device}\n` +
-      `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n` +
+      `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}, ${f.kvCacheDtype}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n` +
       (info.cudaGraphs.length > 0 ? `ktserve: CUDA graphs for decode batches of ${info.cudaGraphs.join(', ')}\n` : ''),
   );
   const weightFile = location.ggufPath ?? location.modelPath;

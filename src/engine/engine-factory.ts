@@ -4,7 +4,7 @@ import { CpuBackend } from '../backend/cpu-backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import type { HandleBackend } from '../backend/handle-backend.js';
 import type { SequenceChunk } from '../models/forward-batch.js';
-import { PagedKvCache } from '../models/kv-cache.js';
+import { kvElementBytes, PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
 import { createModel, type CausalLM } from '../models/registry.js';
 import { EngineCore } from './engine-core.js';
@@ -19,10 +19,12 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   const backend: HandleBackend = opts.backend === 'cuda' ? new CudaBackend(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}) : new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
   const cuda = backend instanceof CudaBackend ? backend : undefined;
+  const kvDtype = opts.kvCacheDtype ?? 'f32';
+  if (kvDtype !== 'f32' && !cuda) throw new Error(`KV cache dtype ${kvDtype} needs the CUDA backend (the CPU backend keeps f32)`);
   const cacheTokens = opts.cacheTokens ?? (cuda ? kvTokensForMemory(cuda, model, opts) : DEFAULT_CPU_CACHE_TOKENS);
   const numBlocks = Math.ceil(cacheTokens / opts.blockSize);
   const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth };
-  const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined });
+  const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined, dtype: kvDtype });
   const runner = new ModelRunner(model, cache, { cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false, maxBatchSize: opts.maxBatchSize });
   try {
     runner.captureGraphs();
@@ -48,6 +50,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       kvBlocks: numBlocks,
       kvTokens: cache.tokens,
       kvBytes: cache.bytes,
+      kvCacheDtype: cache.dtype,
       maxModelLen: files.config.maxPositions,
       vocabSize: files.config.vocabSize,
       backend: backend.name,
@@ -78,7 +81,7 @@ function kvTokensForMemory(b: CudaBackend, model: CausalLM, opts: EngineOptions)
   const d = b.deviceInfo();
   const total = d.totalBytes ?? 0;
   const budget = (d.freeBytes ?? 0) - (1 - util) * total;
-  const perToken = 2 * model.config.numLayers * model.kvWidth * 4;
+  const perToken = 2 * model.config.numLayers * model.kvWidth * kvElementBytes(opts.kvCacheDtype ?? 'f32');
   const tokens = Math.floor(budget / perToken / bs) * bs;
   if (tokens < bs) {
     throw new Error(

@@ -12,6 +12,8 @@ export interface EngineOptions {
   gpuMemoryUtilization?: number | undefined;
   /** Replay CUDA graphs for decode steps (default true; CUDA only). */
   cudaGraphs?: boolean | undefined;
+  /** KV cache element type (default f32; bf16 on the CUDA backend only). */
+  kvCacheDtype?: 'f32' | 'bf16' | undefined;
   /** CUDA matmul precision above the GEMV rows (default bf16; tests ask for f32 to compare with HF). */
   cudaPrecision?: 'f32' | 'bf16' | undefined;
   blockSize: number;
@@ -25,6 +27,7 @@ export interface EngineReadyInfo {
   kvBlocks: number;
   kvTokens: number;
   kvBytes: number;
+  kvCacheDtype: 'f32' | 'bf16';
   maxModelLen: number;
   vocabSize: number;
   backend: string;

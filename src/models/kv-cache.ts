@@ -8,8 +8,16 @@ export interface KvCacheShape {
   numLayers: number;
   numBlocks: number;
   blockSize: number;
-  /** Floats per token per layer for K (and for V). */
+  /** Values per token per layer for K (and for V). */
   width: number;
+}
+
+/** Element type of the cache: F32 everywhere; BF16 (half the bytes) on the CUDA backend. */
+export type KvCacheDtype = 'f32' | 'bf16';
+
+/** Bytes of one cache element. */
+export function kvElementBytes(dtype: KvCacheDtype): number {
+  return dtype === 'bf16' ? 2 : 4;
 }
 
 export class PagedKvCache {
@@ -20,24 +28,27 @@ export class PagedKvCache {
    * replayed CUDA graph write their K/V there.
    */
   readonly spareBlock: number | undefined;
+  readonly dtype: KvCacheDtype;
 
   constructor(
     private readonly backend: Backend,
     readonly shape: KvCacheShape,
-    options: { spareBlock?: boolean } = {},
+    options: { spareBlock?: boolean; dtype?: KvCacheDtype } = {},
   ) {
     this.spareBlock = options.spareBlock ? shape.numBlocks : undefined;
+    this.dtype = options.dtype ?? 'f32';
     const dims = [shape.numBlocks + (options.spareBlock ? 1 : 0), shape.blockSize, shape.width];
+    const type = this.dtype === 'bf16' ? DType.BF16 : DType.F32;
     for (let l = 0; l < shape.numLayers; l++) {
-      this.k.push(backend.zeros(DType.F32, dims));
-      this.v.push(backend.zeros(DType.F32, dims));
+      this.k.push(backend.zeros(type, dims));
+      this.v.push(backend.zeros(type, dims));
     }
   }
 
   /** Bytes the cache holds (K and V, all layers). */
   get bytes(): number {
     const { numLayers, numBlocks, blockSize, width } = this.shape;
-    return 2 * numLayers * (numBlocks + (this.spareBlock === undefined ? 0 : 1)) * blockSize * width * 4;
+    return 2 * numLayers * (numBlocks + (this.spareBlock === undefined ? 0 : 1)) * blockSize * width * kvElementBytes(this.dtype);
   }
 
   get tokens(): number {

@@ -110,6 +110,17 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
     assert.notDeepEqual(first, second);
   });
 
+  it('a bf16 KV cache holds half the bytes and serves batched graph decodes', () => {
+    const opts = { model: { modelPath: fixturePath('llama') }, backend: 'cuda' as const, cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false };
+    const f32 = createEngine(opts).info;
+    const { core, info } = createEngine({ ...opts, kvCacheDtype: 'bf16' });
+    assert.equal(info.kvCacheDtype, 'bf16');
+    assert.equal(info.kvBytes * 2, f32.kvBytes);
+    const refs = readFixtureJson<Refs>('llama/refs.json');
+    const out = runAll(core, refs.prompts.map((p) => req(p.ids, 16)));
+    for (const toks of out.values()) assert.equal(toks.length, 16);
+  });
+
   it('requests with logprobs or penalties take the host sampler beside graph decodes', () => {
     const { core } = engine(true);
     const withLogprobs = validateSamplingParams({ temperature: 0, logprobs: 2 });

@@ -17,6 +17,16 @@ const Q8_TOL = 1e-8;
 const PLAIN = new Set(['F32', 'F16', 'BF16']);
 const WEIGHT_TYPES = ['F32', 'F16', 'BF16', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'] as const;
 
+/** Each value rounded to the nearest bfloat16 (ties to even), as float32: what a BF16 cache holds. */
+function roundBf16(x: Float32Array): Float32Array {
+  const bits = new Uint32Array(x.buffer.slice(x.byteOffset, x.byteOffset + x.byteLength));
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i]!;
+    bits[i] = ((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000) >>> 0;
+  }
+  return new Float32Array(bits.buffer);
+}
+
 describe('CUDA ops vs CPU', needCuda, () => {
   let cpu: CpuBackend;
   let gpu: CudaBackend;
@@ -222,6 +232,41 @@ describe('CUDA ops vs CPU', needCuda, () => {
       gpu.free(kg, vg, qg);
       done();
     }
+  });
+
+  it('BF16 KV caches: storeKv rounds rows to bf16, attention over them equals the CPU over the rounded values', () => {
+    const seed = freshSeed();
+    const bs = 16;
+    const blocks = 64;
+    const [H, Hkv, D] = [32, 8, 128];
+    const width = Hkv * D;
+    // Every slot of the caches written through storeKv; the CPU caches get the same values rounded to bf16.
+    const n = blocks * bs;
+    const k = randn(n * width, seed);
+    const v = randn(n * width, seed + 1);
+    const [kc, vc] = [cpu.constantF32(roundBf16(k), [blocks, bs, width]), cpu.constantF32(roundBf16(v), [blocks, bs, width])];
+    const [kg, vg] = [gpu.zeros(DType.BF16, [blocks, bs, width]), gpu.zeros(DType.BF16, [blocks, bs, width])];
+    gpu.storeKv(kg, vg, gpu.constantF32(k, [n, width]), gpu.constantF32(v, [n, width]), gpu.inputI32(Int32Array.from({ length: n }, (_, i) => i), [n]));
+    const seqs: [number, number][] = [[1, 1], [1, 300], [7, 40], [1, 1000]];
+    const T = seqs.reduce((a, [q]) => a + q, 0);
+    const cuQ = [0];
+    for (const [q] of seqs) cuQ.push(cuQ[cuQ.length - 1]! + q);
+    const maxBlocks = 63;
+    const tables = seqs.flatMap((_, s) => Array.from({ length: maxBlocks }, (_, b) => (b * 5 + s * 3) % blocks));
+    const [qc, qg] = f32(randn(T * H * D, seed + 2), [T, H * D]);
+    const [cuc, cug] = i32(cuQ, [cuQ.length]);
+    const [lc, lg] = i32(seqs.map(([, l]) => l), [seqs.length]);
+    const [tc, tg] = i32(tables, [seqs.length, maxBlocks]);
+    const [zc, zg] = i32([0], [1]);
+    const inputs = (cuQ: Tensor, kvLens: Tensor, blockTables: Tensor, unused: Tensor) => ({ cuQ, kvLens, blockTables, slots: unused, positions: unused });
+    const scale = 1 / Math.sqrt(D);
+    const want = cpu.pagedAttention(qc, kc, vc, inputs(cuc, lc, tc, zc), Hkv, scale);
+    const got = gpu.pagedAttention(qg, kg, vg, inputs(cug, lg, tg, zg), Hkv, scale);
+    const e = compare('pagedAttention over BF16 caches', want, got, F32_TOL, seed);
+    report.push(`attention over BF16 KV caches vs CPU over the bf16-rounded values: NMSE ${e.toExponential(2)}`);
+    cpu.free(kc, vc, qc);
+    gpu.free(kg, vg, qg);
+    done();
   });
 
   it('siluMul, addInPlace, gatherRows', () => {

@@ -5,7 +5,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import { DType, type DTypeId } from '../backend/dtype.js';
-import { flattenBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
+import { flattenBatch, padDecodeBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
 import type { PagedKvCache } from '../models/kv-cache.js';
 import type { CausalLM } from '../models/registry.js';
 import { packSamplingRows, type GpuSamplingRow } from './gpu-sampling.js';
@@ -144,36 +144,17 @@ export class ModelRunner {
   /** Fills a graph's step buffers: the batch's rows, then padding rows on the spare block. */
   private writeInputs(g: Omit<DecodeGraph, 'graph' | 'tokens'>, batch: ForwardBatch, rows: readonly DeviceSampleRow[]): void {
     const b = this.backend as CudaBackend;
-    const bs = this.cache.shape.blockSize;
-    const spare = this.cache.spareBlock!;
-    const n = g.size;
-    const seqs = batch.sequences;
-    const width = Math.max(1, ...seqs.map((s) => Math.ceil((s.cachedLen + 1) / bs)));
-    if (width > this.tableCapacity) throw new Error(`model runner: a sequence needs ${width} KV blocks, the graph tables hold ${this.tableCapacity}`);
-    const ids = new Int32Array(n);
-    const positions = new Int32Array(n);
-    const slots = new Int32Array(n).fill(spare * bs);
-    const cuQ = new Int32Array(n + 1);
-    const kvLens = new Int32Array(n).fill(1);
-    const tables = new Int32Array(n * width).fill(spare);
-    for (let i = 0; i <= n; i++) cuQ[i] = i;
-    seqs.forEach((s, i) => {
-      const pos = s.cachedLen;
-      ids[i] = s.tokens[0]!;
-      positions[i] = pos;
-      kvLens[i] = pos + 1;
-      for (let j = 0; j < Math.ceil((pos + 1) / bs); j++) tables[i * width + j] = s.blockTable[j]!;
-      slots[i] = s.blockTable[Math.floor(pos / bs)]! * bs + (pos % bs);
-    });
+    const p = padDecodeBatch(batch, g.size, this.cache.shape.blockSize, this.cache.spareBlock!);
+    if (p.width > this.tableCapacity) throw new Error(`model runner: a sequence needs ${p.width} KV blocks, the graph tables hold ${this.tableCapacity}`);
     const a = g.inputs.attention;
-    b.write(g.inputs.ids, ids);
-    b.write(a.positions, positions);
-    b.write(a.slots, slots);
-    b.write(a.cuQ, cuQ);
-    b.write(a.kvLens, kvLens);
-    b.write(a.blockTables, tables);
-    b.write(g.stride, Int32Array.of(width));
-    const packed = packSamplingRows(rows, n);
+    b.write(g.inputs.ids, p.tokenIds);
+    b.write(a.positions, p.positions);
+    b.write(a.slots, p.slots);
+    b.write(a.cuQ, p.cuQ);
+    b.write(a.kvLens, p.kvLens);
+    b.write(a.blockTables, p.blockTables);
+    b.write(g.stride, Int32Array.of(p.width));
+    const packed = packSamplingRows(rows, g.size);
     b.write(g.params, packed.params);
     b.write(g.seeds, packed.seeds);
   }

@@ -88,3 +88,47 @@ export function uploadStepInputs(b: Backend, flat: FlatBatch, wantLogits: boolea
     logitRows: wantLogits ? b.inputI32(flat.logitRows, [flat.logitRows.length]) : null,
   };
 }
+
+/** A decode batch padded to a CUDA graph's size: what its persistent step buffers receive. */
+export interface PaddedDecodeInputs {
+  tokenIds: Int32Array;
+  positions: Int32Array;
+  slots: Int32Array;
+  cuQ: Int32Array;
+  kvLens: Int32Array;
+  /** [size, width] compact block table (row stride `width`). */
+  blockTables: Int32Array;
+  width: number;
+}
+
+/**
+ * Lays out a decode batch (every sequence one token) for a graph of `size` rows: the sequences' rows
+ * as flattenBatch would, then padding rows of one token at position 0 whose K/V go to `spareBlock`,
+ * a block no sequence owns. The table is as wide as the longest sequence needs, at least 1.
+ */
+export function padDecodeBatch(batch: ForwardBatch, size: number, blockSize: number, spareBlock: number): PaddedDecodeInputs {
+  const seqs = batch.sequences;
+  if (seqs.length > size) throw new Error(`decode batch of ${seqs.length} sequences for a graph of ${size}`);
+  const width = Math.max(1, ...seqs.map((s) => Math.ceil((s.cachedLen + 1) / blockSize)));
+  const out: PaddedDecodeInputs = {
+    tokenIds: new Int32Array(size),
+    positions: new Int32Array(size),
+    slots: new Int32Array(size).fill(spareBlock * blockSize),
+    cuQ: Int32Array.from({ length: size + 1 }, (_, i) => i),
+    kvLens: new Int32Array(size).fill(1),
+    blockTables: new Int32Array(size * width).fill(spareBlock),
+    width,
+  };
+  seqs.forEach((s, i) => {
+    if (s.tokens.length !== 1) throw new Error(`sequence ${i}: a decode row takes one token, got ${s.tokens.length}`);
+    const pos = s.cachedLen;
+    const blocks = Math.ceil((pos + 1) / blockSize);
+    if (s.blockTable.length < blocks) throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${pos + 1} tokens`);
+    out.tokenIds[i] = s.tokens[0]!;
+    out.positions[i] = pos;
+    out.kvLens[i] = pos + 1;
+    for (let j = 0; j < blocks; j++) out.blockTables[i * width + j] = s.blockTable[j]!;
+    out.slots[i] = s.blockTable[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+  });
+  return out;
+}

@@ -143,6 +143,27 @@ describe('engine core on the CPU model', needFixtures, () => {
     assert.equal(later.filter((e) => e.type === 'tokens').length, 3);
   });
 
+  it('prefillFirst: every prompt is read before any request decodes its second token', () => {
+    const reqs = prompts(4).map((p, i) => request(i, p, 4));
+    const order = (prefillFirst: boolean): string[] => {
+      const { events } = runAll(options({ chunkSize: 32, prefillFirst }), reqs);
+      const seen = new Map<string, number>();
+      const out: string[] = [];
+      for (const e of events) {
+        if (e.type !== 'tokens') continue;
+        const k = (seen.get(e.id) ?? 0) + e.tokens.length;
+        seen.set(e.id, k);
+        out.push(k === 1 ? 'first' : 'later');
+      }
+      return out;
+    };
+    const held = order(true);
+    assert.equal(held.lastIndexOf('first'), 3, `all four first tokens come first: ${held.join(' ')}`);
+    assert.equal(held.length, 16);
+    // Interleaved (serve's policy), an early request decodes while later prompts are still read.
+    assert.ok(order(false).indexOf('later') < order(false).lastIndexOf('first'));
+  });
+
   it('without --cache_lens the CPU engine takes 32768 tokens; a bf16 KV cache is refused on the CPU', () => {
     const { info } = createEngine(options({ cacheTokens: undefined }));
     assert.equal(info.kvTokens, 32768);

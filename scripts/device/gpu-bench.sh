@@ -40,7 +40,7 @@ engine)
   for m in q4 bf16; do
     f=${!m}
     npl=1,4,16,64,256; [ "$m" = bf16 ] && npl=1,4,16,64
-    kt bench engine --backend cuda --model "$f" --npp 512 --ntg 128 --npl "$npl" --out "$out/engine-$m.json" 2>&1 | tee "$out/engine-$m.txt" | grep -v '^$'
+    kt bench engine --backend cuda --prefill_first --model "$f" --npp 512 --ntg 128 --npl "$npl" --out "$out/engine-$m.json" 2>&1 | tee "$out/engine-$m.txt" | grep -v '^$'
     elapsed "ours $m"
     maxb=${npl##*,}
     "$W/llama/llama-batched-bench" -m "$f" -fa on -ngl 99 -npp 512 -ntg 128 -npl "$npl" -c $(( maxb * 640 + 1024 )) > "$out/llama-batched-$m.txt" 2>&1

@@ -24,6 +24,8 @@ export interface EngineBenchOptions {
   /** CUDA graphs for decode steps (default true; CUDA only). */
   cudaGraphs?: boolean;
   kvCacheDtype?: 'f32' | 'bf16';
+  /** Every prompt read before any decode, as llama-batched-bench runs (default: interleaved, as serve). */
+  prefillFirst?: boolean;
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
   warmup: boolean;
   /** Called after each (npp, npl) run, for printing rows as they come. */
@@ -59,7 +61,7 @@ export interface EngineBenchResult {
 export interface EngineBenchReport {
   model: ModelLocation;
   engine: EngineReadyInfo;
-  settings: { npp: number[]; ntg: number; npl: number[]; chunk_size: number; block_size: number; cache_tokens: number; max_batch_size: number; prefix_caching: boolean; seed: number };
+  settings: { npp: number[]; ntg: number; npl: number[]; chunk_size: number; block_size: number; cache_tokens: number; max_batch_size: number; prefix_caching: boolean; prefill_first: boolean; seed: number };
   results: EngineBenchResult[];
   skipped: { npp: number; npl: number; reason: string }[];
   /** Bytes of weights one decode step reads (every matrix but the embedding table, unless tied). */
@@ -106,6 +108,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     backend: opts.backend,
     cudaGraphs: opts.cudaGraphs,
     kvCacheDtype: opts.kvCacheDtype,
+    prefillFirst: opts.prefillFirst,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,
@@ -183,7 +186,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     engine: info,
     settings: {
       npp: opts.npp, ntg: opts.ntg, npl: opts.npl, chunk_size: opts.chunkSize, block_size: opts.blockSize,
-      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, seed: opts.seed,
+      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, prefill_first: opts.prefillFirst ?? false, seed: opts.seed,
     },
     results,
     skipped,
@@ -219,7 +222,7 @@ export function engineTableRow(r: EngineBenchResult): string {
 export function engineTableNotes(rep: EngineBenchReport): string {
   const e = rep.engine;
   const lines = [
-    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens (${e.kvCacheDtype}) in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ` +
+    `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens (${e.kvCacheDtype}) in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ${rep.settings.prefill_first ? 'prompts read before decodes' : 'decodes interleaved with prompts'}; ` +
       (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs'),
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];

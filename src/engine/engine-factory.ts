@@ -41,6 +41,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       maxQueue: opts.maxQueue,
       prefixCaching: opts.prefixCaching,
       cacheSalt: files.name,
+      prefillFirst: opts.prefillFirst ?? false,
     },
     runner,
   );

@@ -21,6 +21,8 @@ export interface EngineOptions {
   maxBatchSize: number;
   maxQueue: number;
   prefixCaching: boolean;
+  /** Hold decodes until no prompt is being read (benchmarks comparing with llama-batched-bench). */
+  prefillFirst?: boolean | undefined;
 }
 
 export interface EngineReadyInfo {

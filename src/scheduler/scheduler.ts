@@ -23,6 +23,11 @@ export interface SchedulerConfig {
   maxModelLen: number;
   /** Model identity mixed into prefix-cache keys. */
   cacheSalt?: string;
+  /**
+   * Hold decodes while any admitted or waiting prompt is still being read (llama-batched-bench's order,
+   * for comparable benchmarks; serving interleaves them). Decodes still run when nothing else can.
+   */
+  prefillFirst?: boolean;
 }
 
 export interface SchedulerStats {
@@ -65,7 +70,7 @@ export class Scheduler<P = unknown> {
       const v = config[k];
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`scheduler: ${k} must be an integer ≥ 1, got ${v}`);
     }
-    this.cfg = { prefixCaching: true, cacheSalt: '', ...config };
+    this.cfg = { prefixCaching: true, cacheSalt: '', prefillFirst: false, ...config };
     const cache = this.cfg.prefixCaching ? new PrefixCache(config.numBlocks, config.blockSize, this.cfg.cacheSalt) : undefined;
     this.blocks = new BlockManager(config.numBlocks, config.blockSize, cache);
     this.maxRunning = Math.min(config.maxBatchSize, config.chunkSize);
@@ -123,13 +128,17 @@ export class Scheduler<P = unknown> {
 
     // 1. Decodes, oldest first; one that can't get a block takes them from the newest running sequence
     //    (which may be itself: then it waits at the queue's head).
-    for (let i = 0; i < this.running.length; i++) {
-      const seq = this.running[i]!;
-      if (seq.numUncomputed !== 1) continue;
-      while (!this.blocks.canAppend(seq, 1) && this.running[this.running.length - 1] !== seq) preemptNewest();
-      if (this.blocks.canAppend(seq, 1)) plan(seq, 1);
-      else preemptNewest();
-    }
+    const decodes = (): void => {
+      for (let i = 0; i < this.running.length; i++) {
+        const seq = this.running[i]!;
+        if (seq.numUncomputed !== 1 || seq.plannedTokens > 0) continue;
+        while (!this.blocks.canAppend(seq, 1) && this.running[this.running.length - 1] !== seq) preemptNewest();
+        if (this.blocks.canAppend(seq, 1)) plan(seq, 1);
+        else preemptNewest();
+      }
+    };
+    const holdDecodes = this.cfg.prefillFirst && (this.waiting.length > 0 || this.running.some((s) => s.numUncomputed > 1));
+    if (!holdDecodes) decodes();
     // 2. Partially prefilled sequences, oldest first. Only when no block is free at all does one preempt
     //    newer ones (un-planning their decodes): the oldest sequence always progresses, so nothing deadlocks.
     for (let i = 0; i < this.running.length && budget.left > 0; i++) {
@@ -142,6 +151,7 @@ export class Scheduler<P = unknown> {
     // 3. Admission, strictly FCFS: stop at the first request that can't start. Not in a step that had to
     //    preempt, which would only refill the cache to preempt again.
     if (preempted.length === 0 || planned.length === 0) this.admit(budget, plan);
+    if (holdDecodes && planned.length === 0) decodes();
 
     if (planned.length === 0) return undefined;
     const entries = planned.map((seq) => this.entryOf(seq));

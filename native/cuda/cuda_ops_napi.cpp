@@ -36,6 +36,18 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaOpAddRmsNorm(x, delta, w, eps) -> like x (and x += delta)
+Napi::Value AddRmsNorm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaOpAddRmsNorm";
+    need_args(info, 4, op);
+    DeviceTensor& x = dev_arg(info, 0, op);
+    DeviceTensor out = new_device_tensor(DType::F32, x.shape, true);
+    add_rms_norm(x, dev_arg(info, 1, op), dev_arg(info, 2, op), static_cast<float>(num_arg(info, 3, op)), out);
+    return handle(info, std::move(out));
+  });
+}
+
 // cudaOpMatmul(x [M, K], w [N, K]) -> [M, N]
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -125,6 +137,7 @@ Napi::Value GatherRows(const Napi::CallbackInfo& info) {
 void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaOpEmbedding", Napi::Function::New(env, Embedding));
   exports.Set("cudaOpRmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("cudaOpAddRmsNorm", Napi::Function::New(env, AddRmsNorm));
   exports.Set("cudaOpMatmul", Napi::Function::New(env, Matmul));
   exports.Set("cudaOpRope", Napi::Function::New(env, Rope));
   exports.Set("cudaOpStoreKv", Napi::Function::New(env, StoreKv));

@@ -12,6 +12,8 @@ namespace kt::cuda {
 void embedding(const DeviceTensor& table, const DeviceTensor& ids, DeviceTensor& out);
 // Rows of length w.numel(): out = x / rms(x) * w.
 void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTensor& out);
+// x += delta, then out = rms_norm(x): the residual add and the next norm in one launch.
+void add_rms_norm(DeviceTensor& x, const DeviceTensor& delta, const DeviceTensor& w, float eps, DeviceTensor& out);
 // out[M, N] = x[M, K] · w[N, K]ᵀ (see options().precision for how M > gemv_max_rows runs).
 void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out);
 // Rotates x [T, H * head_dim] in place (interleaved pairs (2i, 2i+1), else (i, i + rot_dim/2)).

@@ -12,13 +12,23 @@ namespace {
 constexpr int kThreads = 256;
 
 // One block per row. The products are kept apart from the sums (__fmul_rn) so each output
-// is w * (x * inv) rounded as the CPU rounds it.
-__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ w, int D, float eps,
-                                                           float* __restrict__ out) {
-  const float* xr = x + static_cast<int64_t>(blockIdx.x) * D;
+// is w * (x * inv) rounded as the CPU rounds it. With delta, x += delta first (written back):
+// the same additions and the same sums as add_inplace then rms_norm, in one pass over x.
+__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, const float* __restrict__ w,
+                                                           int D, float eps, float* __restrict__ out) {
+  float* xr = x + static_cast<int64_t>(blockIdx.x) * D;
   float* o = out + static_cast<int64_t>(blockIdx.x) * D;
   float ss = 0.f;
-  for (int i = threadIdx.x; i < D; i += kThreads) ss += xr[i] * xr[i];
+  if (delta) {
+    const float* dr = delta + static_cast<int64_t>(blockIdx.x) * D;
+    for (int i = threadIdx.x; i < D; i += kThreads) {
+      const float v = xr[i] + dr[i];
+      xr[i] = v;  // read back below by this same thread only
+      ss += v * v;
+    }
+  } else {
+    for (int i = threadIdx.x; i < D; i += kThreads) ss += xr[i] * xr[i];
+  }
 #pragma unroll
   for (int k = 16; k > 0; k >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, k);
   __shared__ float warp_sums[kThreads / 32];
@@ -46,7 +56,24 @@ void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTen
   check(out.numel() == x.numel(), op, "out " + out.describe() + " differs from x " + x.describe());
   const int64_t rows = x.numel() / D;
   if (rows == 0) return;
-  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), w.as<float>(), static_cast<int>(D), eps, out.as<float>());
+  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), nullptr, w.as<float>(),
+                                                                          static_cast<int>(D), eps, out.as<float>());
+  check_launch("rmsnorm_kernel");
+}
+
+void add_rms_norm(DeviceTensor& x, const DeviceTensor& delta, const DeviceTensor& w, float eps, DeviceTensor& out) {
+  const char* op = "add_rms_norm";
+  check(delta.dtype == DType::F32 && delta.numel() == x.numel(), op, "delta " + delta.describe() + " must be F32 like x " + x.describe());
+  check(x.data != out.data && delta.data != out.data, op, "out must not alias x or delta");
+  check(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32, op,
+        "x, weight and out must be F32, got " + x.describe() + ", " + w.describe() + ", " + out.describe());
+  const int64_t D = w.numel();
+  check(D > 0 && x.numel() % D == 0, op, "x " + x.describe() + " is not rows of weight " + w.describe());
+  check(out.numel() == x.numel(), op, "out " + out.describe() + " differs from x " + x.describe());
+  const int64_t rows = x.numel() / D;
+  if (rows == 0) return;
+  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), delta.as<float>(), w.as<float>(), static_cast<int>(D),
+                                                                          eps, out.as<float>());
   check_launch("rmsnorm_kernel");
 }
 

@@ -58,6 +58,8 @@ export interface Backend {
   // --- ops (new tensors are per-step unless said otherwise) ---
   embedding(table: Tensor, ids: Tensor): Tensor;
   rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor;
+  /** x += delta (in place), then rmsNorm(x): a layer's residual add and the next norm. */
+  addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor;
   /** x [M, K] · w [N, K]ᵀ → [M, N], for every weight type. */
   matmul(x: Tensor, w: Tensor): Tensor;
   /** In place on x [T, H·headDim]; the first rotDim dims of each head rotate. */

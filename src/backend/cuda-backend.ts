@@ -45,6 +45,15 @@ export interface CudaOptions {
   poison?: boolean;
 }
 
+/** Options of the TypeScript side of the CUDA backend (beside the addon's CudaOptions). */
+export interface CudaBackendOptions extends CudaOptions {
+  /**
+   * Fused kernels where the model offers them (addRmsNorm: the residual add and the next norm in one
+   * launch, bit-identical to the two ops). Default off until measured on the device.
+   */
+  fusedOps?: boolean;
+}
+
 export interface CudaStats {
   liveTensors: number;
   liveBytes: number;
@@ -83,6 +92,7 @@ export interface CudaNative {
   cudaOpSample(logits: number, params: number, seeds: number): number;
   cudaOpEmbedding(table: number, ids: number): number;
   cudaOpRmsNorm(x: number, w: number, eps: number): number;
+  cudaOpAddRmsNorm(x: number, delta: number, w: number, eps: number): number;
   cudaOpMatmul(x: number, w: number): number;
   cudaOpRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
@@ -142,14 +152,22 @@ function cudaOps(n: CudaNative): NativeTensorOps {
 export class CudaBackend extends HandleBackend {
   readonly name = 'cuda';
   private readonly n: CudaNative;
+  private readonly fused: boolean;
 
-  constructor(options: CudaOptions = {}) {
+  constructor(options: CudaBackendOptions = {}) {
     const n = cudaNative();
     const why = cudaUnavailableReason();
     if (!n || why) throw new Error(`cuda backend: ${why}`);
     super(cudaOps(n));
     this.n = n;
-    this.n.cudaSetOptions(options);
+    const { fusedOps, ...native } = options;
+    this.fused = fusedOps ?? false;
+    this.n.cudaSetOptions(native);
+  }
+
+  override addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor {
+    if (!this.fused) return super.addRmsNorm(x, delta, weight, eps);
+    return this.wrapStep(this.n.cudaOpAddRmsNorm(this.h(x), this.h(delta), this.h(weight), eps), DType.F32, x.shape);
   }
 
   /** Changes options for later ops (the addon holds one set per process). */

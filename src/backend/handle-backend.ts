@@ -149,6 +149,12 @@ export abstract class HandleBackend implements Backend {
     return this.wrap(this.ops.opRmsNorm(this.h(x), this.h(weight), eps), DType.F32, x.shape);
   }
 
+  /** Two native ops here; the CUDA backend can fuse them into one launch. */
+  addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor {
+    this.addInPlace(x, delta);
+    return this.rmsNorm(x, weight, eps);
+  }
+
   matmul(x: Tensor, w: Tensor): Tensor {
     const k = w.shape[1] ?? 1;
     const m = x.shape.reduce((a, b) => a * b, 1) / k;

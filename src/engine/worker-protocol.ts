@@ -14,6 +14,8 @@ export interface EngineOptions {
   cudaGraphs?: boolean | undefined;
   /** KV cache element type (default f32; bf16 on the CUDA backend only). */
   kvCacheDtype?: 'f32' | 'bf16' | undefined;
+  /** Fused CUDA kernels (CudaBackendOptions.fusedOps; default off until measured). */
+  cudaFusedOps?: boolean | undefined;
   /** CUDA matmul precision above the GEMV rows (default bf16; tests ask for f32 to compare with HF). */
   cudaPrecision?: 'f32' | 'bf16' | undefined;
   blockSize: number;

@@ -113,8 +113,11 @@ export class LlamaModel {
     const x = b.embedding(this.tokenEmbd, inputs.ids);
     const scale = 1 / Math.sqrt(c.headDim);
     const attn = inputs.attention;
+    // Each layer's last residual add is carried into the next layer's first norm (addRmsNorm).
+    let pending: Tensor | undefined;
     this.layers.forEach((w, l) => {
-      const h = b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
+      const h = pending ? b.addRmsNorm(x, pending, w.attnNorm, c.rmsNormEps) : b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
+      if (pending) b.free(pending);
       let q = b.matmul(h, w.wq);
       let k = b.matmul(h, w.wk);
       const v = b.matmul(h, w.wv);
@@ -131,16 +134,19 @@ export class LlamaModel {
       b.storeKv(cache.k[l]!, cache.v[l]!, k, v, attn.slots);
       const a = b.pagedAttention(q, cache.k[l]!, cache.v[l]!, attn, c.numKvHeads, scale);
       const o = b.matmul(a, w.wo);
-      b.addInPlace(x, o);
-      b.free(q, k, v, a, o);
-      const h2 = b.rmsNorm(x, w.ffnNorm, c.rmsNormEps);
+      b.free(q, k, v, a);
+      const h2 = b.addRmsNorm(x, o, w.ffnNorm, c.rmsNormEps);
+      b.free(o);
       const g = b.matmul(h2, w.wGate);
       const u = b.matmul(h2, w.wUp);
       const m = b.siluMul(g, u);
-      const d = b.matmul(m, w.wDown);
-      b.addInPlace(x, d);
-      b.free(h2, g, u, m, d);
+      pending = b.matmul(m, w.wDown);
+      b.free(h2, g, u, m);
     });
+    if (pending) {
+      b.addInPlace(x, pending);
+      b.free(pending);
+    }
     if (inputs.logitRows === null) return undefined;
     const last = inputs.logitRows ? b.gatherRows(x, inputs.logitRows) : x;
     const normed = b.rmsNorm(last, this.outputNorm, c.rmsNormEps);

@@ -110,6 +110,17 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
     assert.notDeepEqual(first, second);
   });
 
+  it('fused addRmsNorm in the model: fixture prompts through graphs still give HF greedy16', () => {
+    const refs = readFixtureJson<Refs>('llama/refs.json');
+    const { core } = createEngine({
+      model: { modelPath: fixturePath('llama') }, backend: 'cuda', cudaPrecision: 'f32', cudaFusedOps: true,
+      cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false,
+    });
+    const reqs = refs.prompts.map((p) => req(p.ids, 16));
+    const out = runAll(core, reqs);
+    refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, p.id));
+  });
+
   it('a bf16 KV cache holds half the bytes and serves batched graph decodes', () => {
     const opts = { model: { modelPath: fixturePath('llama') }, backend: 'cuda' as const, cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false };
     const f32 = createEngine(opts).info;

@@ -269,6 +269,31 @@ describe('CUDA ops vs CPU', needCuda, () => {
     done();
   });
 
+  it('addRmsNorm: the fused launch equals addInPlace + rmsNorm bit for bit, and the CPU', () => {
+    const seed = freshSeed();
+    const fused = new CudaBackend({ fusedOps: true });
+    for (const [rows, D] of [[1, 4096], [7, 2048], [64, 256]] as const) {
+      const x = randn(rows * D, seed);
+      const d = randn(rows * D, seed + 1);
+      const w = randn(D, seed + 2);
+      const [xc, xg] = f32(x, [rows, D]);
+      const [dc, dg] = f32(d, [rows, D]);
+      const [wc, wg] = f32(w, [D]);
+      const xf = fused.constantF32(x, [rows, D]);
+      const hf = fused.addRmsNorm(xf, fused.constantF32(d, [rows, D]), fused.constantF32(w, [D]), 1e-5);
+      const hg = gpu.addRmsNorm(xg, dg, wg, 1e-5); // two launches
+      const hc = cpu.addRmsNorm(xc, dc, wc, 1e-5);
+      assert.equal(maxAbsDiff(fused.read(hf), gpu.read(hg)), 0, `fused norm output, rows ${rows} D ${D}`);
+      assert.equal(maxAbsDiff(fused.read(xf), gpu.read(xg)), 0, `fused residual, rows ${rows} D ${D}`);
+      compare(`addRmsNorm ${rows}x${D}`, hc, hf, F32_TOL, seed);
+      fused.free(xf);
+      cpu.free(xc, dc, wc);
+      gpu.free(xg, dg, wg);
+      fused.endStep();
+      done();
+    }
+  });
+
   it('siluMul, addInPlace, gatherRows', () => {
     const seed = freshSeed();
     const n = 3 * 14336;

@@ -45,10 +45,8 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float* __restrict__ x
   for (int i = threadIdx.x; i < D; i += kThreads) o[i] = __fmul_rn(w[i], __fmul_rn(xr[i], inv));
 }
 
-}  // namespace
-
-void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTensor& out) {
-  const char* op = "rms_norm";
+// Checks the shapes both entry points share and launches one block per row (delta may be null).
+void launch_norm(const char* op, const DeviceTensor& x, const float* delta, const DeviceTensor& w, float eps, DeviceTensor& out) {
   check(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32, op,
         "x, weight and out must be F32, got " + x.describe() + ", " + w.describe() + ", " + out.describe());
   const int64_t D = w.numel();
@@ -56,25 +54,20 @@ void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTen
   check(out.numel() == x.numel(), op, "out " + out.describe() + " differs from x " + x.describe());
   const int64_t rows = x.numel() / D;
   if (rows == 0) return;
-  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), nullptr, w.as<float>(),
-                                                                          static_cast<int>(D), eps, out.as<float>());
+  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), delta, w.as<float>(), static_cast<int>(D), eps,
+                                                                          out.as<float>());
   check_launch("rmsnorm_kernel");
 }
+
+}  // namespace
+
+void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTensor& out) { launch_norm("rms_norm", x, nullptr, w, eps, out); }
 
 void add_rms_norm(DeviceTensor& x, const DeviceTensor& delta, const DeviceTensor& w, float eps, DeviceTensor& out) {
   const char* op = "add_rms_norm";
   check(delta.dtype == DType::F32 && delta.numel() == x.numel(), op, "delta " + delta.describe() + " must be F32 like x " + x.describe());
   check(x.data != out.data && delta.data != out.data, op, "out must not alias x or delta");
-  check(x.dtype == DType::F32 && w.dtype == DType::F32 && out.dtype == DType::F32, op,
-        "x, weight and out must be F32, got " + x.describe() + ", " + w.describe() + ", " + out.describe());
-  const int64_t D = w.numel();
-  check(D > 0 && x.numel() % D == 0, op, "x " + x.describe() + " is not rows of weight " + w.describe());
-  check(out.numel() == x.numel(), op, "out " + out.describe() + " differs from x " + x.describe());
-  const int64_t rows = x.numel() / D;
-  if (rows == 0) return;
-  rmsnorm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream()>>>(x.as<float>(), delta.as<float>(), w.as<float>(), static_cast<int>(D),
-                                                                          eps, out.as<float>());
-  check_launch("rmsnorm_kernel");
+  launch_norm(op, x, delta.as<float>(), w, eps, out);
 }
 
 }  // namespace kt::cuda

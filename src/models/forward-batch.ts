@@ -90,14 +90,8 @@ export function uploadStepInputs(b: Backend, flat: FlatBatch, wantLogits: boolea
 }
 
 /** A decode batch padded to a CUDA graph's size: what its persistent step buffers receive. */
-export interface PaddedDecodeInputs {
-  tokenIds: Int32Array;
-  positions: Int32Array;
-  slots: Int32Array;
-  cuQ: Int32Array;
-  kvLens: Int32Array;
-  /** [size, width] compact block table (row stride `width`). */
-  blockTables: Int32Array;
+export interface PaddedDecodeInputs extends Omit<FlatBatch, 'maxBlocks' | 'logitRows'> {
+  /** blockTables is [size, width], a compact table (row stride `width`). */
   width: number;
 }
 

@@ -48,6 +48,18 @@ Napi::Value AddRmsNorm(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaOpRopeStoreKv(q, kCache, vCache, k, v, positions, slots, invFreq, headDim, rotDim, interleaved)
+Napi::Value RopeStoreKv(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaOpRopeStoreKv";
+    need_args(info, 11, op);
+    rope_store_kv(dev_arg(info, 0, op), dev_arg(info, 1, op), dev_arg(info, 2, op), dev_arg(info, 3, op), dev_arg(info, 4, op),
+                  dev_arg(info, 5, op), dev_arg(info, 6, op), dev_arg(info, 7, op), static_cast<int>(int_arg(info, 8, op)),
+                  static_cast<int>(int_arg(info, 9, op)), info[10].ToBoolean().Value());
+    return info.Env().Undefined();
+  });
+}
+
 // cudaOpMatmul(x [M, K], w [N, K]) -> [M, N]
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -138,6 +150,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaOpEmbedding", Napi::Function::New(env, Embedding));
   exports.Set("cudaOpRmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("cudaOpAddRmsNorm", Napi::Function::New(env, AddRmsNorm));
+  exports.Set("cudaOpRopeStoreKv", Napi::Function::New(env, RopeStoreKv));
   exports.Set("cudaOpMatmul", Napi::Function::New(env, Matmul));
   exports.Set("cudaOpRope", Napi::Function::New(env, Rope));
   exports.Set("cudaOpStoreKv", Napi::Function::New(env, StoreKv));

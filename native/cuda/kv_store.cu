@@ -28,7 +28,76 @@ __global__ void kv_store_kernel(C* __restrict__ kc, C* __restrict__ vc, const fl
   }
 }
 
+// One block per token: rotates q in place and writes k rotated (k itself is left as it was) and v
+// into the caches at the token's slot. The rotation is rope_kernel's, float op for float op, so the
+// result equals rope(q), rope(k), store_kv bit for bit, in one launch instead of three.
+template <typename C>
+__global__ void rope_store_kernel(float* __restrict__ q, int q_heads, const float* __restrict__ k, const float* __restrict__ v, int kv_heads,
+                                  C* __restrict__ kc, C* __restrict__ vc, const int32_t* __restrict__ pos, const int32_t* __restrict__ slots,
+                                  const float* __restrict__ inv_freq, int head_dim, int half, bool interleaved, int64_t total) {
+  const int t = blockIdx.x;
+  const float p = static_cast<float>(pos[t]);
+  const int64_t s = slots[t];
+  const bool store = s >= 0 && s < total;  // out of range only without a host copy to check
+  const int width = kv_heads * head_dim;
+  for (int j = threadIdx.x; j < (q_heads + kv_heads) * half; j += blockDim.x) {
+    const int h = j / half, i = j % half;
+    float sn, cs;
+    sincosf(__fmul_rn(p, inv_freq[i]), &sn, &cs);
+    const int a = interleaved ? 2 * i : i, c = interleaved ? 2 * i + 1 : i + half;
+    if (h < q_heads) {
+      float* x = q + (static_cast<int64_t>(t) * q_heads + h) * head_dim;
+      const float x0 = x[a], x1 = x[c];
+      x[a] = __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn));
+      x[c] = __fadd_rn(__fmul_rn(x1, cs), __fmul_rn(x0, sn));
+    } else if (store) {
+      const int kh = h - q_heads;
+      const float* x = k + static_cast<int64_t>(t) * width + kh * head_dim;
+      const float x0 = x[a], x1 = x[c];
+      put(kc + s * width + kh * head_dim + a, __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn)));
+      put(kc + s * width + kh * head_dim + c, __fadd_rn(__fmul_rn(x1, cs), __fmul_rn(x0, sn)));
+    }
+  }
+  if (!store) return;
+  const int rot = 2 * half;  // dims [rot, head_dim) of each head are not rotated
+  for (int i = threadIdx.x; i < width; i += blockDim.x) {
+    if (i % head_dim >= rot) put(kc + s * width + i, k[static_cast<int64_t>(t) * width + i]);
+    put(vc + s * width + i, v[static_cast<int64_t>(t) * width + i]);
+  }
+}
+
 }  // namespace
+
+void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v,
+                   const DeviceTensor& positions, const DeviceTensor& slots, const DeviceTensor& inv_freq, int head_dim, int rot_dim,
+                   bool interleaved) {
+  const char* op = "rope_store_kv";
+  check(q.dtype == DType::F32 && positions.dtype == DType::I32, op, "q must be F32 and positions I32");
+  check(inv_freq.dtype == DType::F32 && inv_freq.numel() == rot_dim / 2, op,
+        "inv_freq " + inv_freq.describe() + " must hold rot_dim/2 = " + std::to_string(rot_dim / 2) + " F32 values");
+  check(head_dim > 0 && rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, op,
+        "bad head_dim " + std::to_string(head_dim) + " / rot_dim " + std::to_string(rot_dim));
+  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
+  check(k_cache.shape == v_cache.shape && k_cache.shape.size() == 3, op, "caches must be [blocks, block_size, width], got " + k_cache.describe());
+  check(slots.dtype == DType::I32 && k.dtype == DType::F32 && v.dtype == DType::F32, op, "slots must be I32, k and v F32");
+  const int64_t width = k_cache.shape[2], total = k_cache.shape[0] * k_cache.shape[1], T = slots.numel();
+  check(positions.numel() == T && width % head_dim == 0, op, "positions, slots and the cache width disagree");
+  check(k.numel() == T * width && v.numel() == T * width, op,
+        "k " + k.describe() + " / v " + v.describe() + " are not " + std::to_string(T) + " rows of " + std::to_string(width));
+  check(q.numel() % (T * head_dim) == 0, op, "q " + q.describe() + " is not " + std::to_string(T) + " rows of heads of " + std::to_string(head_dim));
+  if (slots.has_host_copy())
+    for (int32_t s : slots.host_i32) check(s >= 0 && s < total, op, "slot " + std::to_string(s) + " outside the cache of " + std::to_string(total));
+  if (T == 0) return;
+  const int q_heads = static_cast<int>(q.numel() / (T * head_dim)), kv_heads = static_cast<int>(width / head_dim);
+  const auto go = [&](auto* kc, auto* vc) {
+    rope_store_kernel<<<static_cast<unsigned>(T), 256, 0, stream()>>>(q.as<float>(), q_heads, k.as<float>(), v.as<float>(), kv_heads, kc, vc,
+                                                                     positions.as<int32_t>(), slots.as<int32_t>(), inv_freq.as<float>(), head_dim,
+                                                                     rot_dim / 2, interleaved, total);
+  };
+  if (k_cache.dtype == DType::BF16) go(k_cache.as<__nv_bfloat16>(), v_cache.as<__nv_bfloat16>());
+  else go(k_cache.as<float>(), v_cache.as<float>());
+  check_launch("rope_store_kernel");
+}
 
 void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots) {
   const char* op = "store_kv";

@@ -20,6 +20,11 @@ void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out);
 void rope(DeviceTensor& x, const DeviceTensor& positions, const DeviceTensor& inv_freq, int head_dim, int rot_dim, bool interleaved);
 // Writes k, v [T, Hkv * D] into the paged caches [blocks, block_size, Hkv * D] at slots[t].
 void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots);
+// rope(q) in place, then k rotated (k is left unrotated) and v written at slots: rope, rope and
+// store_kv in one launch, bit-identical to them.
+void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v,
+                   const DeviceTensor& positions, const DeviceTensor& slots, const DeviceTensor& inv_freq, int head_dim, int rot_dim,
+                   bool interleaved);
 // Causal attention of q [T, H * D] over each sequence's cached keys and values (cpu/ops.h).
 // table_stride (optional I32 [1]): the block table's row stride in entries, read on the device, so
 // a graph captured over a wide table buffer can replay over a compact table of any width.

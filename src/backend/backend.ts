@@ -65,6 +65,11 @@ export interface Backend {
   /** In place on x [T, H·headDim]; the first rotDim dims of each head rotate. */
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void;
   storeKv(kCache: Tensor, vCache: Tensor, k: Tensor, v: Tensor, slots: Tensor): void;
+  /**
+   * rope(q) and rope(k), then storeKv of the rotated k and v: a layer's position encoding and cache
+   * write. Afterwards q is rotated; k's contents are unspecified (a fused kernel leaves it unrotated).
+   */
+  ropeStoreKv(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, positions: Tensor, slots: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void;
   pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, inputs: AttentionInputs, numKvHeads: number, scale: number): Tensor;
   siluMul(gate: Tensor, up: Tensor): Tensor;
   addInPlace(a: Tensor, b: Tensor): void;

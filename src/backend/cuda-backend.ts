@@ -48,8 +48,9 @@ export interface CudaOptions {
 /** Options of the TypeScript side of the CUDA backend (beside the addon's CudaOptions). */
 export interface CudaBackendOptions extends CudaOptions {
   /**
-   * Fused kernels where the model offers them (addRmsNorm: the residual add and the next norm in one
-   * launch, bit-identical to the two ops). Default off until measured on the device.
+   * Fused kernels where the model offers them, each bit-identical to the ops it replaces: addRmsNorm (the
+   * residual add and the next norm) and ropeStoreKv (rope of q and k and the cache write) in one launch
+   * each. Default off until measured on the device.
    */
   fusedOps?: boolean;
 }
@@ -93,6 +94,7 @@ export interface CudaNative {
   cudaOpEmbedding(table: number, ids: number): number;
   cudaOpRmsNorm(x: number, w: number, eps: number): number;
   cudaOpAddRmsNorm(x: number, delta: number, w: number, eps: number): number;
+  cudaOpRopeStoreKv(q: number, kc: number, vc: number, k: number, v: number, pos: number, slots: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpMatmul(x: number, w: number): number;
   cudaOpRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
@@ -163,6 +165,11 @@ export class CudaBackend extends HandleBackend {
     const { fusedOps, ...native } = options;
     this.fused = fusedOps ?? false;
     this.n.cudaSetOptions(native);
+  }
+
+  override ropeStoreKv(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, positions: Tensor, slots: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
+    if (!this.fused) return super.ropeStoreKv(q, k, v, kCache, vCache, positions, slots, invFreq, headDim, rotDim, interleaved);
+    this.n.cudaOpRopeStoreKv(this.h(q), this.h(kCache), this.h(vCache), this.h(k), this.h(v), this.h(positions), this.h(slots), this.h(invFreq), headDim, rotDim, interleaved);
   }
 
   override addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor {

@@ -169,6 +169,13 @@ export abstract class HandleBackend implements Backend {
     this.ops.opStoreKv(this.h(kCache), this.h(vCache), this.h(k), this.h(v), this.h(slots));
   }
 
+  /** Three native ops here; the CUDA backend can fuse them into one launch. */
+  ropeStoreKv(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, positions: Tensor, slots: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
+    this.rope(q, positions, invFreq, headDim, rotDim, interleaved);
+    this.rope(k, positions, invFreq, headDim, rotDim, interleaved);
+    this.storeKv(kCache, vCache, k, v, slots);
+  }
+
   pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, inp: AttentionInputs, numKvHeads: number, scale: number): Tensor {
     const stride = inp.tableStride ? [this.h(inp.tableStride)] : [];
     const h = this.ops.opPagedAttention(this.h(q), this.h(kCache), this.h(vCache), this.h(inp.cuQ), this.h(inp.kvLens), this.h(inp.blockTables), numKvHeads, scale, ...stride);

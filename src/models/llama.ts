@@ -129,9 +129,7 @@ export class LlamaModel {
         q = qn;
         k = kn;
       }
-      b.rope(q, attn.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
-      b.rope(k, attn.positions, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
-      b.storeKv(cache.k[l]!, cache.v[l]!, k, v, attn.slots);
+      b.ropeStoreKv(q, k, v, cache.k[l]!, cache.v[l]!, attn.positions, attn.slots, this.invFreq, c.headDim, c.headDim, this.interleavedRope);
       const a = b.pagedAttention(q, cache.k[l]!, cache.v[l]!, attn, c.numKvHeads, scale);
       const o = b.matmul(a, w.wo);
       b.free(q, k, v, a);

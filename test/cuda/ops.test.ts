@@ -294,6 +294,34 @@ describe('CUDA ops vs CPU', needCuda, () => {
     }
   });
 
+  it('ropeStoreKv: the fused launch equals rope, rope and storeKv bit for bit', () => {
+    const seed = freshSeed();
+    const fused = new CudaBackend({ fusedOps: true });
+    const [blocks, bs] = [8, 16];
+    const slots = [5, 90, 16, 17, 63, 64];
+    const T = slots.length;
+    for (const [Hq, Hkv, D, rot, interleaved] of [[8, 2, 128, 128, false], [4, 4, 64, 64, true], [4, 2, 64, 32, false]] as const) {
+      const width = Hkv * D;
+      const inv = Float32Array.from({ length: rot / 2 }, (_, i) => Math.pow(500000, (-2 * i) / rot));
+      const q = randn(T * Hq * D, seed);
+      const k = randn(T * width, seed + 1);
+      const v = randn(T * width, seed + 2);
+      const pos = Int32Array.from([0, 1, 17, 4095, 65537, 131071]);
+      const run = (be: CudaBackend) => {
+        const [qt, kt, vt] = [be.constantF32(q, [T, Hq * D]), be.constantF32(k, [T, width]), be.constantF32(v, [T, width])];
+        const [kc, vc] = [be.zeros(DType.F32, [blocks, bs, width]), be.zeros(DType.F32, [blocks, bs, width])];
+        const it = be.constantF32(inv, [inv.length]);
+        be.ropeStoreKv(qt, kt, vt, kc, vc, be.inputI32(pos, [T]), be.inputI32(Int32Array.from(slots), [T]), it, D, rot, interleaved);
+        const out = [be.read(qt), be.read(kc), be.read(vc)];
+        be.free(qt, kt, vt, kc, vc, it);
+        be.endStep();
+        return out;
+      };
+      const [a, b] = [run(fused), run(gpu)];
+      for (let i = 0; i < 3; i++) assert.equal(maxAbsDiff(a[i]!, b[i]!), 0, `${['q', 'k cache', 'v cache'][i]} Hq=${Hq} Hkv=${Hkv} D=${D} rot=${rot}`);
+    }
+  });
+
   it('siluMul, addInPlace, gatherRows', () => {
     const seed = freshSeed();
     const n = 3 * 14336;

@@ -110,7 +110,7 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
     assert.notDeepEqual(first, second);
   });
 
-  it('fused addRmsNorm in the model: fixture prompts through graphs still give HF greedy16', () => {
+  it('fused kernels (addRmsNorm, ropeStoreKv) in the model: fixture prompts through graphs still give HF greedy16', () => {
     const refs = readFixtureJson<Refs>('llama/refs.json');
     const { core } = createEngine({
       model: { modelPath: fixturePath('llama') }, backend: 'cuda', cudaPrecision: 'f32', cudaFusedOps: true,

@@ -134,8 +134,9 @@ function benchMatmul(copyGBs: number): void {
       for (const M of ms) {
         const x = input(random(M * K, M, 2), [M, K]);
         const mma = tname === 'Q4_K' || tname === 'Q6_K';
-        for (const path of [...(M <= 16 ? ['gemv'] : []), ...(mma && M <= 512 ? ['mma'] : []), 'cublas']) {
-          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 16 : 0, mmaMaxRows: path === 'mma' ? 4096 : 0 });
+        for (const path of [...(M <= 16 ? ['gemv'] : []), ...(mma && M <= 512 ? ['mma', 'mma1'] : []), 'cublas']) {
+          const onMma = path.startsWith('mma');
+          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 16 : 0, mmaMaxRows: onMma ? 4096 : 0, mmaVariant: path === 'mma1' ? 1 : 0 });
           const estUs = bytes / 2.5e3 + (2 * M * N * K) / 4e8 + 5; // at ~2.5 TB/s and ~400 TFLOP/s
           const reps = Math.max(5, Math.min(200, Math.round(30000 / estUs)));
           const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), reps);
@@ -152,7 +153,7 @@ function benchMatmul(copyGBs: number): void {
       }
       ws.forEach((h) => n.cudaRelease(h));
     }
-    n.cudaSetOptions({ gemvMaxRows: -1, mmaMaxRows: -1 });
+    n.cudaSetOptions({ gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 0 });
     const layer = shapes.filter(([s]) => s !== 'lm_head');
     const layerBytes = layer.reduce((a, [, N, K]) => a + loadNative().quantize(type, random(K, 1)).length * N, 0);
     for (const [key, us] of layerUs) {

@@ -238,6 +238,11 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
       check(r >= -1 && r <= 65536, op, "mmaMaxRows must be in -1 (default) .. 65536");
       opts.mma_max_rows = static_cast<int>(r);
     }
+    if (o.Has("mmaVariant")) {
+      const int64_t r = o.Get("mmaVariant").ToNumber().Int64Value();
+      check(r == 0 || r == 1, op, "mmaVariant must be 0 or 1");
+      opts.mma_variant = static_cast<int>(r);
+    }
     if (o.Has("gemvWarps")) {
       const int64_t wv = o.Get("gemvWarps").ToNumber().Int64Value();
       check(wv == 0 || wv == 1 || wv == 2 || wv == 4, op, "gemvWarps must be 0 (by N), 1, 2 or 4");
@@ -249,6 +254,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("gemvMaxRows", opts.gemv_max_rows);
     out.Set("gemvWarps", opts.gemv_warps);
     out.Set("mmaMaxRows", opts.mma_max_rows);
+    out.Set("mmaVariant", opts.mma_variant);
     out.Set("poison", opts.poison);
     return out;
   });

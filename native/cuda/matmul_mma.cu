@@ -108,15 +108,17 @@ template <> struct MmaTile<DType::Q6_K> {  // ql[128], qh[64], scales[16] (int8)
   }
 };
 
-// out[m, n] for n in 16·blockIdx.x .. +15, m in 8·NT·blockIdx.y .. +8·NT − 1; xb is x in bf16.
+// out[m, n] for a tile of 16 weight rows n0.. and 8·NT activation rows m0..; xb is x in bf16. The
+// weight tile is blockIdx.x (m_fast: blockIdx.y, so that the blocks sharing a weight tile run
+// together and all but the first read it from L2).
 template <DType T, int NT>
 __global__ void __launch_bounds__(32 * kWarps) mma_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
                                                           const __nv_bfloat16* __restrict__ xb, int M, int K, int N,
-                                                          float* __restrict__ out) {
+                                                          float* __restrict__ out, bool m_fast) {
   using Tile = MmaTile<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, c = lane % 4;
-  const int n0 = blockIdx.x * 16, m0 = blockIdx.y * 8 * NT;
+  const int n0 = (m_fast ? blockIdx.y : blockIdx.x) * 16, m0 = (m_fast ? blockIdx.x : blockIdx.y) * 8 * NT;
   const uint8_t* w0 = w + static_cast<int64_t>(min(n0 + g, N - 1)) * row_bytes;
   const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + g + 8, N - 1)) * row_bytes;
   const __nv_bfloat16* xr[NT];
@@ -181,16 +183,20 @@ __global__ void __launch_bounds__(32 * kWarps) mma_kernel(const uint8_t* __restr
 template <DType T>
 void launch(const void* w, int64_t rb, const __nv_bfloat16* xb, int64_t M, int64_t K, int64_t N, float* out) {
   const unsigned nb = static_cast<unsigned>((N + 15) / 16);
+  // Variant 1 (to be measured): at most 32 activation rows a block, activation tiles fastest in the grid.
+  const bool v1 = options().mma_variant == 1;
+  check(!v1 || nb < 65536, "matmul", "too many weight rows for the tensor-core kernel's variant 1");
   const auto go = [&](auto nt) {
     constexpr int NT = decltype(nt)::value;
-    const dim3 grid(nb, static_cast<unsigned>((M + 8 * NT - 1) / (8 * NT)));
+    const unsigned mb = static_cast<unsigned>((M + 8 * NT - 1) / (8 * NT));
+    const dim3 grid = v1 ? dim3(mb, nb) : dim3(nb, mb);
     mma_kernel<T, NT><<<grid, 32 * kWarps, 0, stream()>>>(static_cast<const uint8_t*>(w), rb, xb, static_cast<int>(M),
-                                                         static_cast<int>(K), static_cast<int>(N), out);
+                                                         static_cast<int>(K), static_cast<int>(N), out, v1);
     check_launch("mma_kernel");
   };
   if (M <= 8) go(std::integral_constant<int, 1>{});
   else if (M <= 16) go(std::integral_constant<int, 2>{});
-  else if (M <= 32) go(std::integral_constant<int, 4>{});
+  else if (M <= 32 || v1) go(std::integral_constant<int, 4>{});
   else go(std::integral_constant<int, 8>{});  // more rows: grid.y walks them 64 at a time
 }
 

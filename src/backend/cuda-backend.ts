@@ -39,6 +39,8 @@ export interface CudaOptions {
    * -1 (default): 64; 0: never.
    */
   mmaMaxRows?: number;
+  /** Layout of the tensor-core kernel: 0 (default) as measured; 1 activation tiles fastest, ≤ 32 rows a block. */
+  mmaVariant?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */
   gemvWarps?: number;
   /** Fill every new per-step tensor with NaN bytes, so a test sees any element an op fails to write. */

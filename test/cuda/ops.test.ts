@@ -140,12 +140,15 @@ describe('CUDA ops vs CPU', needCuda, () => {
     gpu.setOptions({ precision: 'bf16', gemvMaxRows: 0, mmaMaxRows: 4096 });
     try {
       let worst = 0;
-      for (const name of ['Q4_K', 'Q6_K'] as const)
-        for (const M of [1, 3, 9, 16, 33, 64, 100, 129])
-          for (const [N, K] of [[77, 256], [1030, 2048]] as const) worst = Math.max(worst, matmulCase(name, M, N, K, BF16_TOL, seed + M));
+      for (const variant of [0, 1]) {
+        gpu.setOptions({ mmaVariant: variant });
+        for (const name of ['Q4_K', 'Q6_K'] as const)
+          for (const M of [1, 3, 9, 16, 33, 64, 100, 129])
+            for (const [N, K] of [[77, 256], [1030, 2048]] as const) worst = Math.max(worst, matmulCase(name, M, N, K, BF16_TOL, seed + M));
+      }
       report.push(`matmul mma (bf16 fragments dequantized in registers): worst NMSE ${worst.toExponential(2)}`);
     } finally {
-      gpu.setOptions({ precision: 'f32', gemvMaxRows: -1, mmaMaxRows: -1 });
+      gpu.setOptions({ precision: 'f32', gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 0 });
     }
   });
 

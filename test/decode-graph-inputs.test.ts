@@ -1,10 +1,17 @@
-// The host side of CUDA-graph decode steps, checked without a GPU: the bucket sizes graphs are
-// captured for, and a decode batch padded to a graph's size, whose real rows must be exactly what
-// the eager path's flattenBatch produces and whose padding rows must touch only the spare block.
+// The host side of CUDA-graph steps, checked without a GPU: the bucket sizes graphs are captured
+// for; a decode batch padded to a graph's size, whose real rows must be exactly what the eager
+// path's flattenBatch produces and whose padding rows touch only the spare block; and a mixed step
+// padded with a padding sequence and empty ones, run through the CPU model, which must give the
+// real rows' logits and cache bit for bit as the unpadded step does.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { graphBuckets } from '../src/engine/model-runner.js';
-import { flattenBatch, padDecodeBatch, type ForwardBatch } from '../src/models/forward-batch.js';
+import { flattenBatch, padDecodeBatch, padMixedBatch, type ForwardBatch } from '../src/models/forward-batch.js';
+import { PagedKvCache } from '../src/models/kv-cache.js';
+import { openModelFiles } from '../src/models/model-files.js';
+import { createModel } from '../src/models/registry.js';
+import { fixturePath, needFixtures } from './fixtures.js';
 
 describe('decode graph inputs', () => {
   it('bucket sizes: every batch up to max_batch_size has one, with little padding', () => {
@@ -59,5 +66,60 @@ describe('decode graph inputs', () => {
     assert.throws(() => padDecodeBatch(big, 4, 16, 9), /5 sequences for a graph of 4/);
     const short: ForwardBatch = { sequences: [{ cachedLen: 16, tokens: [1], blockTable: [0], wantLogits: true }] };
     assert.throws(() => padDecodeBatch(short, 1, 16, 9), /cannot hold 17 tokens/);
+  });
+});
+
+describe('mixed graph inputs through the CPU model', needFixtures, () => {
+  it('padding tokens and empty sequences leave the real rows\' logits and cache exactly as unpadded', () => {
+    const files = openModelFiles({ modelPath: fixturePath('llama') });
+    const b = new CpuBackend();
+    const model = createModel(files.config, b, files.weights);
+    const bs = 16;
+    const shape = { numLayers: files.config.numLayers, numBlocks: 32, blockSize: bs, width: model.kvWidth };
+    const run = (padded: boolean): Float32Array => {
+      const cache = new PagedKvCache(b, shape, { spareBlock: true });
+      // A prompt of 20 tokens read in one step, then a step with a decode, a prefill chunk and a chunk whose logits are not wanted.
+      const first: ForwardBatch = { sequences: [{ cachedLen: 0, tokens: Array.from({ length: 20 }, (_, i) => (i * 7 + 1) % 300), blockTable: [3, 9], wantLogits: true }] };
+      const step: ForwardBatch = {
+        sequences: [
+          { cachedLen: 20, tokens: [42], blockTable: [3, 9], wantLogits: true },
+          { cachedLen: 0, tokens: Array.from({ length: 13 }, (_, i) => (i * 5 + 2) % 300), blockTable: [5], wantLogits: true },
+          { cachedLen: 0, tokens: Array.from({ length: 18 }, (_, i) => (i * 3 + 4) % 300), blockTable: [12, 1], wantLogits: false },
+        ],
+      };
+      model.forward(first, cache);
+      let logits: Float32Array;
+      if (!padded) logits = model.forward(step, cache);
+      else {
+        const p = padMixedBatch(step, 64, 6, bs, cache.spareBlock!);
+        const T = p.tokenIds.length;
+        const S = p.kvLens.length;
+        const out = model.forwardTensors(
+          {
+            ids: b.inputI32(p.tokenIds, [T]),
+            attention: {
+              cuQ: b.inputI32(p.cuQ, [S + 1]),
+              kvLens: b.inputI32(p.kvLens, [S]),
+              blockTables: b.inputI32(p.blockTables, [S, p.width]),
+              slots: b.inputI32(p.slots, [T]),
+              positions: b.inputI32(p.positions, [T]),
+            },
+            logitRows: b.inputI32(p.logitRows, [S]),
+          },
+          cache,
+        )!;
+        const V = files.config.vocabSize;
+        logits = b.read(out).slice(0, p.numLogits * V);
+        b.endStep();
+      }
+      // The third sequence's cached keys must be the same too: a decode over them proves it.
+      const next = model.forward({ sequences: [{ cachedLen: 18, tokens: [7], blockTable: [12, 1], wantLogits: true }] }, cache);
+      cache.dispose();
+      return Float32Array.from([...logits, ...next]);
+    };
+    const want = run(false);
+    const got = run(true);
+    assert.equal(got.length, want.length);
+    assert.deepEqual(got, want);
   });
 });

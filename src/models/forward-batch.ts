@@ -126,3 +126,60 @@ export function padDecodeBatch(batch: ForwardBatch, size: number, blockSize: num
   });
   return out;
 }
+
+/** A step of any shape padded to a mixed graph's token and sequence counts. */
+export interface PaddedMixedInputs extends PaddedDecodeInputs {
+  /** [seqs] row of each sampling sequence's last token, in order; the remaining entries are 0. */
+  logitRows: Int32Array;
+  /** How many of logitRows are real. */
+  numLogits: number;
+}
+
+/**
+ * Lays out any batch for a graph of `tokens` rows and `seqs` sequences: the batch's sequences as
+ * flattenBatch would, then (when tokens are left) one padding sequence holding them, at positions
+ * 0.. with its K/V in `spareBlock`, then empty sequences (no rows, one cached token in the spare
+ * block) up to `seqs`. Needs tokens ≥ the batch's tokens and seqs ≥ its sequences + 1.
+ */
+export function padMixedBatch(batch: ForwardBatch, tokens: number, seqs: number, blockSize: number, spareBlock: number): PaddedMixedInputs {
+  const real = batch.sequences;
+  const T = real.reduce((n, s) => n + s.tokens.length, 0);
+  if (T > tokens || real.length + 1 > seqs) throw new Error(`batch of ${T} tokens in ${real.length} sequences for a graph of ${tokens} tokens and ${seqs} sequences`);
+  const pad = tokens - T;
+  const width = Math.max(1, Math.ceil(pad / blockSize), ...real.map((s) => Math.ceil((s.cachedLen + s.tokens.length) / blockSize)));
+  const out: PaddedMixedInputs = {
+    tokenIds: new Int32Array(tokens),
+    positions: new Int32Array(tokens),
+    slots: new Int32Array(tokens),
+    cuQ: new Int32Array(seqs + 1),
+    kvLens: new Int32Array(seqs).fill(1),
+    blockTables: new Int32Array(seqs * width).fill(spareBlock),
+    width,
+    logitRows: new Int32Array(seqs),
+    numLogits: 0,
+  };
+  let row = 0;
+  real.forEach((s, i) => {
+    const kvLen = s.cachedLen + s.tokens.length;
+    const blocks = Math.ceil(kvLen / blockSize);
+    if (s.blockTable.length < blocks) throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${kvLen} tokens`);
+    for (let b = 0; b < blocks; b++) out.blockTables[i * width + b] = s.blockTable[b]!;
+    for (let j = 0; j < s.tokens.length; j++, row++) {
+      const pos = s.cachedLen + j;
+      out.tokenIds[row] = s.tokens[j]!;
+      out.positions[row] = pos;
+      out.slots[row] = s.blockTable[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
+    }
+    out.cuQ[i + 1] = row;
+    out.kvLens[i] = kvLen;
+    if (s.wantLogits) out.logitRows[out.numLogits++] = row - 1;
+  });
+  // The padding sequence: every spare row attends over its own keys in the spare block.
+  for (let j = 0; j < pad; j++, row++) {
+    out.positions[row] = j;
+    out.slots[row] = spareBlock * blockSize + (j % blockSize);
+  }
+  for (let i = real.length; i < seqs; i++) out.cuQ[i + 1] = row;
+  if (pad > 0) out.kvLens[real.length] = pad;
+  return out;
+}

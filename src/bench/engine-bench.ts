@@ -223,7 +223,8 @@ export function engineTableNotes(rep: EngineBenchReport): string {
   const e = rep.engine;
   const lines = [
     `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens (${e.kvCacheDtype}) in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ${rep.settings.prefill_first ? 'prompts read before decodes' : 'decodes interleaved with prompts'}; ` +
-      (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs'),
+      (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs') +
+      (e.cudaMixedGraphTokens.length > 0 ? `, for mixed steps of ${e.cudaMixedGraphTokens.join(',')} tokens` : ''),
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];
   const overlap = rep.results.filter((r) => r.decode_tokens_during_prefill > 0);

@@ -8,7 +8,7 @@ import { kvElementBytes, PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
 import { createModel, type CausalLM } from '../models/registry.js';
 import { EngineCore } from './engine-core.js';
-import { GraphCaptureError, ModelRunner } from './model-runner.js';
+import { GraphCaptureError, mixedTokenBuckets, ModelRunner } from './model-runner.js';
 import type { EngineOptions, EngineReadyInfo } from './worker-protocol.js';
 
 /** --cache_lens where none is given and no device memory sizes it. */
@@ -27,7 +27,11 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   const numBlocks = Math.ceil(cacheTokens / opts.blockSize);
   const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth };
   const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined, dtype: kvDtype });
-  const runner = new ModelRunner(model, cache, { cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false, maxBatchSize: opts.maxBatchSize });
+  const runner = new ModelRunner(model, cache, {
+    cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false,
+    maxBatchSize: opts.maxBatchSize,
+    mixedTokenBuckets: opts.cudaMixedGraphs ? mixedTokenBuckets(opts.chunkSize) : [],
+  });
   try {
     runner.captureGraphs();
   } catch (err) {
@@ -59,6 +63,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       backend: backend.name,
       device: backend.describeDevice(),
       cudaGraphs: runner.graphSizes,
+      cudaMixedGraphTokens: runner.mixedGraphTokens,
     },
   };
 }

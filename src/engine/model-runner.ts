@@ -5,7 +5,7 @@
 import type { Backend, Tensor } from '../backend/backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import { DType, type DTypeId } from '../backend/dtype.js';
-import { flattenBatch, padDecodeBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
+import { flattenBatch, padDecodeBatch, padMixedBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
 import type { PagedKvCache } from '../models/kv-cache.js';
 import type { CausalLM } from '../models/registry.js';
 import { packSamplingRows, type GpuSamplingRow } from './gpu-sampling.js';
@@ -43,18 +43,37 @@ export class GraphCaptureError extends Error {
   override readonly name = 'GraphCaptureError';
 }
 
-interface DecodeGraph {
-  size: number;
+/** A captured step: `tokens` rows in `seqs` sequences (a decode graph: one row per sequence). */
+interface StepGraph {
+  kind: 'decode' | 'mixed';
+  tokens: number;
+  seqs: number;
   graph: number;
-  inputs: StepTensors & { logitRows: undefined };
+  /** logitRows: undefined for decode graphs (every row samples), [seqs] for mixed ones. */
+  inputs: StepTensors;
   stride: Tensor;
   params: Tensor;
   seeds: Tensor;
-  tokens: Tensor;
+  sampled: Tensor;
+}
+
+type GraphBuffers = Omit<StepGraph, 'graph' | 'sampled'>;
+
+export interface ModelRunnerGraphOptions {
+  /** Token counts mixed prefill+decode graphs are captured for (empty: mixed steps run eagerly). */
+  mixedTokenBuckets?: number[];
+}
+
+/** Token counts for mixed graphs: powers of two from 32, then chunkSize. */
+export function mixedTokenBuckets(chunkSize: number): number[] {
+  const out: number[] = [];
+  for (let t = 32; t < chunkSize; t *= 2) out.push(t);
+  out.push(chunkSize);
+  return out;
 }
 
 export class ModelRunner {
-  private readonly graphs: DecodeGraph[] = [];
+  private readonly graphs: StepGraph[] = [];
   private readonly cuda: CudaBackend | undefined;
   /** Block-table entries per sequence the graphs' table buffers hold. */
   private readonly tableCapacity: number;
@@ -62,7 +81,7 @@ export class ModelRunner {
   constructor(
     private readonly model: CausalLM,
     private readonly cache: PagedKvCache,
-    private readonly opts: ModelRunnerOptions,
+    private readonly opts: ModelRunnerOptions & ModelRunnerGraphOptions,
   ) {
     this.cuda = model.backend instanceof CudaBackend ? model.backend : undefined;
     const bs = cache.shape.blockSize;
@@ -78,20 +97,28 @@ export class ModelRunner {
     return this.cuda !== undefined;
   }
 
+  /** Batch sizes with a decode graph. */
   get graphSizes(): number[] {
-    return this.graphs.map((g) => g.size);
+    return this.graphs.filter((g) => g.kind === 'decode').map((g) => g.seqs);
+  }
+
+  /** Token counts with a mixed prefill+decode graph. */
+  get mixedGraphTokens(): number[] {
+    return this.graphs.filter((g) => g.kind === 'mixed').map((g) => g.tokens);
   }
 
   /**
-   * Captures one decode graph per bucket size (CUDA with cudaGraphs only). The KV cache's spare
-   * block absorbs the padding rows' K/V writes.
+   * Captures one decode graph per bucket size, and one mixed graph per token bucket (CUDA with
+   * cudaGraphs only). The KV cache's spare block absorbs the padding rows' K/V writes.
    */
   captureGraphs(): void {
     const b = this.cuda;
     if (!b || !this.opts.cudaGraphs) return;
     if (this.cache.spareBlock === undefined) throw new Error('model runner: CUDA graphs need a KV cache with a spare block');
     try {
-      for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, size));
+      for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, 'decode', size, size));
+      // One sequence more than a step holds: the padding sequence.
+      for (const t of this.opts.mixedTokenBuckets ?? []) this.graphs.push(this.capture(b, 'mixed', t, this.opts.maxBatchSize + 1));
     } catch (err) {
       // Steps still run, eagerly: a server without graphs beats no server.
       this.dispose();
@@ -99,31 +126,31 @@ export class ModelRunner {
     }
   }
 
-  private capture(b: CudaBackend, size: number): DecodeGraph {
+  private capture(b: CudaBackend, kind: StepGraph['kind'], tokens: number, seqs: number): StepGraph {
     const persistent = (dtype: DTypeId, shape: number[]) => b.zeros(dtype, shape);
-    const inputs: DecodeGraph['inputs'] = {
-      ids: persistent(DType.I32, [size]),
-      attention: {
-        cuQ: persistent(DType.I32, [size + 1]),
-        kvLens: persistent(DType.I32, [size]),
-        blockTables: persistent(DType.I32, [size, this.tableCapacity]),
-        slots: persistent(DType.I32, [size]),
-        positions: persistent(DType.I32, [size]),
-      },
-      logitRows: undefined,
-    };
     const stride = persistent(DType.I32, [1]);
-    inputs.attention.tableStride = stride;
-    const params = persistent(DType.F32, [size, 4]);
-    const seeds = persistent(DType.I32, [size, 2]);
-    const g: Omit<DecodeGraph, 'graph' | 'tokens'> = { size, inputs, stride, params, seeds };
+    const inputs: StepTensors = {
+      ids: persistent(DType.I32, [tokens]),
+      attention: {
+        cuQ: persistent(DType.I32, [seqs + 1]),
+        kvLens: persistent(DType.I32, [seqs]),
+        blockTables: persistent(DType.I32, [seqs, this.tableCapacity]),
+        slots: persistent(DType.I32, [tokens]),
+        positions: persistent(DType.I32, [tokens]),
+        tableStride: stride,
+      },
+      logitRows: kind === 'mixed' ? persistent(DType.I32, [seqs]) : undefined,
+    };
+    const params = persistent(DType.F32, [seqs, 4]);
+    const seeds = persistent(DType.I32, [seqs, 2]);
+    const g: GraphBuffers = { kind, tokens, seqs, inputs, stride, params, seeds };
     // Every row padding: valid indices for the ops' host-side checks while capturing.
     this.writeInputs(g, { sequences: [] }, []);
     b.captureBegin();
-    let tokens: Tensor;
+    let sampled: Tensor;
     try {
       const logits = this.model.forwardTensors(inputs, this.cache)!;
-      tokens = b.sample(logits, params, seeds);
+      sampled = b.sample(logits, params, seeds);
     } catch (err) {
       try {
         b.releaseGraph(b.captureEnd());
@@ -131,20 +158,22 @@ export class ModelRunner {
         // The capture was already invalidated; the original error says why.
       }
       b.endStep();
-      const a = inputs.attention;
-      b.free(inputs.ids, a.cuQ, a.kvLens, a.blockTables, a.slots, a.positions, stride, params, seeds);
+      this.freeBuffers(g);
       throw err;
     }
     const graph = b.captureEnd();
-    b.persist(tokens);
+    b.persist(sampled);
     b.endStep();
-    return { ...g, graph, tokens };
+    return { ...g, graph, sampled };
   }
 
-  /** Fills a graph's step buffers: the batch's rows, then padding rows on the spare block. */
-  private writeInputs(g: Omit<DecodeGraph, 'graph' | 'tokens'>, batch: ForwardBatch, rows: readonly DeviceSampleRow[]): void {
+  /** Fills a graph's step buffers: the batch's rows, then padding (see padDecodeBatch, padMixedBatch). */
+  private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly DeviceSampleRow[]): void {
     const b = this.backend as CudaBackend;
-    const p = padDecodeBatch(batch, g.size, this.cache.shape.blockSize, this.cache.spareBlock!);
+    const bs = this.cache.shape.blockSize;
+    const spare = this.cache.spareBlock!;
+    const mixed = g.kind === 'mixed' ? padMixedBatch(batch, g.tokens, g.seqs, bs, spare) : undefined;
+    const p = mixed ?? padDecodeBatch(batch, g.seqs, bs, spare);
     if (p.width > this.tableCapacity) throw new Error(`model runner: a sequence needs ${p.width} KV blocks, the graph tables hold ${this.tableCapacity}`);
     const a = g.inputs.attention;
     b.write(g.inputs.ids, p.tokenIds);
@@ -154,16 +183,22 @@ export class ModelRunner {
     b.write(a.kvLens, p.kvLens);
     b.write(a.blockTables, p.blockTables);
     b.write(g.stride, Int32Array.of(p.width));
-    const packed = packSamplingRows(rows, g.size);
+    if (g.inputs.logitRows && mixed) b.write(g.inputs.logitRows, mixed.logitRows);
+    const packed = packSamplingRows(rows, g.seqs);
     b.write(g.params, packed.params);
     b.write(g.seeds, packed.seeds);
   }
 
-  private graphFor(batch: ForwardBatch, rows: readonly DeviceSampleRow[] | undefined): DecodeGraph | undefined {
+  private graphFor(batch: ForwardBatch, rows: readonly DeviceSampleRow[] | undefined): StepGraph | undefined {
     const seqs = batch.sequences;
-    if (!rows || this.graphs.length === 0 || rows.length !== seqs.length) return undefined;
-    if (!seqs.every((s) => s.tokens.length === 1 && s.wantLogits)) return undefined;
-    return this.graphs.find((g) => g.size >= seqs.length);
+    if (!rows || this.graphs.length === 0) return undefined;
+    if (rows.length !== seqs.filter((s) => s.wantLogits).length) return undefined;
+    if (seqs.every((s) => s.tokens.length === 1 && s.wantLogits)) {
+      const g = this.graphs.find((x) => x.kind === 'decode' && x.seqs >= seqs.length);
+      if (g) return g;
+    }
+    const tokens = seqs.reduce((n, s) => n + s.tokens.length, 0);
+    return this.graphs.find((x) => x.kind === 'mixed' && x.tokens >= tokens && x.seqs > seqs.length);
   }
 
   /**
@@ -176,7 +211,7 @@ export class ModelRunner {
       const b = this.cuda!;
       this.writeInputs(g, batch, deviceRows!);
       b.replay(g.graph);
-      return { tokens: b.readI32(g.tokens).subarray(0, batch.sequences.length) };
+      return { tokens: b.readI32(g.sampled).subarray(0, deviceRows!.length) };
     }
     return this.runEager(batch, deviceRows);
   }
@@ -201,11 +236,17 @@ export class ModelRunner {
     }
   }
 
+  private freeBuffers(g: GraphBuffers): void {
+    const a = g.inputs.attention;
+    const rows = g.inputs.logitRows ? [g.inputs.logitRows] : [];
+    this.backend.free(g.inputs.ids, a.cuQ, a.kvLens, a.blockTables, a.slots, a.positions, g.stride, g.params, g.seeds, ...rows);
+  }
+
   dispose(): void {
     for (const g of this.graphs) {
       this.cuda?.releaseGraph(g.graph);
-      const a = g.inputs.attention;
-      this.backend.free(g.inputs.ids, a.cuQ, a.kvLens, a.blockTables, a.slots, a.positions, g.stride, g.params, g.seeds, g.tokens);
+      this.freeBuffers(g);
+      this.backend.free(g.sampled);
     }
     this.graphs.length = 0;
   }

@@ -14,6 +14,8 @@ export interface EngineOptions {
   cudaGraphs?: boolean | undefined;
   /** KV cache element type (default f32; bf16 on the CUDA backend only). */
   kvCacheDtype?: 'f32' | 'bf16' | undefined;
+  /** Graphs for mixed prefill+decode steps too, by token count up to chunkSize (default off until measured). */
+  cudaMixedGraphs?: boolean | undefined;
   /** Fused CUDA kernels (CudaBackendOptions.fusedOps; default off until measured). */
   cudaFusedOps?: boolean | undefined;
   /** CUDA matmul precision above the GEMV rows (default bf16; tests ask for f32 to compare with HF). */
@@ -39,6 +41,8 @@ export interface EngineReadyInfo {
   device: string;
   /** Batch sizes with a captured CUDA graph (empty: every step runs eagerly). */
   cudaGraphs: number[];
+  /** Token counts with a mixed prefill+decode graph. */
+  cudaMixedGraphTokens: number[];
 }
 
 export type ToWorker =

@@ -121,6 +121,28 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
     refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, p.id));
   });
 
+  it('mixed prefill+decode graphs: prompts arriving during decodes give HF greedy16, as eagerly', () => {
+    const refs = readFixtureJson<Refs>('llama/refs.json');
+    const { core, info } = createEngine({
+      model: { modelPath: fixturePath('llama') }, backend: 'cuda', cudaPrecision: 'f32', cudaMixedGraphs: true,
+      cacheTokens: 4096, blockSize: 16, chunkSize: 64, maxBatchSize: 8, maxQueue: 64, prefixCaching: false,
+    });
+    assert.deepEqual(info.cudaMixedGraphTokens, [32, 64]);
+    // Staggered arrivals: each prompt's prefill shares steps with the others' decodes (mixed steps).
+    const out = new Map<string, number[]>();
+    const reqs = refs.prompts.map((p) => req(p.ids, 16));
+    let next = 0;
+    let finished = 0;
+    for (let step = 0; finished < reqs.length; step++) {
+      if (step % 3 === 0 && next < reqs.length) core.submit(reqs[next++]!);
+      for (const e of core.step() as EngineEvent[]) {
+        if (e.type === 'tokens') out.set(e.id, [...(out.get(e.id) ?? []), ...e.tokens]);
+        else finished++;
+      }
+    }
+    refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, p.id));
+  });
+
   it('a bf16 KV cache holds half the bytes and serves batched graph decodes', () => {
     const opts = { model: { modelPath: fixturePath('llama') }, backend: 'cuda' as const, cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false };
     const f32 = createEngine(opts).info;

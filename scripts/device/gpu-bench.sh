@@ -5,6 +5,8 @@
 #            write llama-3.1-8b Q4_K_M and BF16 GGUFs with make-model
 #   engine — `ktserve bench engine` and llama-batched-bench on both files, side by side
 #   serve  — `ktserve bench serve` against our server and llama-server, concurrency 1/4/16/64
+#   ab     — what is written but off by default, timed against the default on the Q4_K_M file: the mma
+#            kernel's variant 1 (op bench path mma1), fused kernels, bf16 KV cache, mixed-step graphs
 # Run through boot.sh: bash .device/boot.sh 'bash scripts/device/gpu-bench.sh setup'
 set -uo pipefail
 out=${OUT:-/tmp/kt-out}
@@ -82,6 +84,16 @@ serve|serve-llama)
   ;;
 *)
   ;;
+ab)
+  [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
+  node dist/bench/cuda-ops.js --types Q4_K,Q6_K --m 1,8,16,64,128 > "$out/ops-ab.log" 2>&1
+  grep -E "layer" "$out/ops-ab.log" | grep -v cublas
+  for args in "" "--fused_ops" "--kv_cache_dtype bf16" "--mixed_graphs"; do
+    echo "== bench engine $args"
+    # shellcheck disable=SC2086
+    kt bench engine --backend cuda --prefill_first $args --model "$q4" --npp 512 --ntg 128 --npl 1,16,64 2>&1 | grep -E '^\||bound'
+  done
+  ;;
 *)
-  echo "usage: gpu-bench.sh setup|engine|serve"; exit 2 ;;
+  echo "usage: gpu-bench.sh setup|engine|serve|serve-llama|ab"; exit 2 ;;
 esac

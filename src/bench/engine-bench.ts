@@ -24,6 +24,8 @@ export interface EngineBenchOptions {
   /** CUDA graphs for decode steps (default true; CUDA only). */
   cudaGraphs?: boolean;
   kvCacheDtype?: 'f32' | 'bf16';
+  cudaFusedOps?: boolean;
+  cudaMixedGraphs?: boolean;
   /** Every prompt read before any decode, as llama-batched-bench runs (default: interleaved, as serve). */
   prefillFirst?: boolean;
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
@@ -61,7 +63,7 @@ export interface EngineBenchResult {
 export interface EngineBenchReport {
   model: ModelLocation;
   engine: EngineReadyInfo;
-  settings: { npp: number[]; ntg: number; npl: number[]; chunk_size: number; block_size: number; cache_tokens: number; max_batch_size: number; prefix_caching: boolean; prefill_first: boolean; seed: number };
+  settings: { npp: number[]; ntg: number; npl: number[]; chunk_size: number; block_size: number; cache_tokens: number; max_batch_size: number; prefix_caching: boolean; prefill_first: boolean; cuda_fused_ops: boolean; seed: number };
   results: EngineBenchResult[];
   skipped: { npp: number; npl: number; reason: string }[];
   /** Bytes of weights one decode step reads (every matrix but the embedding table, unless tied). */
@@ -109,6 +111,8 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     cudaGraphs: opts.cudaGraphs,
     kvCacheDtype: opts.kvCacheDtype,
     prefillFirst: opts.prefillFirst,
+    cudaFusedOps: opts.cudaFusedOps,
+    cudaMixedGraphs: opts.cudaMixedGraphs,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,
@@ -186,7 +190,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     engine: info,
     settings: {
       npp: opts.npp, ntg: opts.ntg, npl: opts.npl, chunk_size: opts.chunkSize, block_size: opts.blockSize,
-      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, prefill_first: opts.prefillFirst ?? false, seed: opts.seed,
+      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, prefill_first: opts.prefillFirst ?? false, cuda_fused_ops: opts.cudaFusedOps ?? false, seed: opts.seed,
     },
     results,
     skipped,
@@ -224,7 +228,8 @@ export function engineTableNotes(rep: EngineBenchReport): string {
   const lines = [
     `engine: ${e.backend} backend on ${e.device}; KV cache ${e.kvTokens} tokens (${e.kvCacheDtype}) in blocks of ${rep.settings.block_size}; chunk_size ${rep.settings.chunk_size}; prefix cache ${rep.settings.prefix_caching ? 'on' : 'off'}; ${rep.settings.prefill_first ? 'prompts read before decodes' : 'decodes interleaved with prompts'}; ` +
       (e.cudaGraphs.length > 0 ? `CUDA graphs for decode batches ${e.cudaGraphs.join(',')}` : 'no CUDA graphs') +
-      (e.cudaMixedGraphTokens.length > 0 ? `, for mixed steps of ${e.cudaMixedGraphTokens.join(',')} tokens` : ''),
+      (e.cudaMixedGraphTokens.length > 0 ? `, for mixed steps of ${e.cudaMixedGraphTokens.join(',')} tokens` : '') +
+      (rep.settings.cuda_fused_ops ? '; fused kernels' : ''),
     'T_PP: until every request has its first token (S_PP = B·PP / T_PP); T_TG: the rest (S_TG = tokens decoded in it / T_TG, summed over the batch).',
   ];
   const overlap = rep.results.filter((r) => r.decode_tokens_during_prefill > 0);

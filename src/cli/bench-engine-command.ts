@@ -19,6 +19,8 @@ export const benchEngineFlags = [
   { name: 'out', type: 'string', help: 'write the results as JSON to this file' },
   { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
   { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
+  { name: 'fused_ops', type: 'bool', help: 'CUDA: fused add+rmsnorm and rope+cache-write kernels (being measured; off by default)' },
+  { name: 'mixed_graphs', type: 'bool', help: 'CUDA: graphs for mixed prefill+decode steps too (being measured; off by default)' },
   { name: 'prefill_first', type: 'bool', help: 'read every prompt before any decode, as llama-batched-bench does (default: interleaved, as serve)' },
   { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type (bf16: CUDA only)', default: 'f32', choices: ['f32', 'bf16'] },
 ] as const satisfies readonly FlagSpec[];
@@ -53,6 +55,8 @@ export async function runBenchEngine(argv: string[], stdout: BenchEngineOutput =
     cudaGraphs: !f.no_cuda_graph,
     kvCacheDtype: f.kv_cache_dtype === 'bf16' ? 'bf16' : 'f32',
     prefillFirst: f.prefill_first,
+    cudaFusedOps: f.fused_ops,
+    cudaMixedGraphs: f.mixed_graphs,
     onResult: (r) => {
       if (!header) stdout.write(engineTableHeader());
       header = true;

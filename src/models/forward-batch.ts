@@ -30,10 +30,41 @@ export interface FlatBatch {
   logitRows: Int32Array;
 }
 
+/** Blocks of KV cache a sequence covers after this step's tokens. */
+function blocksOf(s: SequenceChunk, blockSize: number): number {
+  return Math.ceil((s.cachedLen + s.tokens.length) / blockSize);
+}
+
+/**
+ * Writes the sequences' rows into `out` from row 0 and sequence 0 (block tables `width` entries
+ * apart), as every layout of a step shares them; returns the rows and logit rows written.
+ */
+function writeSequences(seqs: readonly SequenceChunk[], blockSize: number, width: number, out: Omit<FlatBatch, 'maxBlocks'>): { rows: number; logits: number } {
+  let row = 0;
+  let logits = 0;
+  seqs.forEach((s, i) => {
+    const kvLen = s.cachedLen + s.tokens.length;
+    if (s.blockTable.length * blockSize < kvLen) {
+      throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${kvLen} tokens`);
+    }
+    for (let b = 0; b < blocksOf(s, blockSize); b++) out.blockTables[i * width + b] = s.blockTable[b] ?? 0;
+    for (let j = 0; j < s.tokens.length; j++, row++) {
+      const pos = s.cachedLen + j;
+      out.tokenIds[row] = s.tokens[j] ?? 0;
+      out.positions[row] = pos;
+      out.slots[row] = (s.blockTable[Math.floor(pos / blockSize)] ?? 0) * blockSize + (pos % blockSize);
+    }
+    out.cuQ[i + 1] = row;
+    out.kvLens[i] = kvLen;
+    if (s.wantLogits) out.logitRows[logits++] = row - 1;
+  });
+  return { rows: row, logits };
+}
+
 export function flattenBatch(batch: ForwardBatch, blockSize: number): FlatBatch {
   const seqs = batch.sequences;
   const total = seqs.reduce((n, s) => n + s.tokens.length, 0);
-  const maxBlocks = Math.max(1, ...seqs.map((s) => Math.ceil((s.cachedLen + s.tokens.length) / blockSize)));
+  const maxBlocks = Math.max(1, ...seqs.map((s) => blocksOf(s, blockSize)));
   const flat: FlatBatch = {
     tokenIds: new Int32Array(total),
     positions: new Int32Array(total),
@@ -44,24 +75,7 @@ export function flattenBatch(batch: ForwardBatch, blockSize: number): FlatBatch 
     maxBlocks,
     logitRows: new Int32Array(seqs.filter((s) => s.wantLogits).length),
   };
-  let row = 0;
-  let logit = 0;
-  seqs.forEach((s, i) => {
-    const kvLen = s.cachedLen + s.tokens.length;
-    if (s.blockTable.length * blockSize < kvLen) {
-      throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${kvLen} tokens`);
-    }
-    for (let b = 0; b < Math.ceil(kvLen / blockSize); b++) flat.blockTables[i * maxBlocks + b] = s.blockTable[b] ?? 0;
-    for (let j = 0; j < s.tokens.length; j++, row++) {
-      const pos = s.cachedLen + j;
-      flat.tokenIds[row] = s.tokens[j] ?? 0;
-      flat.positions[row] = pos;
-      flat.slots[row] = (s.blockTable[Math.floor(pos / blockSize)] ?? 0) * blockSize + (pos % blockSize);
-    }
-    flat.cuQ[i + 1] = row;
-    flat.kvLens[i] = kvLen;
-    if (s.wantLogits) flat.logitRows[logit++] = row - 1;
-  });
+  writeSequences(seqs, blockSize, maxBlocks, flat);
   return flat;
 }
 
@@ -103,7 +117,10 @@ export interface PaddedDecodeInputs extends Omit<FlatBatch, 'maxBlocks' | 'logit
 export function padDecodeBatch(batch: ForwardBatch, size: number, blockSize: number, spareBlock: number): PaddedDecodeInputs {
   const seqs = batch.sequences;
   if (seqs.length > size) throw new Error(`decode batch of ${seqs.length} sequences for a graph of ${size}`);
-  const width = Math.max(1, ...seqs.map((s) => Math.ceil((s.cachedLen + 1) / blockSize)));
+  seqs.forEach((s, i) => {
+    if (s.tokens.length !== 1) throw new Error(`sequence ${i}: a decode row takes one token, got ${s.tokens.length}`);
+  });
+  const width = Math.max(1, ...seqs.map((s) => blocksOf(s, blockSize)));
   const out: PaddedDecodeInputs = {
     tokenIds: new Int32Array(size),
     positions: new Int32Array(size),
@@ -113,17 +130,7 @@ export function padDecodeBatch(batch: ForwardBatch, size: number, blockSize: num
     blockTables: new Int32Array(size * width).fill(spareBlock),
     width,
   };
-  seqs.forEach((s, i) => {
-    if (s.tokens.length !== 1) throw new Error(`sequence ${i}: a decode row takes one token, got ${s.tokens.length}`);
-    const pos = s.cachedLen;
-    const blocks = Math.ceil((pos + 1) / blockSize);
-    if (s.blockTable.length < blocks) throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${pos + 1} tokens`);
-    out.tokenIds[i] = s.tokens[0]!;
-    out.positions[i] = pos;
-    out.kvLens[i] = pos + 1;
-    for (let j = 0; j < blocks; j++) out.blockTables[i * width + j] = s.blockTable[j]!;
-    out.slots[i] = s.blockTable[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
-  });
+  writeSequences(seqs, blockSize, width, { ...out, logitRows: new Int32Array(size) });
   return out;
 }
 
@@ -146,7 +153,7 @@ export function padMixedBatch(batch: ForwardBatch, tokens: number, seqs: number,
   const T = real.reduce((n, s) => n + s.tokens.length, 0);
   if (T > tokens || real.length + 1 > seqs) throw new Error(`batch of ${T} tokens in ${real.length} sequences for a graph of ${tokens} tokens and ${seqs} sequences`);
   const pad = tokens - T;
-  const width = Math.max(1, Math.ceil(pad / blockSize), ...real.map((s) => Math.ceil((s.cachedLen + s.tokens.length) / blockSize)));
+  const width = Math.max(1, Math.ceil(pad / blockSize), ...real.map((s) => blocksOf(s, blockSize)));
   const out: PaddedMixedInputs = {
     tokenIds: new Int32Array(tokens),
     positions: new Int32Array(tokens),
@@ -158,22 +165,9 @@ export function padMixedBatch(batch: ForwardBatch, tokens: number, seqs: number,
     logitRows: new Int32Array(seqs),
     numLogits: 0,
   };
-  let row = 0;
-  real.forEach((s, i) => {
-    const kvLen = s.cachedLen + s.tokens.length;
-    const blocks = Math.ceil(kvLen / blockSize);
-    if (s.blockTable.length < blocks) throw new Error(`sequence ${i}: block table of ${s.blockTable.length} blocks cannot hold ${kvLen} tokens`);
-    for (let b = 0; b < blocks; b++) out.blockTables[i * width + b] = s.blockTable[b]!;
-    for (let j = 0; j < s.tokens.length; j++, row++) {
-      const pos = s.cachedLen + j;
-      out.tokenIds[row] = s.tokens[j]!;
-      out.positions[row] = pos;
-      out.slots[row] = s.blockTable[Math.floor(pos / blockSize)]! * blockSize + (pos % blockSize);
-    }
-    out.cuQ[i + 1] = row;
-    out.kvLens[i] = kvLen;
-    if (s.wantLogits) out.logitRows[out.numLogits++] = row - 1;
-  });
+  const written = writeSequences(real, blockSize, width, out);
+  out.numLogits = written.logits;
+  let row = written.rows;
   // The padding sequence: every spare row attends over its own keys in the spare block.
   for (let j = 0; j < pad; j++, row++) {
     out.positions[row] = j;

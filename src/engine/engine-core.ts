@@ -7,8 +7,8 @@ import { Scheduler, type SchedulerConfig } from '../scheduler/scheduler.js';
 import { Sequence, type SeqId } from '../scheduler/sequence.js';
 import type { StepPlan } from '../scheduler/step-plan.js';
 import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
-import { gpuSamplable, requestSeed } from './gpu-sampling.js';
-import { ModelRunner, type DeviceSampleRow } from './model-runner.js';
+import { gpuSamplable, requestSeed, type GpuSamplingRow } from './gpu-sampling.js';
+import { ModelRunner } from './model-runner.js';
 import { SequenceSampler } from './sampler.js';
 
 type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
@@ -124,7 +124,7 @@ export class EngineCore {
     const sampling = plan.entries.filter((e) => e.sample);
     // Where every sampling row's semantics are the device sampler's, only the ids come back.
     if (this.runner.samplesOnDevice && sampling.every((e) => gpuSamplable(e.seq.params!.sampler.params))) {
-      const rows: DeviceSampleRow[] = sampling.map((e) => ({
+      const rows: GpuSamplingRow[] = sampling.map((e) => ({
         params: e.seq.params!.sampler.params,
         seed: e.seq.params!.deviceSeed,
         counter: e.seq.numGenerated,

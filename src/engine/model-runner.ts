@@ -10,9 +10,6 @@ import type { PagedKvCache } from '../models/kv-cache.js';
 import type { CausalLM } from '../models/registry.js';
 import { packSamplingRows, type GpuSamplingRow } from './gpu-sampling.js';
 
-/** One sampling row for the device sampler. */
-export type DeviceSampleRow = GpuSamplingRow;
-
 export interface StepOutput {
   /** Sampled token per sampling row (when the step was given device sampling rows). */
   tokens?: Int32Array;
@@ -25,6 +22,8 @@ export interface ModelRunnerOptions {
   cudaGraphs: boolean;
   /** Largest number of sequences in a step. */
   maxBatchSize: number;
+  /** Token counts mixed prefill+decode graphs are captured for (absent or empty: mixed steps run eagerly). */
+  mixedTokenBuckets?: number[];
 }
 
 /** Batch sizes graphs are captured for: fine steps where padding would cost most, coarser above. */
@@ -59,11 +58,6 @@ interface StepGraph {
 
 type GraphBuffers = Omit<StepGraph, 'graph' | 'sampled'>;
 
-export interface ModelRunnerGraphOptions {
-  /** Token counts mixed prefill+decode graphs are captured for (empty: mixed steps run eagerly). */
-  mixedTokenBuckets?: number[];
-}
-
 /** Token counts for mixed graphs: powers of two from 32, then chunkSize. */
 export function mixedTokenBuckets(chunkSize: number): number[] {
   const out: number[] = [];
@@ -81,7 +75,7 @@ export class ModelRunner {
   constructor(
     private readonly model: CausalLM,
     private readonly cache: PagedKvCache,
-    private readonly opts: ModelRunnerOptions & ModelRunnerGraphOptions,
+    private readonly opts: ModelRunnerOptions,
   ) {
     this.cuda = model.backend instanceof CudaBackend ? model.backend : undefined;
     const bs = cache.shape.blockSize;
@@ -168,7 +162,7 @@ export class ModelRunner {
   }
 
   /** Fills a graph's step buffers: the batch's rows, then padding (see padDecodeBatch, padMixedBatch). */
-  private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly DeviceSampleRow[]): void {
+  private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly GpuSamplingRow[]): void {
     const b = this.backend as CudaBackend;
     const bs = this.cache.shape.blockSize;
     const spare = this.cache.spareBlock!;
@@ -189,7 +183,7 @@ export class ModelRunner {
     b.write(g.seeds, packed.seeds);
   }
 
-  private graphFor(batch: ForwardBatch, rows: readonly DeviceSampleRow[] | undefined): StepGraph | undefined {
+  private graphFor(batch: ForwardBatch, rows: readonly GpuSamplingRow[] | undefined): StepGraph | undefined {
     const seqs = batch.sequences;
     if (!rows || this.graphs.length === 0) return undefined;
     if (rows.length !== seqs.filter((s) => s.wantLogits).length) return undefined;
@@ -205,7 +199,7 @@ export class ModelRunner {
    * Runs one step. With `deviceRows` (one per sequence that samples, in order; only where
    * samplesOnDevice) the step returns sampled tokens, else the logits of the sampling rows.
    */
-  run(batch: ForwardBatch, deviceRows?: readonly DeviceSampleRow[]): StepOutput {
+  run(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {
     const g = this.graphFor(batch, deviceRows);
     if (g) {
       const b = this.cuda!;
@@ -216,7 +210,7 @@ export class ModelRunner {
     return this.runEager(batch, deviceRows);
   }
 
-  private runEager(batch: ForwardBatch, deviceRows?: readonly DeviceSampleRow[]): StepOutput {
+  private runEager(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {
     const b = this.backend;
     try {
       const flat = flattenBatch(batch, this.cache.shape.blockSize);

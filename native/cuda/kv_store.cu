@@ -6,6 +6,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/rope.cuh"
 
 namespace kt::cuda {
 
@@ -41,21 +42,19 @@ __global__ void rope_store_kernel(float* __restrict__ q, int q_heads, const floa
   const bool store = s >= 0 && s < total;  // out of range only without a host copy to check
   const int width = kv_heads * head_dim;
   for (int j = threadIdx.x; j < (q_heads + kv_heads) * half; j += blockDim.x) {
-    const int h = j / half, i = j % half;
-    float sn, cs;
-    sincosf(__fmul_rn(p, inv_freq[i]), &sn, &cs);
-    const int a = interleaved ? 2 * i : i, c = interleaved ? 2 * i + 1 : i + half;
+    const int h = j / half;
+    const RopePair r(p, inv_freq, j % half, half, interleaved);
     if (h < q_heads) {
       float* x = q + (static_cast<int64_t>(t) * q_heads + h) * head_dim;
-      const float x0 = x[a], x1 = x[c];
-      x[a] = __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn));
-      x[c] = __fadd_rn(__fmul_rn(x1, cs), __fmul_rn(x0, sn));
+      const float x0 = x[r.a], x1 = x[r.c];
+      x[r.a] = r.first(x0, x1);
+      x[r.c] = r.second(x0, x1);
     } else if (store) {
       const int kh = h - q_heads;
       const float* x = k + static_cast<int64_t>(t) * width + kh * head_dim;
-      const float x0 = x[a], x1 = x[c];
-      put(kc + s * width + kh * head_dim + a, __fsub_rn(__fmul_rn(x0, cs), __fmul_rn(x1, sn)));
-      put(kc + s * width + kh * head_dim + c, __fadd_rn(__fmul_rn(x1, cs), __fmul_rn(x0, sn)));
+      const float x0 = x[r.a], x1 = x[r.c];
+      put(kc + s * width + kh * head_dim + r.a, r.first(x0, x1));
+      put(kc + s * width + kh * head_dim + r.c, r.second(x0, x1));
     }
   }
   if (!store) return;
@@ -66,27 +65,35 @@ __global__ void rope_store_kernel(float* __restrict__ q, int q_heads, const floa
   }
 }
 
+// Checks what both cache writes take; returns the cache width, its slot count and the token count.
+struct KvWrite {
+  int64_t width, total, T;
+};
+KvWrite check_kv_write(const char* op, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v,
+                       const DeviceTensor& slots) {
+  check_kv_caches(op, k_cache, v_cache);
+  check(slots.dtype == DType::I32, op, "slots must be I32, got " + slots.describe());
+  check(k.dtype == DType::F32 && v.dtype == DType::F32, op, "k and v must be F32");
+  const KvWrite w{k_cache.shape[2], k_cache.shape[0] * k_cache.shape[1], slots.numel()};
+  check(k.numel() == w.T * w.width && v.numel() == w.T * w.width, op,
+        "k " + k.describe() + " / v " + v.describe() + " are not " + std::to_string(w.T) + " rows of " + std::to_string(w.width));
+  if (slots.has_host_copy())
+    for (int32_t s : slots.host_i32) check(s >= 0 && s < w.total, op, "slot " + std::to_string(s) + " outside the cache of " + std::to_string(w.total));
+  return w;
+}
+
 }  // namespace
 
 void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v,
                    const DeviceTensor& positions, const DeviceTensor& slots, const DeviceTensor& inv_freq, int head_dim, int rot_dim,
                    bool interleaved) {
   const char* op = "rope_store_kv";
-  check(q.dtype == DType::F32 && positions.dtype == DType::I32, op, "q must be F32 and positions I32");
-  check(inv_freq.dtype == DType::F32 && inv_freq.numel() == rot_dim / 2, op,
-        "inv_freq " + inv_freq.describe() + " must hold rot_dim/2 = " + std::to_string(rot_dim / 2) + " F32 values");
-  check(head_dim > 0 && rot_dim > 0 && rot_dim <= head_dim && rot_dim % 2 == 0, op,
-        "bad head_dim " + std::to_string(head_dim) + " / rot_dim " + std::to_string(rot_dim));
-  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
-  check(k_cache.shape == v_cache.shape && k_cache.shape.size() == 3, op, "caches must be [blocks, block_size, width], got " + k_cache.describe());
-  check(slots.dtype == DType::I32 && k.dtype == DType::F32 && v.dtype == DType::F32, op, "slots must be I32, k and v F32");
-  const int64_t width = k_cache.shape[2], total = k_cache.shape[0] * k_cache.shape[1], T = slots.numel();
+  check(q.dtype == DType::F32, op, "q must be F32, got " + q.describe());
+  check_rope_args(op, positions, inv_freq, head_dim, rot_dim);
+  const KvWrite w = check_kv_write(op, k_cache, v_cache, k, v, slots);
+  const int64_t width = w.width, total = w.total, T = w.T;
   check(positions.numel() == T && width % head_dim == 0, op, "positions, slots and the cache width disagree");
-  check(k.numel() == T * width && v.numel() == T * width, op,
-        "k " + k.describe() + " / v " + v.describe() + " are not " + std::to_string(T) + " rows of " + std::to_string(width));
   check(q.numel() % (T * head_dim) == 0, op, "q " + q.describe() + " is not " + std::to_string(T) + " rows of heads of " + std::to_string(head_dim));
-  if (slots.has_host_copy())
-    for (int32_t s : slots.host_i32) check(s >= 0 && s < total, op, "slot " + std::to_string(s) + " outside the cache of " + std::to_string(total));
   if (T == 0) return;
   const int q_heads = static_cast<int>(q.numel() / (T * head_dim)), kv_heads = static_cast<int>(width / head_dim);
   const auto go = [&](auto* kc, auto* vc) {
@@ -100,16 +107,8 @@ void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache
 }
 
 void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots) {
-  const char* op = "store_kv";
-  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
-  check(k_cache.shape == v_cache.shape && k_cache.shape.size() == 3, op, "caches must be [blocks, block_size, width], got " + k_cache.describe());
-  check(slots.dtype == DType::I32, op, "slots must be I32, got " + slots.describe());
-  check(k.dtype == DType::F32 && v.dtype == DType::F32, op, "k and v must be F32");
-  const int64_t width = k_cache.shape[2], total = k_cache.shape[0] * k_cache.shape[1], T = slots.numel();
-  check(k.numel() == T * width && v.numel() == T * width, op,
-        "k " + k.describe() + " / v " + v.describe() + " are not " + std::to_string(T) + " rows of " + std::to_string(width));
-  if (slots.has_host_copy())
-    for (int32_t s : slots.host_i32) check(s >= 0 && s < total, op, "slot " + std::to_string(s) + " outside the cache of " + std::to_string(total));
+  const KvWrite w = check_kv_write("store_kv", k_cache, v_cache, k, v, slots);
+  const int64_t width = w.width, total = w.total, T = w.T;
   if (T == 0) return;
   if (k_cache.dtype == DType::BF16)
     kv_store_kernel<<<static_cast<unsigned>(T), 256, 0, stream()>>>(k_cache.as<__nv_bfloat16>(), v_cache.as<__nv_bfloat16>(), k.as<float>(),

@@ -25,6 +25,11 @@ void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& 
 void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v,
                    const DeviceTensor& positions, const DeviceTensor& slots, const DeviceTensor& inv_freq, int head_dim, int rot_dim,
                    bool interleaved);
+// K and V caches both [blocks, block_size, width], both F32 or both BF16 (store, fused store, attention).
+inline void check_kv_caches(const char* op, const DeviceTensor& k_cache, const DeviceTensor& v_cache) {
+  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
+  check(k_cache.shape == v_cache.shape && k_cache.shape.size() == 3, op, "caches must be [blocks, block_size, width], got " + k_cache.describe());
+}
 // Causal attention of q [T, H * D] over each sequence's cached keys and values (cpu/ops.h).
 // table_stride (optional I32 [1]): the block table's row stride in entries, read on the device, so
 // a graph captured over a wide table buffer can replay over a compact table of any width.

@@ -180,8 +180,7 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
                      const DeviceTensor* table_stride) {
   const char* op = "paged_attention";
   check(q.dtype == DType::F32 && out.dtype == DType::F32 && out.numel() == q.numel(), op, "q and out must be F32 of one shape");
-  check(k_cache.dtype == v_cache.dtype && (k_cache.dtype == DType::F32 || k_cache.dtype == DType::BF16), op, "caches must be both F32 or both BF16");
-  check(k_cache.shape.size() == 3 && v_cache.shape == k_cache.shape, op, "caches must be [blocks, block_size, width]");
+  check_kv_caches(op, k_cache, v_cache);
   check(cu_q.dtype == DType::I32 && kv_lens.dtype == DType::I32 && block_tables.dtype == DType::I32, op, "metadata must be I32");
   const int64_t S = kv_lens.numel();
   check(S > 0 && cu_q.numel() == S + 1, op, "cu_q must have one more entry than kv_lens");

@@ -20,6 +20,32 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The end of both kernels: each warp's sums of its row pair, added over the W warps sharing the
+// pair, stored for rows below M and N.
+template <int MT, int W>
+__device__ __forceinline__ void store_rows(const float (&acc)[kRows][MT], int warp, int lane, int M, int N, int m0, float* __restrict__ out) {
+  constexpr int kPairs = 8 / W;
+  __shared__ float partial[8][kRows][MT];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const float v = warp_sum(acc[r][m]);
+      if (lane == 0) partial[warp][r][m] = v;
+    }
+  __syncthreads();
+  if (threadIdx.x < kPairs * kRows * MT) {
+    const int pair = threadIdx.x / (kRows * MT), r = (threadIdx.x / MT) % kRows, m = threadIdx.x % MT;
+    const int n = (blockIdx.x * kPairs + pair) * kRows + r;
+    if (n < N && m0 + m < M) {
+      float v = 0.f;
+#pragma unroll
+      for (int j = 0; j < W; ++j) v += partial[pair * W + j][r][m];
+      out[static_cast<int64_t>(m0 + m) * N + n] = v;
+    }
+  }
+}
+
 // W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs. Thread t
 // (0 .. 32W - 1) of a pair takes pieces t, t + 32W, ... of both rows; activation rows
 // MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
@@ -64,25 +90,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restric
       }
     }
   }
-  __shared__ float partial[8][kRows][MT];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float v = warp_sum(acc[r][m]);
-      if (lane == 0) partial[warp][r][m] = v;
-    }
-  __syncthreads();
-  if (threadIdx.x < kPairs * kRows * MT) {
-    const int pair = threadIdx.x / (kRows * MT), r = (threadIdx.x / MT) % kRows, m = threadIdx.x % MT;
-    const int n = (blockIdx.x * kPairs + pair) * kRows + r;
-    if (n < N && m0 + m < M) {
-      float v = 0.f;
-#pragma unroll
-      for (int j = 0; j < W; ++j) v += partial[pair * W + j][r][m];
-      out[static_cast<int64_t>(m0 + m) * N + n] = v;
-    }
-  }
+  store_rows<MT, W>(acc, warp, lane, M, N, m0, out);
 }
 
 
@@ -125,25 +133,7 @@ __global__ void __launch_bounds__(kThreads) mmvq_kernel(const uint8_t* __restric
       D::template unit<MT>(w1 + off, u, xq, xd, xs, acc[1]);
     }
   }
-  __shared__ float partial[8][kRows][MT];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float v = warp_sum(acc[r][m]);
-      if (lane == 0) partial[warp][r][m] = v;
-    }
-  __syncthreads();
-  if (threadIdx.x < kPairs * kRows * MT) {
-    const int pair = threadIdx.x / (kRows * MT), r = (threadIdx.x / MT) % kRows, m = threadIdx.x % MT;
-    const int n = (blockIdx.x * kPairs + pair) * kRows + r;
-    if (n < N && m0 + m < M) {
-      float v = 0.f;
-#pragma unroll
-      for (int j = 0; j < W; ++j) v += partial[pair * W + j][r][m];
-      out[static_cast<int64_t>(m0 + m) * N + n] = v;
-    }
-  }
+  store_rows<MT, W>(acc, warp, lane, M, N, m0, out);
 }
 
 bool has_dot(DType t) {

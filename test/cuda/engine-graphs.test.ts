@@ -10,24 +10,30 @@ import type { EngineCore } from '../../src/engine/engine-core.js';
 import { validateSamplingParams } from '../../src/engine/sampling-params.js';
 import { fixturePath, haveFixtures, readFixtureJson } from '../fixtures.js';
 import type { Refs } from '../helpers/model-harness.js';
+import type { EngineOptions, EngineReadyInfo } from '../../src/engine/worker-protocol.js';
 import { needCuda } from './helpers.js';
 
 const skip = 'skip' in needCuda ? needCuda : haveFixtures ? {} : { skip: 'fixtures not found (set KT_FIXTURES)' };
 
-function engine(graphs: boolean, maxBatchSize = 64): { core: EngineCore; graphSizes: number[] } {
-  const { core, info } = createEngine({
+/** The fixture llama on the CUDA backend, f32 precision (to compare with HF), graphs on unless `over` says. */
+function engine(over: Partial<EngineOptions> = {}): { core: EngineCore; info: EngineReadyInfo } {
+  return createEngine({
     model: { modelPath: fixturePath('llama') },
     backend: 'cuda',
-    cudaGraphs: graphs,
     cudaPrecision: 'f32',
     cacheTokens: 16384,
     blockSize: 16,
     chunkSize: 256,
-    maxBatchSize,
+    maxBatchSize: 64,
     maxQueue: 1024,
     prefixCaching: false,
+    ...over,
   });
-  return { core, graphSizes: info.cudaGraphs };
+}
+
+/** Each request's tokens equal HF's greedy16 for its fixture prompt. */
+function assertHfGreedy16(refs: Refs, reqs: GenerationRequest[], out: Map<string, number[]>): void {
+  refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, `${p.id}: greedy16`));
 }
 
 /** Runs every request to the end; returns each one's tokens. */
@@ -55,19 +61,15 @@ const req = (ids: number[], maxTokens: number, sampling = greedy): GenerationReq
 
 describe('CUDA engine: decode graphs and device sampling', skip, () => {
   it('captures graphs for bucket sizes up to max_batch_size', () => {
-    const { graphSizes } = engine(true, 40);
-    assert.deepEqual(graphSizes, [1, 2, 3, 4, 8, 16, 24, 32, 40]);
+    const { info } = engine({ maxBatchSize: 40 });
+    assert.deepEqual(info.cudaGraphs, [1, 2, 3, 4, 8, 16, 24, 32, 40]);
   });
 
   it('fixture prompts batched through graphs give HF greedy16', () => {
     const refs = readFixtureJson<Refs>('llama/refs.json');
-    const { core } = engine(true);
+    const { core } = engine();
     const reqs = refs.prompts.map((p) => req(p.ids, 16));
-    const out = runAll(core, reqs);
-    refs.prompts.forEach((p, i) => {
-      const hf = refs.hf.per_prompt.find((h) => h.id === p.id)!;
-      assert.deepEqual(out.get(reqs[i]!.id), hf.greedy16, `${p.id}: greedy16 through graphs`);
-    });
+    assertHfGreedy16(refs, reqs, runAll(core, reqs));
   });
 
   it('greedy outputs batched (graphs) vs alone (eager): divergence over 64 prompts', () => {
@@ -79,8 +81,8 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
       const len = 5 + ((i * 7) % 56);
       return Array.from({ length: len }, (_, j) => pool[(i * 13 + j) % pool.length]!);
     });
-    const batched = runAll(engine(true).core, prompts.map((p) => req(p, 24)));
-    const alone = engine(false, 1).core;
+    const batched = runAll(engine().core, prompts.map((p) => req(p, 24)));
+    const alone = engine({ cudaGraphs: false, maxBatchSize: 1 }).core;
     let diverged = 0;
     let tokensCompared = 0;
     let firstDiff = 0;
@@ -101,8 +103,8 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
   it('seeded sampling on the device: reproducible, in the vocabulary, and varied', () => {
     const s = validateSamplingParams({ temperature: 1, topP: 0.9, topK: 50, seed: 1234 });
     const ids = readFixtureJson<Refs>('llama/refs.json').prompts[0]!.ids;
-    const a = runAll(engine(true).core, [req(ids, 20, s), req(ids, 20, validateSamplingParams({ temperature: 1, seed: 99 }))]);
-    const b = runAll(engine(true).core, [req(ids, 20, s)]);
+    const a = runAll(engine().core, [req(ids, 20, s), req(ids, 20, validateSamplingParams({ temperature: 1, seed: 99 }))]);
+    const b = runAll(engine().core, [req(ids, 20, s)]);
     const [first, second] = [...a.values()];
     assert.deepEqual(first, [...b.values()][0], 'same seed, same tokens (batched with another request or alone)');
     const vocab = readFixtureJson<{ vocab_size: number }>('llama/config.json').vocab_size;
@@ -112,21 +114,14 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
 
   it('fused kernels (addRmsNorm, ropeStoreKv) in the model: fixture prompts through graphs still give HF greedy16', () => {
     const refs = readFixtureJson<Refs>('llama/refs.json');
-    const { core } = createEngine({
-      model: { modelPath: fixturePath('llama') }, backend: 'cuda', cudaPrecision: 'f32', cudaFusedOps: true,
-      cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false,
-    });
+    const { core } = engine({ cudaFusedOps: true, maxBatchSize: 8 });
     const reqs = refs.prompts.map((p) => req(p.ids, 16));
-    const out = runAll(core, reqs);
-    refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, p.id));
+    assertHfGreedy16(refs, reqs, runAll(core, reqs));
   });
 
   it('mixed prefill+decode graphs: prompts arriving during decodes give HF greedy16, as eagerly', () => {
     const refs = readFixtureJson<Refs>('llama/refs.json');
-    const { core, info } = createEngine({
-      model: { modelPath: fixturePath('llama') }, backend: 'cuda', cudaPrecision: 'f32', cudaMixedGraphs: true,
-      cacheTokens: 4096, blockSize: 16, chunkSize: 64, maxBatchSize: 8, maxQueue: 64, prefixCaching: false,
-    });
+    const { core, info } = engine({ cudaMixedGraphs: true, chunkSize: 64, maxBatchSize: 8 });
     assert.deepEqual(info.cudaMixedGraphTokens, [32, 64]);
     // Staggered arrivals: each prompt's prefill shares steps with the others' decodes (mixed steps).
     const out = new Map<string, number[]>();
@@ -140,13 +135,13 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
         else finished++;
       }
     }
-    refs.prompts.forEach((p, i) => assert.deepEqual(out.get(reqs[i]!.id), refs.hf.per_prompt.find((h) => h.id === p.id)!.greedy16, p.id));
+    assertHfGreedy16(refs, reqs, out);
   });
 
   it('a bf16 KV cache holds half the bytes and serves batched graph decodes', () => {
-    const opts = { model: { modelPath: fixturePath('llama') }, backend: 'cuda' as const, cacheTokens: 4096, blockSize: 16, chunkSize: 256, maxBatchSize: 8, maxQueue: 64, prefixCaching: false };
-    const f32 = createEngine(opts).info;
-    const { core, info } = createEngine({ ...opts, kvCacheDtype: 'bf16' });
+    const opts = { cudaPrecision: undefined, cacheTokens: 4096, maxBatchSize: 8 };
+    const f32 = engine(opts).info;
+    const { core, info } = engine({ ...opts, kvCacheDtype: 'bf16' });
     assert.equal(info.kvCacheDtype, 'bf16');
     assert.equal(info.kvBytes * 2, f32.kvBytes);
     const refs = readFixtureJson<Refs>('llama/refs.json');
@@ -155,7 +150,7 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
   });
 
   it('requests with logprobs or penalties take the host sampler beside graph decodes', () => {
-    const { core } = engine(true);
+    const { core } = engine();
     const withLogprobs = validateSamplingParams({ temperature: 0, logprobs: 2 });
     const refs = readFixtureJson<Refs>('llama/refs.json');
     const p = refs.prompts[0]!;

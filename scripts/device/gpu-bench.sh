@@ -82,8 +82,6 @@ serve|serve-llama)
   elapsed "llama-server done"
   tar -czf "$out/serve-results.tgz" -C "$W" $(cd "$W" && ls serve-*)
   ;;
-*)
-  ;;
 ab)
   [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
   node dist/bench/cuda-ops.js --types Q4_K,Q6_K --m 1,8,16,64,128 > "$out/ops-ab.log" 2>&1

@@ -27,5 +27,8 @@ for f in native/cpu/*.cpp native/napi/*.cpp; do
 done
 rm -rf .device/head && mkdir -p .device/head
 git archive HEAD native/cpu native/napi | tar -x -C .device/head
+# All of HEAD's sources, for runs that must not see work in progress in the tree
+# (`bash scripts/device/use-head.sh` on the device swaps them in).
+git archive -o .device/head-tree.tar HEAD CMakeLists.txt package.json tsconfig.json native src test bench scripts
 du -sh .device/* | sed 's/^/packed: /'
 echo "carry: $(du -sm .device | cut -f1) MiB in .device"

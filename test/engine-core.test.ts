@@ -73,6 +73,9 @@ describe('engine core on the CPU model', needFixtures, () => {
     ['16 at once, whole prefills, prefix cache on', {}, 0],
     ['16 at once, chunk_size 24, prefix cache off', { chunkSize: 24, prefixCaching: false }, 0],
     ['staggered arrivals, chunk_size 16, max_batch_size 5, prefix cache on', { chunkSize: 16, maxBatchSize: 5 }, 3],
+    // Overlap: each step is planned before the previous one's tokens are read (their stand-ins filled in later).
+    ['overlap, 16 at once, chunk_size 24, prefix cache on', { chunkSize: 24, overlap: true }, 0],
+    ['overlap, staggered arrivals, chunk_size 16, max_batch_size 5, prefix cache on', { chunkSize: 16, maxBatchSize: 5, overlap: true }, 3],
   ] as const) {
     it(`${name}: every request's greedy tokens equal its run alone`, () => {
       const { out, core } = runAll(options(over), reqs, every);
@@ -88,26 +91,56 @@ describe('engine core on the CPU model', needFixtures, () => {
     assert.ok(s.prefixCacheHitTokens >= 3 * 32, `hit tokens ${s.prefixCacheHitTokens}`);
   });
 
-  it('KV exhaustion: small cache, long requests: all complete through preemption, blocks all free', () => {
+  it('KV exhaustion: small cache, long requests: all complete through preemption, blocks all free (with and without overlap)', () => {
     const long = prompts(8).map((p, i) => request(100 + i, p, 40));
     const baseline = new Map(long.map((r) => [r.id, runAll(options({ prefixCaching: false }), [r]).out.get(r.id)!]));
-    const { out, core, events } = runAll(options({ cacheTokens: 160, chunkSize: 32, prefixCaching: false }), long);
-    for (const r of long) assert.deepEqual(out.get(r.id), baseline.get(r.id), r.id);
-    assert.ok(core.stats().preemptions > 0, 'expected preemptions');
-    assert.equal(core.stats().kvBlocksUsed, 0);
-    assert.equal(events.filter((e) => e.type === 'finished').length, long.length);
+    for (const overlap of [false, true]) {
+      const { out, core, events } = runAll(options({ cacheTokens: 160, chunkSize: 32, prefixCaching: false, overlap }), long);
+      for (const r of long) assert.deepEqual(out.get(r.id), baseline.get(r.id), `${r.id}, overlap ${overlap}`);
+      assert.ok(core.stats().preemptions > 0, 'expected preemptions');
+      assert.equal(core.stats().kvBlocksUsed, 0);
+      assert.equal(events.filter((e) => e.type === 'finished').length, long.length);
+    }
   });
 
-  it('abort mid-decode frees its blocks and reports abort', () => {
-    const { core } = createEngine(options());
-    core.submit(request(1, prompts(1)[0]!, 50));
-    for (let i = 0; i < 4; i++) core.step();
-    assert.ok(core.stats().kvBlocksUsed > 0);
-    core.abort('r1');
-    const ev = core.step();
-    assert.deepEqual(ev.map((e) => e.type === 'finished' && e.reason), ['abort']);
-    assert.equal(core.stats().kvBlocksUsed, 0);
-    assert.equal(core.hasWork(), false);
+  it('overlap: stop tokens and max_tokens end each request at the same token as alone; usage counts what was sent', () => {
+    // Each request stops at the third token it generated alone (or earlier, where that id came before).
+    const stopping = reqs.map((r) => ({ ...r, stopIds: [alone.get(r.id)![2]!] }));
+    const expected = new Map(stopping.map((r) => {
+      const a = alone.get(r.id)!;
+      return [r.id, a.slice(0, a.indexOf(r.stopIds[0]!) + 1)];
+    }));
+    for (const overlap of [false, true]) {
+      const { out, events, core } = runAll(options({ chunkSize: 24, overlap }), stopping, 2);
+      for (const r of stopping) assert.deepEqual(out.get(r.id), expected.get(r.id), `${r.id}, overlap ${overlap}`);
+      for (const e of events) {
+        if (e.type !== 'finished') continue;
+        assert.equal(e.reason, 'stop');
+        assert.equal(e.completionTokens, expected.get(e.id)!.length, `${e.id} usage`);
+      }
+      assert.equal(core.stats().kvBlocksUsed, 0);
+      assert.equal(core.hasWork(), false);
+    }
+  });
+
+  it('abort mid-decode frees its blocks and reports abort (with and without a step in flight)', () => {
+    for (const overlap of [false, true]) {
+      const { core } = createEngine(options({ overlap }));
+      core.submit(request(1, prompts(1)[0]!, 50));
+      core.submit(request(2, prompts(2)[1]!, 8));
+      let sent = 0;
+      for (let i = 0; i < 4; i++) sent += core.step().filter((e) => e.type === 'tokens' && e.id === 'r1').length;
+      assert.ok(core.stats().kvBlocksUsed > 0);
+      core.abort('r1');
+      const ev: EngineEvent[] = [];
+      while (core.hasWork()) ev.push(...core.step());
+      const fin = ev.filter((e) => e.type === 'finished');
+      assert.deepEqual(fin.map((e) => [e.id, e.reason]), [['r1', 'abort'], ['r2', 'length']], `overlap ${overlap}`);
+      // No token of r1 after its abort; its usage counts the tokens it was sent.
+      assert.equal(ev.filter((e) => e.type === 'tokens' && e.id === 'r1').length, 0);
+      assert.equal((fin[0] as { completionTokens: number }).completionTokens, sent);
+      assert.equal(core.stats().kvBlocksUsed, 0);
+    }
   });
 
   it('a failed step fails only its requests, with the reason, and the engine goes on', () => {

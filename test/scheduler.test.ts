@@ -193,8 +193,8 @@ test('a failed step ends its sequences with error; sampled tokens may come as a 
   const ev = s.onStepDone(plan, new Map([[7, toks[0]!], [8, toks[1]!]]));
   assert.deepEqual(ev.map((e) => [e.seqId, e.token]), [[7, toks[0]], [8, toks[1]]]);
   plan = s.schedule()!;
-  assert.throws(() => s.schedule(), /still in flight/);
+  assert.throws(() => s.schedule(), /planned but neither launched nor done/);
   assert.deepEqual(s.onStepFailed(plan).map((e) => [e.seqId, e.finishReason]), [[7, 'error'], [8, 'error']]);
   assert.deepEqual([s.stats.blocksUsed, s.size], [0, 0]);
-  assert.throws(() => s.onStepDone(plan, []), /not the step in flight/);
+  assert.throws(() => s.onStepDone(plan, []), /not the planned step/);
 });

@@ -43,6 +43,8 @@ export interface CudaOptions {
   mmaVariant?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */
   gemvWarps?: number;
+  /** Query rows outside the prefill kernel: 0 (default) paged_attention_decode.cu's kernel; 1 the first kernel (benchmarks). */
+  attentionKernel?: number;
   /** Fill every new per-step tensor with NaN bytes, so a test sees any element an op fails to write. */
   poison?: boolean;
 }

@@ -26,6 +26,8 @@ export interface EngineBenchOptions {
   kvCacheDtype?: 'f32' | 'bf16';
   cudaFusedOps?: boolean;
   cudaMixedGraphs?: boolean;
+  /** false: plan each step only after the previous one is read (undefined: the engine's default). */
+  overlap?: boolean | undefined;
   /** Every prompt read before any decode, as llama-batched-bench runs (default: interleaved, as serve). */
   prefillFirst?: boolean;
   /** One small untimed request first, so one-off start-up costs stay out of the first row. */
@@ -113,6 +115,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     prefillFirst: opts.prefillFirst,
     cudaFusedOps: opts.cudaFusedOps,
     cudaMixedGraphs: opts.cudaMixedGraphs,
+    overlap: opts.overlap,
     cacheTokens,
     blockSize: opts.blockSize,
     chunkSize: opts.chunkSize,

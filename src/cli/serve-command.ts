@@ -19,6 +19,8 @@ export interface ServeFlags {
   cacheLens?: number | undefined;
   gpuMemoryUtilization: number;
   cudaGraphs: boolean;
+  /** false: no planning of a step while the previous one runs (undefined: the engine's default). */
+  overlap?: boolean | undefined;
   kvCacheDtype: 'f32' | 'bf16';
   chunkSize: number;
   maxBatchSize: number;
@@ -70,6 +72,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     cacheTokens: f.cacheLens === undefined ? undefined : Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
     gpuMemoryUtilization: f.gpuMemoryUtilization,
     cudaGraphs: f.cudaGraphs,
+    overlap: f.overlap,
     kvCacheDtype: f.kvCacheDtype,
     blockSize: f.blockSize,
     chunkSize: f.chunkSize,

@@ -5,10 +5,10 @@ import type { CausalLM } from '../models/registry.js';
 import { QueueFullError, RequestTooLargeError } from '../scheduler/errors.js';
 import { Scheduler, type SchedulerConfig } from '../scheduler/scheduler.js';
 import { Sequence, type SeqId } from '../scheduler/sequence.js';
-import type { StepPlan } from '../scheduler/step-plan.js';
+import { fillPendingTokens, type StepPlan } from '../scheduler/step-plan.js';
 import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
 import { gpuSamplable, requestSeed, type GpuSamplingRow } from './gpu-sampling.js';
-import { ModelRunner } from './model-runner.js';
+import { ModelRunner, type PendingStep } from './model-runner.js';
 import { SequenceSampler } from './sampler.js';
 
 type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
@@ -22,7 +22,25 @@ interface RequestState {
   wantLogprobs: boolean;
 }
 
-export type EngineCoreConfig = Omit<SchedulerConfig, 'numBlocks' | 'blockSize' | 'maxModelLen'>;
+export type EngineCoreConfig = Omit<SchedulerConfig, 'numBlocks' | 'blockSize' | 'maxModelLen'> & {
+  /**
+   * Plan step N+1 (and report step N-1) while the device runs step N (default: where the runner
+   * samples on the device). Sequences that end at step N then take one more row in step N+1,
+   * whose token is dropped.
+   */
+  overlap?: boolean;
+};
+
+interface SampledStep {
+  tokens: number[];
+  logprobs: (TokenLogprobInfo | undefined)[];
+}
+
+/** A step the runner has issued: wait() finishes it (and samples on the host where needed). */
+interface LaunchedStep {
+  plan: StepPlan<RequestState>;
+  wait(): SampledStep;
+}
 
 export class EngineCore {
   private readonly scheduler: Scheduler<RequestState>;
@@ -33,6 +51,9 @@ export class EngineCore {
   private pending: EngineEvent[] = [];
 
   private readonly runner: ModelRunner;
+  private readonly overlap: boolean;
+  /** The step the device is running (overlap: between two calls of step()). */
+  private launched: LaunchedStep | undefined;
 
   /** `runner` (default: eager, no CUDA graphs) runs the model's steps. */
   constructor(
@@ -42,6 +63,7 @@ export class EngineCore {
     runner?: ModelRunner,
   ) {
     this.runner = runner ?? new ModelRunner(model, cache, { cudaGraphs: false, maxBatchSize: config.maxBatchSize });
+    this.overlap = config.overlap ?? this.runner.samplesOnDevice;
     this.scheduler = new Scheduler<RequestState>({
       ...config,
       numBlocks: cache.shape.numBlocks,
@@ -82,28 +104,68 @@ export class EngineCore {
   }
 
   hasWork(): boolean {
-    return this.scheduler.hasWork() || this.pending.length > 0;
+    return this.scheduler.hasWork() || this.pending.length > 0 || this.launched !== undefined;
   }
 
-  /** Runs one step; returns every event it produced (one message's worth). */
+  /**
+   * Runs one step; returns every event it produced (one message's worth). With overlap, the step
+   * it finishes was launched by the previous call, and the next one is launched before its events
+   * are made, so the device stays busy while the host reports.
+   */
   step(): EngineEvent[] {
     const events = this.pending;
     this.pending = [];
-    const plan = this.scheduler.schedule();
-    if (!plan) return events;
-    this.steps++;
-    let sampled: { tokens: number[]; logprobs: (TokenLogprobInfo | undefined)[] };
+    let cur = this.launched;
+    this.launched = undefined;
+    if (!cur) {
+      const plan = this.scheduler.schedule();
+      if (!plan) return events;
+      cur = this.launch(plan, events);
+      if (!cur) return events;
+    }
+    // Planned while the device runs `cur`: its decodes read cur's tokens, filled in below.
+    const next = this.overlap ? this.scheduler.schedule() : undefined;
+    let sampled: SampledStep;
     try {
-      sampled = this.runAndSample(plan);
+      sampled = cur.wait();
+      if (sampled.tokens.length !== cur.plan.numSamples) throw new Error(`${sampled.tokens.length} sampled tokens for ${cur.plan.numSamples} rows`);
     } catch (err) {
-      const message = `engine step failed: ${(err as Error).message}`;
-      const seqs = new Map(plan.entries.map((e) => [e.seq.id, e.seq]));
-      for (const ev of this.scheduler.onStepFailed(plan)) {
-        const seq = seqs.get(ev.seqId);
-        if (seq) events.push({ ...this.finished(seq, 'error'), error: message });
-      }
+      this.fail(cur.plan, err, events);
+      if (next) this.fail(next, err, events);
       return events;
     }
+    if (next) {
+      fillPendingTokens(next, sampled.tokens);
+      this.launched = this.launch(next, events);
+    }
+    this.apply(cur.plan, sampled, events);
+    return events;
+  }
+
+  /** Issues a planned step and marks it launched; on a failure its sequences end (events) and undefined is returned. */
+  private launch(plan: StepPlan<RequestState>, events: EngineEvent[]): LaunchedStep | undefined {
+    let wait: () => SampledStep;
+    try {
+      wait = this.start(plan);
+    } catch (err) {
+      this.fail(plan, err, events);
+      return undefined;
+    }
+    this.steps++;
+    this.scheduler.launch(plan);
+    return { plan, wait };
+  }
+
+  private fail(plan: StepPlan<RequestState>, err: unknown, events: EngineEvent[]): void {
+    const message = `engine step failed: ${(err as Error).message}`;
+    const seqs = new Map(plan.entries.map((e) => [e.seq.id, e.seq]));
+    for (const ev of this.scheduler.onStepFailed(plan)) {
+      const seq = seqs.get(ev.seqId);
+      if (seq) events.push({ ...this.finished(seq, 'error'), error: message });
+    }
+  }
+
+  private apply(plan: StepPlan<RequestState>, sampled: SampledStep, events: EngineEvent[]): void {
     const seqs = new Map(plan.entries.map((e) => [e.seq.id, e.seq]));
     const logprobOf = new Map<SeqId, TokenLogprobInfo | undefined>();
     let j = 0;
@@ -117,10 +179,10 @@ export class EngineCore {
       }
       if (ev.finishReason) events.push(this.finished(seq, ev.finishReason));
     }
-    return events;
   }
 
-  private runAndSample(plan: StepPlan<RequestState>): { tokens: number[]; logprobs: (TokenLogprobInfo | undefined)[] } {
+  /** Starts the plan's forward pass; the returned function finishes it and samples. */
+  private start(plan: StepPlan<RequestState>): () => SampledStep {
     const sampling = plan.entries.filter((e) => e.sample);
     // Where every sampling row's semantics are the device sampler's, only the ids come back.
     if (this.runner.samplesOnDevice && sampling.every((e) => gpuSamplable(e.seq.params!.sampler.params))) {
@@ -129,22 +191,26 @@ export class EngineCore {
         seed: e.seq.params!.deviceSeed,
         counter: e.seq.numGenerated,
       }));
-      const out = this.runner.run(plan.batch, rows);
-      const tokens = Array.from(out.tokens ?? [], Number);
-      if (tokens.length !== rows.length) throw new Error(`engine: ${tokens.length} sampled tokens for ${rows.length} rows`);
-      return { tokens, logprobs: tokens.map(() => undefined) };
+      const pending: PendingStep = this.runner.start(plan.batch, rows);
+      return () => {
+        const tokens = Array.from(pending.wait().tokens ?? [], Number);
+        return { tokens, logprobs: tokens.map(() => undefined) };
+      };
     }
-    const logits = this.runner.run(plan.batch).logits ?? new Float32Array(0);
-    const V = this.model.config.vocabSize;
-    const tokens: number[] = [];
-    const logprobs: (TokenLogprobInfo | undefined)[] = [];
-    sampling.forEach((e, row) => {
-      const state = e.seq.params!;
-      const r = state.sampler.sample(logits.subarray(row * V, (row + 1) * V));
-      tokens.push(r.token);
-      logprobs.push(state.wantLogprobs ? { logprob: r.logprob, top: r.topLogprobs } : undefined);
-    });
-    return { tokens, logprobs };
+    const pending = this.runner.start(plan.batch);
+    return () => {
+      const logits = pending.wait().logits ?? new Float32Array(0);
+      const V = this.model.config.vocabSize;
+      const tokens: number[] = [];
+      const logprobs: (TokenLogprobInfo | undefined)[] = [];
+      sampling.forEach((e, row) => {
+        const state = e.seq.params!;
+        const r = state.sampler.sample(logits.subarray(row * V, (row + 1) * V));
+        tokens.push(r.token);
+        logprobs.push(state.wantLogprobs ? { logprob: r.logprob, top: r.topLogprobs } : undefined);
+      });
+      return { tokens, logprobs };
+    };
   }
 
   private finished(seq: Sequence<RequestState>, reason: FinishedEvent['reason']): FinishedEvent {

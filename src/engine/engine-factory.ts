@@ -48,6 +48,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
       prefixCaching: opts.prefixCaching,
       cacheSalt: files.name,
       prefillFirst: opts.prefillFirst ?? false,
+      ...(opts.overlap !== undefined ? { overlap: opts.overlap } : {}),
     },
     runner,
   );

@@ -10,6 +10,11 @@ import type { PagedKvCache } from '../models/kv-cache.js';
 import type { CausalLM } from '../models/registry.js';
 import { packSamplingRows, type GpuSamplingRow } from './gpu-sampling.js';
 
+/** A step whose work is issued; wait() returns its output (sync with the device where needed). */
+export interface PendingStep {
+  wait(): StepOutput;
+}
+
 export interface StepOutput {
   /** Sampled token per sampling row (when the step was given device sampling rows). */
   tokens?: Int32Array;
@@ -200,14 +205,25 @@ export class ModelRunner {
    * samplesOnDevice) the step returns sampled tokens, else the logits of the sampling rows.
    */
   run(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {
+    return this.start(batch, deviceRows).wait();
+  }
+
+  /**
+   * Issues one step as run() does and returns before it is done where the step replays a graph
+   * (the host may plan the next step meanwhile). Wait for it before starting another step: a
+   * later replay of the same graph would overwrite its output.
+   */
+  start(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): PendingStep {
     const g = this.graphFor(batch, deviceRows);
     if (g) {
       const b = this.cuda!;
+      const rows = deviceRows!.length;
       this.writeInputs(g, batch, deviceRows!);
       b.replay(g.graph);
-      return { tokens: b.readI32(g.sampled).subarray(0, deviceRows!.length) };
+      return { wait: () => ({ tokens: b.readI32(g.sampled).subarray(0, rows) }) };
     }
-    return this.runEager(batch, deviceRows);
+    const out = this.runEager(batch, deviceRows);
+    return { wait: () => out };
   }
 
   private runEager(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {

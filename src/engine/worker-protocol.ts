@@ -27,6 +27,8 @@ export interface EngineOptions {
   prefixCaching: boolean;
   /** Hold decodes until no prompt is being read (benchmarks comparing with llama-batched-bench). */
   prefillFirst?: boolean | undefined;
+  /** Plan each step while the device runs the previous one (EngineCoreConfig.overlap; default on CUDA). */
+  overlap?: boolean | undefined;
 }
 
 export interface EngineReadyInfo {

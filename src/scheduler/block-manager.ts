@@ -112,11 +112,14 @@ export class BlockManager {
     return seq.numCached;
   }
 
-  /** Offers the sequence's newly completed full blocks (all positions computed) to the prefix cache. */
-  registerFullBlocks(seq: Sequence): void {
+  /**
+   * Offers the sequence's newly completed full blocks (all positions computed) to the prefix cache;
+   * `upTo`: only positions below it count as computed (a later launched step's are still running).
+   */
+  registerFullBlocks(seq: Sequence, upTo = seq.numCached): void {
     const cache = this.cache;
     if (cache === undefined) return;
-    const full = Math.floor(seq.numCached / this.blockSize);
+    const full = Math.floor(Math.min(seq.numCached, upTo) / this.blockSize);
     for (let b = seq.numRegisteredBlocks; b < full; b++) {
       const key = this.blockKey(seq, b);
       const start = b * this.blockSize;

@@ -5,7 +5,7 @@ import { BlockManager } from './block-manager.js';
 import { QueueFullError, RequestTooLargeError } from './errors.js';
 import { PrefixCache } from './prefix-cache.js';
 import type { FinishReason, SeqId, Sequence } from './sequence.js';
-import { StepPlan, type PlanEntry, type SequenceEvent } from './step-plan.js';
+import { pendingToken, StepPlan, type PlanEntry, type SequenceEvent } from './step-plan.js';
 
 export interface SchedulerConfig {
   /** KV cache size in blocks (cache_lens / block_size). */
@@ -60,7 +60,10 @@ export class Scheduler<P = unknown> {
    * maxBatchSize also bounds it, or decodes alone could overrun the token budget.
    */
   private readonly maxRunning: number;
-  private inFlight: StepPlan<P> | undefined;
+  /** The plan schedule() returned, until it is launched (or done). */
+  private planned: StepPlan<P> | undefined;
+  /** Launched plans not yet done, oldest first. */
+  private readonly launched: StepPlan<P>[] = [];
   private nextArrival = 0;
   private stepCount = 0;
   private numPreemptions = 0;
@@ -99,9 +102,13 @@ export class Scheduler<P = unknown> {
     this.byId.set(seq.id, seq);
   }
 
-  /** Plans the next step; undefined when there is nothing to run. Call onStepDone (or onStepFailed) before the next. */
+  /**
+   * Plans the next step; undefined when there is nothing to run. Before the next call, either finish
+   * the plan (onStepDone / onStepFailed) or launch it: then the next step can be planned while this
+   * one runs, its sequences' tokens standing in for the ones still to come.
+   */
   schedule(): StepPlan<P> | undefined {
-    if (this.inFlight) throw new Error(`schedule(): step ${this.inFlight.step} is still in flight (call onStepDone first)`);
+    if (this.planned) throw new Error(`schedule(): step ${this.planned.step} is planned but neither launched nor done`);
     const planned: Sequence<P>[] = [];
     const preempted: SeqId[] = [];
     const budget = { left: this.cfg.chunkSize };
@@ -132,6 +139,8 @@ export class Scheduler<P = unknown> {
       for (let i = 0; i < this.running.length; i++) {
         const seq = this.running[i]!;
         if (seq.numUncomputed !== 1 || seq.plannedTokens > 0) continue;
+        // Its last token, still to come from a launched step, is its last allowed one.
+        if (seq.numGenerated >= seq.maxTokens) continue;
         while (!this.blocks.canAppend(seq, 1) && this.running[this.running.length - 1] !== seq) preemptNewest();
         if (this.blocks.canAppend(seq, 1)) plan(seq, 1);
         else preemptNewest();
@@ -155,8 +164,8 @@ export class Scheduler<P = unknown> {
 
     if (planned.length === 0) return undefined;
     const entries = planned.map((seq) => this.entryOf(seq));
-    this.inFlight = new StepPlan(++this.stepCount, entries, preempted);
-    return this.inFlight;
+    this.planned = new StepPlan(++this.stepCount, entries, preempted);
+    return this.planned;
   }
 
   private admit(budget: { left: number }, plan: (seq: Sequence<P>, n: number) => void): void {
@@ -193,19 +202,43 @@ export class Scheduler<P = unknown> {
   }
 
   /**
-   * Applies a finished step. `sampled` holds one token per sampling entry: a Map by sequence id, or an
-   * array in entry order (the runner's logit-row order). Returns each sequence's new token and/or end.
+   * Applies the plan's effects before its tokens are known: its tokens count as cached and each
+   * sampling sequence gets a stand-in token (pendingToken), so the next step can be planned while
+   * this one runs. onStepDone fills the stand-ins in.
+   */
+  launch(plan: StepPlan<P>): void {
+    if (plan !== this.planned) throw new Error(`launch(): step ${plan.step} is not the planned step`);
+    this.planned = undefined;
+    plan.launched = true;
+    this.launched.push(plan);
+    let row = 0;
+    for (const e of plan.entries) {
+      const seq = e.seq;
+      seq.plannedTokens = 0;
+      seq.inFlight++;
+      seq.numCached += e.chunk.tokens.length;
+      if (e.sample) {
+        e.tokenIndex = seq.tokens.length;
+        seq.tokens.push(pendingToken(row++));
+      }
+    }
+  }
+
+  /**
+   * Applies a finished step (launching it first if it was not). `sampled` holds one token per
+   * sampling entry: a Map by sequence id, or an array in entry order (the runner's logit-row order).
+   * Returns each sequence's new token and/or end. Launched steps finish in launch order.
    */
   onStepDone(plan: StepPlan<P>, sampled: ReadonlyMap<SeqId, number> | ArrayLike<number>): SequenceEvent[] {
-    this.takeInFlight(plan);
+    this.takeLaunched(plan);
     const isMap = sampled instanceof Map;
     if (!isMap && (sampled as ArrayLike<number>).length !== plan.numSamples) {
       throw new Error(`onStepDone: ${(sampled as ArrayLike<number>).length} sampled tokens for ${plan.numSamples} sampling sequences`);
     }
     const events: SequenceEvent[] = [];
     let j = 0;
-    for (const { seq, chunk, sample } of plan.entries) {
-      seq.plannedTokens = 0;
+    for (const { seq, chunk, sample, tokenIndex } of plan.entries) {
+      seq.inFlight--;
       let token: number | undefined;
       if (sample) {
         token = isMap ? (sampled as ReadonlyMap<SeqId, number>).get(seq.id) : (sampled as ArrayLike<number>)[j];
@@ -213,29 +246,38 @@ export class Scheduler<P = unknown> {
         if (token === undefined && seq.status !== 'finished') throw new Error(`onStepDone: no sampled token for sequence ${seq.id}`);
       }
       if (seq.status === 'finished') {
-        this.blocks.free(seq); // aborted while its step ran: its blocks were in use until now
+        // Ended (aborted, or by an earlier step's token) while this step ran: its blocks were in use until now.
+        if (seq.inFlight === 0) this.blocks.free(seq);
         continue;
       }
-      seq.numCached += chunk.tokens.length;
-      this.blocks.registerFullBlocks(seq);
-      if (token === undefined) continue;
-      seq.tokens.push(token);
-      const reason: FinishReason | undefined = seq.stopIds.has(token) ? 'stop' : seq.numGenerated >= seq.maxTokens ? 'length' : undefined;
+      if (seq.status === 'running') this.blocks.registerFullBlocks(seq, chunk.cachedLen + chunk.tokens.length);
+      if (token === undefined || tokenIndex === undefined) continue;
+      seq.tokens[tokenIndex] = token;
+      const generated = tokenIndex + 1 - seq.numPromptTokens;
+      const reason: FinishReason | undefined = seq.stopIds.has(token) ? 'stop' : generated >= seq.maxTokens ? 'length' : undefined;
       events.push({ seqId: seq.id, token, finishReason: reason });
-      if (reason) this.finishRunning(seq, reason);
+      if (reason) {
+        seq.tokens.length = tokenIndex + 1; // a later step's stand-in, if any, is not its token
+        this.finishSequence(seq, reason);
+      }
     }
     return events;
   }
 
-  /** The runner failed this step: its sequences end with `error` (the others go on). */
+  /** The runner failed this step (launched or only planned): its sequences end with `error` (the others go on). */
   onStepFailed(plan: StepPlan<P>): SequenceEvent[] {
-    this.takeInFlight(plan);
+    const wasLaunched = plan.launched;
+    if (wasLaunched) this.takeLaunched(plan);
+    else if (plan === this.planned) this.planned = undefined;
+    else throw new Error(`step ${plan.step} is neither planned nor launched`);
     const events: SequenceEvent[] = [];
     for (const { seq } of plan.entries) {
       seq.plannedTokens = 0;
-      if (seq.status === 'finished') this.blocks.free(seq);
-      else {
-        this.finishRunning(seq, 'error');
+      if (wasLaunched) seq.inFlight--;
+      if (seq.status === 'finished') {
+        if (seq.inFlight === 0) this.blocks.free(seq);
+      } else {
+        this.finishSequence(seq, 'error');
         events.push({ seqId: seq.id, token: undefined, finishReason: 'error' });
       }
     }
@@ -243,21 +285,14 @@ export class Scheduler<P = unknown> {
   }
 
   /**
-   * Cancels a request (client gone) or fails it. Its blocks are freed now, or when its in-flight step
-   * is done. Returns its final event; undefined when the id is unknown or already finished.
+   * Cancels a request (client gone) or fails it. Its blocks are freed now, or when its last planned or
+   * launched step is done. Returns its final event; undefined when the id is unknown or already finished.
    */
   abort(seqId: SeqId, reason: 'abort' | 'error' = 'abort'): SequenceEvent | undefined {
-    const seq = this.byId.get(seqId);
-    if (!seq) return undefined;
-    if (seq.status === 'running') {
-      this.running.splice(this.running.indexOf(seq), 1);
-      if (seq.plannedTokens === 0) this.blocks.free(seq);
-    } else {
-      this.waiting.splice(this.waiting.indexOf(seq), 1);
-    }
-    this.byId.delete(seqId);
-    seq.status = 'finished';
-    seq.finishReason = reason;
+    if (!this.byId.has(seqId)) return undefined;
+    const seq = this.byId.get(seqId)!;
+    dropPendingTokens(seq);
+    this.finishSequence(seq, reason);
     return { seqId, token: undefined, finishReason: reason };
   }
 
@@ -298,16 +333,31 @@ export class Scheduler<P = unknown> {
     };
   }
 
-  private takeInFlight(plan: StepPlan<P>): void {
-    if (plan !== this.inFlight) throw new Error(`step ${plan.step} is not the step in flight`);
-    this.inFlight = undefined;
+  /** Takes a plan off the launched list (launching it first where it was only planned). */
+  private takeLaunched(plan: StepPlan<P>): void {
+    if (!plan.launched) this.launch(plan);
+    if (plan !== this.launched[0]) throw new Error(`step ${plan.step} is not the oldest launched step`);
+    this.launched.shift();
   }
 
-  private finishRunning(seq: Sequence<P>, reason: FinishReason): void {
-    this.running.splice(this.running.indexOf(seq), 1);
-    this.blocks.free(seq);
+  /** Ends a running or queued sequence; its blocks go back unless a step still uses them (then at its end). */
+  private finishSequence(seq: Sequence<P>, reason: FinishReason): void {
+    const queue = seq.status === 'running' ? this.running : this.waiting;
+    const i = queue.indexOf(seq);
+    if (i >= 0) queue.splice(i, 1);
+    if (seq.plannedTokens === 0 && seq.inFlight === 0) this.blocks.free(seq);
     this.byId.delete(seq.id);
     seq.status = 'finished';
     seq.finishReason = reason;
+  }
+}
+
+/** Cuts a sequence's tokens before its first stand-in: what it really generated. */
+function dropPendingTokens(seq: Sequence): void {
+  for (let i = seq.numPromptTokens; i < seq.tokens.length; i++) {
+    if (seq.tokens[i]! < 0) {
+      seq.tokens.length = i;
+      return;
+    }
   }
 }

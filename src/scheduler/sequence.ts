@@ -42,8 +42,10 @@ export class Sequence<P = unknown> {
   numPreemptions = 0;
 
   // Bookkeeping of the scheduler and block manager; not for the engine.
-  /** Tokens planned in the step now being planned or in flight (0 when not in it). */
+  /** Tokens planned in the step now being planned (0 when not in it). */
   plannedTokens = 0;
+  /** Launched steps not yet done that hold this sequence (its blocks are freed only when 0). */
+  inFlight = 0;
   /** Leading blocks already offered to the prefix cache. */
   numRegisteredBlocks = 0;
   /** The cached block that holds the same content as block numRegisteredBlocks-1 (-1: none), and its generation. */

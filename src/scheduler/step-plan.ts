@@ -9,10 +9,43 @@ export interface PlanEntry<P = unknown> {
   chunk: SequenceChunk;
   /** A token is sampled after this chunk (it ends the uncomputed tokens: the prompt's end, or a decode). */
   sample: boolean;
+  /** Where the sampled token goes in seq.tokens (set when the step is launched). */
+  tokenIndex?: number;
+}
+
+/**
+ * A launched step's sampled token is not known until the step is done, but the next step may be
+ * planned before that: seq.tokens holds this stand-in meanwhile (row j of the launched step's
+ * sampled tokens), and chunks of the next step may carry it as an input (see fillPendingTokens).
+ */
+export function pendingToken(row: number): number {
+  return -1 - row;
+}
+
+/**
+ * Replaces the stand-ins in a plan's chunks by the launched step's sampled tokens, before the
+ * plan runs. Returns how many were replaced.
+ */
+export function fillPendingTokens(plan: StepPlan, sampled: ArrayLike<number>): number {
+  let n = 0;
+  for (const e of plan.entries) {
+    const tokens = e.chunk.tokens as number[];
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (t >= 0) continue;
+      const v = sampled[-1 - t];
+      if (v === undefined) throw new Error(`step ${plan.step}: stand-in token for row ${-1 - t} of ${sampled.length} sampled`);
+      tokens[i] = v;
+      n++;
+    }
+  }
+  return n;
 }
 
 export class StepPlan<P = unknown> {
   readonly batch: ForwardBatch;
+  /** Set by Scheduler.launch: the plan's effects are applied, its tokens are still to come. */
+  launched = false;
   /** Tokens run through the model this step (prefill chunks + decodes). */
   readonly numTokens: number;
   /** Entries that sample; onStepDone takes one token per such entry, in entry order. */

@@ -199,37 +199,57 @@ function benchGemvWarps(copyGBs: number): void {
 }
 
 function benchAttention(): void {
-  console.log('\n== paged attention (32 heads × 128, 8 KV heads, block 16, F32 cache) ==');
+  console.log('\n== paged attention (32 heads × 128, 8 KV heads, block 16; F32 and BF16 caches) ==');
   const width = KV_HEADS * HEAD_DIM;
   const bs = 16;
   const cases: [string, number, number, number][] = quick
     ? [['decode', 1, 1, 1024], ['decode', 64, 1, 1024]]
-    : [['decode', 1, 1, 1024], ['decode', 1, 1, 8192], ['decode', 16, 1, 1024], ['decode', 64, 1, 1024], ['prefill', 1, 512, 512]];
+    : [['decode', 1, 1, 1024], ['decode', 1, 1, 8192], ['decode', 16, 1, 1024], ['decode', 64, 1, 640], ['decode', 64, 1, 1024], ['prefill', 1, 512, 512]];
+  // Kernels compared: 'first' the first per-row kernel, 'rows' paged_attention_decode.cu's, 'fa2' the
+  // tensor-core prefill kernel (bf16 precision only; in f32 precision prefill rows take the per-row kernels).
+  const paths: Record<string, { precision: 'f32' | 'bf16'; attentionKernel: number }> = {
+    first: { precision: 'f32', attentionKernel: 1 },
+    rows: { precision: 'f32', attentionKernel: 0 },
+    fa2: { precision: 'bf16', attentionKernel: 0 },
+  };
   for (const [kind, S, qlen, ctx] of cases) {
-    const blocksPer = Math.ceil(ctx / bs);
-    const blocks = S * blocksPer;
-    const kc = n.cudaAlloc(DType.F32, [blocks, bs, width], false);
-    const vc = n.cudaAlloc(DType.F32, [blocks, bs, width], false);
-    n.cudaUploadRepeat(kc, new Uint8Array(random(bs * width, 3).buffer));
-    n.cudaUploadRepeat(vc, new Uint8Array(random(bs * width, 4).buffer));
-    const T = S * qlen;
-    const q = input(random(T * HEADS * HEAD_DIM, 5), [T, HEADS * HEAD_DIM]);
-    const i32 = (d: number[], shape: number[]): number => {
-      const h = n.cudaAlloc(DType.I32, shape, false);
-      n.cudaUpload(h, Int32Array.from(d));
-      return h;
-    };
-    const cuQ = i32(Array.from({ length: S + 1 }, (_, s) => s * qlen), [S + 1]);
-    const lens = i32(Array.from({ length: S }, () => ctx), [S]);
-    const tables = i32(Array.from({ length: S * blocksPer }, (_, i) => i), [S, blocksPer]);
-    const t = time(() => n.cudaRelease(n.cudaOpPagedAttention(q, kc, vc, cuQ, lens, tables, KV_HEADS, 1 / Math.sqrt(HEAD_DIM))), quick ? 10 : 30);
-    const kvBytes = 2 * S * ctx * width * 4;
-    const flops = 4 * HEADS * HEAD_DIM * (kind === 'decode' ? S * ctx : (qlen * (qlen + 1)) / 2);
-    const line = `attention ${kind.padEnd(8)} seqs ${String(S).padStart(3)} q ${String(qlen).padStart(4)} ctx ${String(ctx).padStart(5)}: ${fmt(t.gpu * 1e3)} µs  KV ${fmt(kvBytes / (t.gpu * 1e-3) / 1e9, 0)} GB/s  ${fmt(flops / (t.gpu * 1e-3) / 1e12, 2)} TFLOP/s`;
-    console.log(line);
-    summary.push(line);
-    results.push({ op: 'paged_attention', kind, seqs: S, qlen, ctx, us: t.gpu * 1e3 });
-    [kc, vc, q, cuQ, lens, tables].forEach((h) => n.cudaRelease(h));
+    for (const dtype of [DType.F32, DType.BF16]) {
+      const blocksPer = Math.ceil(ctx / bs);
+      const blocks = S * blocksPer;
+      const elt = dtype === DType.F32 ? 4 : 2;
+      const kc = n.cudaAlloc(dtype, [blocks, bs, width], false);
+      const vc = n.cudaAlloc(dtype, [blocks, bs, width], false);
+      // BF16 caches get the top halves of the f32 values: real numbers, not reinterpreted bytes.
+      const pattern = (seed: number): Uint8Array => {
+        const f = random(bs * width, seed);
+        return new Uint8Array((dtype === DType.F32 ? f : Uint16Array.from(new Uint32Array(f.buffer), (u) => u >>> 16)).buffer);
+      };
+      n.cudaUploadRepeat(kc, pattern(3));
+      n.cudaUploadRepeat(vc, pattern(4));
+      const T = S * qlen;
+      const q = input(random(T * HEADS * HEAD_DIM, 5), [T, HEADS * HEAD_DIM]);
+      const i32 = (d: number[], shape: number[]): number => {
+        const h = n.cudaAlloc(DType.I32, shape, false);
+        n.cudaUpload(h, Int32Array.from(d));
+        return h;
+      };
+      const cuQ = i32(Array.from({ length: S + 1 }, (_, s) => s * qlen), [S + 1]);
+      const lens = i32(Array.from({ length: S }, () => ctx), [S]);
+      const tables = i32(Array.from({ length: S * blocksPer }, (_, i) => i), [S, blocksPer]);
+      for (const path of kind === 'prefill' ? ['first', 'rows', 'fa2'] : ['first', 'rows']) {
+        n.cudaSetOptions(paths[path]!);
+        const t = time(() => n.cudaRelease(n.cudaOpPagedAttention(q, kc, vc, cuQ, lens, tables, KV_HEADS, 1 / Math.sqrt(HEAD_DIM))), quick ? 10 : 30);
+        const kvBytes = 2 * S * ctx * width * elt;
+        const flops = 4 * HEADS * HEAD_DIM * (kind === 'decode' ? S * ctx : (qlen * (qlen + 1)) / 2);
+        const name = `${kind} ${dtype === DType.F32 ? 'f32' : 'bf16'} ${path}`;
+        const line = `attention ${name.padEnd(18)} seqs ${String(S).padStart(3)} q ${String(qlen).padStart(4)} ctx ${String(ctx).padStart(5)}: ${fmt(t.gpu * 1e3)} µs  KV ${fmt(kvBytes / (t.gpu * 1e-3) / 1e9, 0)} GB/s  ${fmt(flops / (t.gpu * 1e-3) / 1e12, 2)} TFLOP/s`;
+        console.log(line);
+        summary.push(line);
+        results.push({ op: 'paged_attention', kind, cache: dtype === DType.F32 ? 'f32' : 'bf16', path, seqs: S, qlen, ctx, us: t.gpu * 1e3 });
+      }
+      n.cudaSetOptions({ precision: 'bf16', attentionKernel: 0 });
+      [kc, vc, q, cuQ, lens, tables].forEach((h) => n.cudaRelease(h));
+    }
   }
 }
 

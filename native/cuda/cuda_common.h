@@ -32,7 +32,8 @@ struct Options {
   // in-register dequantization (matmul_mma.cu) instead of dequantize + cuBLAS; -1: 64, 0: never.
   int mma_max_rows = -1;
   int mma_variant = 0;    // tensor-core kernel layout: 0 as measured; 1 activation tiles fastest, ≤ 32 rows a block (to measure)
-  int gemv_warps = 0;     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
+  int gemv_warps = 0;
+  int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
   bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)
 };
 

@@ -240,13 +240,18 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     }
     if (o.Has("mmaVariant")) {
       const int64_t r = o.Get("mmaVariant").ToNumber().Int64Value();
-      check(r == 0 || r == 1, op, "mmaVariant must be 0 or 1");
+      check(r >= 0 && r <= 2, op, "mmaVariant must be 0, 1 or 2");
       opts.mma_variant = static_cast<int>(r);
     }
     if (o.Has("gemvWarps")) {
       const int64_t wv = o.Get("gemvWarps").ToNumber().Int64Value();
       check(wv == 0 || wv == 1 || wv == 2 || wv == 4, op, "gemvWarps must be 0 (by N), 1, 2 or 4");
       opts.gemv_warps = static_cast<int>(wv);
+    }
+    if (o.Has("attentionKernel")) {
+      const int64_t r = o.Get("attentionKernel").ToNumber().Int64Value();
+      check(r == 0 || r == 1, op, "attentionKernel must be 0 or 1");
+      opts.attention_kernel = static_cast<int>(r);
     }
     if (o.Has("poison")) opts.poison = o.Get("poison").ToBoolean();
     Napi::Object out = Napi::Object::New(info.Env());
@@ -255,6 +260,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("gemvWarps", opts.gemv_warps);
     out.Set("mmaMaxRows", opts.mma_max_rows);
     out.Set("mmaVariant", opts.mma_variant);
+    out.Set("attentionKernel", opts.attention_kernel);
     out.Set("poison", opts.poison);
     return out;
   });

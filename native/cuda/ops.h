@@ -36,6 +36,35 @@ inline void check_kv_caches(const char* op, const DeviceTensor& k_cache, const D
 void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
                      const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
                      const DeviceTensor* table_stride = nullptr);
+// The shapes of a paged_attention call, as check_paged_attention found them (one check for both kernels).
+struct AttentionShape {
+  int64_t S, T, H, D, block_size, width, max_blocks;
+  int64_t max_qlen;  // the longest sequence's query rows, or -1 where the index data has no host copy
+  int64_t min_qlen;  // the shortest's, or -1 likewise
+};
+AttentionShape check_paged_attention(const char* op, const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache,
+                                     const DeviceTensor& cu_q, const DeviceTensor& kv_lens, const DeviceTensor& block_tables,
+                                     int num_kv_heads, const DeviceTensor& out, const DeviceTensor* table_stride);
+// paged_attention on the tensor cores, FlashAttention-2 style (paged_attention_prefill.cu): bf16 Q, K,
+// V and P, f32 softmax and sums, for the sequences with min_qlen query rows or more (the others' rows
+// are left to attention_rows). Head dims 64 and 128 only.
+bool prefill_attention_supported(const AttentionShape& shape, const DeviceTensor& q, const DeviceTensor& k_cache,
+                                 const DeviceTensor& v_cache, const DeviceTensor& out);
+// checked: the shape from check_paged_attention where the caller has already checked (the hook in
+// paged_attention); null checks here.
+void paged_attention_prefill(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
+                             const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale,
+                             DeviceTensor& out, const DeviceTensor* table_stride = nullptr, const AttentionShape* checked = nullptr,
+                             int min_qlen = 0);
+// The rows of paged_attention outside the prefill kernel (paged_attention_decode.cu): one block per
+// (row, KV head, key split) for the group's heads; head dims 64, 128, 256. With splits > 1 it writes
+// partials (part_acc [T, H, splits, D], part_ml [T, H, splits, 2]) for the merge kernel. Rows of
+// sequences with skip_qlen query rows or more are left alone (the prefill kernel's).
+bool attention_rows_supported(int64_t head_dim);
+void attention_rows(const AttentionShape& shape, const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache,
+                    const DeviceTensor& cu_q, const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale,
+                    DeviceTensor& out, const DeviceTensor* table_stride, int splits, int min_chunk, float* part_acc, float* part_ml,
+                    int skip_qlen = 0x7fffffff);
 // One token id per row of logits [B, V] (sample.cu): params F32 [B, 4] (temperature, top-k, top-p,
 // min-p), seeds I32 [B, 2] (seed, counter); out I32 [B]. Capturable: no sync, no data-dependent allocation.
 void sample(const DeviceTensor& logits, const DeviceTensor& params, const DeviceTensor& seeds, DeviceTensor& out);

@@ -4,6 +4,7 @@
 // keys per round (four dot products reduced together). Where rows × KV heads are too few to
 // fill the GPU (decode), the keys are split over blocks ("flash-decoding") and a second kernel
 // merges the partial softmaxes. CUDA cores, f32 arithmetic; the caches hold f32 or bf16 (notes/cuda.md).
+// In bf16 precision, calls with a run of 16+ query rows go to the tensor-core kernel (paged_attention_prefill.cu).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -175,10 +176,9 @@ void launch(const AttnArgs& a, bool bf16, int T, int num_kv_heads, int splits) {
 
 }  // namespace
 
-void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
-                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
-                     const DeviceTensor* table_stride) {
-  const char* op = "paged_attention";
+AttentionShape check_paged_attention(const char* op, const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache,
+                                     const DeviceTensor& cu_q, const DeviceTensor& kv_lens, const DeviceTensor& block_tables,
+                                     int num_kv_heads, const DeviceTensor& out, const DeviceTensor* table_stride) {
   check(q.dtype == DType::F32 && out.dtype == DType::F32 && out.numel() == q.numel(), op, "q and out must be F32 of one shape");
   check_kv_caches(op, k_cache, v_cache);
   check(cu_q.dtype == DType::I32 && kv_lens.dtype == DType::I32 && block_tables.dtype == DType::I32, op, "metadata must be I32");
@@ -196,6 +196,7 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   check(H % num_kv_heads == 0, op, "query heads not a multiple of kv heads");
   const int64_t max_blocks = block_tables.shape[1];
   if (table_stride) check(table_stride->dtype == DType::I32 && table_stride->numel() == 1, op, "table stride must be I32 [1]");
+  AttentionShape shape{S, T, H, D, bs, width, max_blocks, -1, -1};
   // Index data is checked where the host holds a copy (every upload keeps one); a replayed graph
   // skips these checks, so its runner fills the step buffers from validated plans only.
   if (cu_q.has_host_copy() && kv_lens.has_host_copy() && block_tables.has_host_copy() && (!table_stride || table_stride->has_host_copy())) {
@@ -205,6 +206,8 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
     const std::vector<int32_t>& lens = kv_lens.host_i32;
     const std::vector<int32_t>& tables = block_tables.host_i32;
     check(cq[0] == 0 && cq[S] == T, op, "cu_q must run from 0 to the " + std::to_string(T) + " rows of q");
+    shape.max_qlen = 0;
+    shape.min_qlen = T;
     for (int64_t s = 0; s < S; ++s) {
       const int64_t qlen = cq[s + 1] - cq[s];
       check(qlen >= 0 && lens[s] >= qlen && lens[s] >= 1 && lens[s] <= stride * bs, op, "sequence " + std::to_string(s) + " has bad lengths");
@@ -212,8 +215,36 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
         const int32_t blk = tables[s * stride + b];
         check(blk >= 0 && blk < nblocks, op, "block " + std::to_string(blk) + " outside the cache");
       }
+      shape.max_qlen = std::max(shape.max_qlen, qlen);
+      shape.min_qlen = std::min(shape.min_qlen, qlen);
     }
   }
+  return shape;
+}
+
+void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache, const DeviceTensor& cu_q,
+                     const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale, DeviceTensor& out,
+                     const DeviceTensor* table_stride) {
+  const char* op = "paged_attention";
+  const AttentionShape shape = check_paged_attention(op, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, out, table_stride);
+  // Runs of 16+ query rows take the tensor-core kernel (paged_attention_prefill.cu) in bf16 precision
+  // ('f32' precision keeps the per-row kernels, which compute what the CPU does); the step's shorter
+  // runs (decodes beside a prefill chunk) take attention_rows, which reads each K/V row once per KV
+  // head group rather than once per query head. Lengths come from the host copies, so a replayed
+  // graph (decode: no long runs) keeps the launch it was captured with.
+  constexpr int kPrefillRows = 16;
+  if (options().precision == Precision::BF16 && shape.max_qlen >= kPrefillRows && prefill_attention_supported(shape, q, k_cache, v_cache, out)) {
+    paged_attention_prefill(q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, scale, out, table_stride, &shape, kPrefillRows);
+    if (shape.min_qlen < kPrefillRows) {
+      check(attention_rows_supported(shape.D), op, "no row kernel for head dim " + std::to_string(shape.D));
+      // One split: a merge pass would overwrite the prefill kernel's rows.
+      attention_rows(shape, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, scale, out, table_stride, 1, 1, nullptr,
+                     nullptr, kPrefillRows);
+    }
+    return;
+  }
+  const int64_t S = shape.S, T = shape.T, H = shape.H, D = shape.D, bs = shape.block_size, width = shape.width;
+  const int64_t max_blocks = shape.max_blocks;
   // Split the keys when rows × KV heads give fewer than ~4 blocks per SM. The split count depends on
   // shapes only (the block table's capacity stands in for the longest sequence), never on lengths.
   const int64_t capacity = max_blocks * bs;
@@ -233,13 +264,18 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
     a.part_acc = static_cast<float*>(part.get());
     a.part_ml = a.part_acc + T * H * splits * D;
   }
-  const int npl = static_cast<int>((D + 31) / 32);
   const int s = static_cast<int>(splits);
-  const bool bf16 = k_cache.dtype == DType::BF16;
-  if (npl <= 1) launch<1>(a, bf16, static_cast<int>(T), num_kv_heads, s);
-  else if (npl <= 2) launch<2>(a, bf16, static_cast<int>(T), num_kv_heads, s);
-  else if (npl <= 4) launch<4>(a, bf16, static_cast<int>(T), num_kv_heads, s);
-  else launch<8>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+  if (options().attention_kernel == 0 && attention_rows_supported(D)) {
+    attention_rows(shape, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, scale, out, table_stride, s, a.min_chunk,
+                   a.part_acc, a.part_ml);
+  } else {
+    const int npl = static_cast<int>((D + 31) / 32);
+    const bool bf16 = k_cache.dtype == DType::BF16;
+    if (npl <= 1) launch<1>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+    else if (npl <= 2) launch<2>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+    else if (npl <= 4) launch<4>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+    else launch<8>(a, bf16, static_cast<int>(T), num_kv_heads, s);
+  }
   if (splits > 1) {
     merge_splits_kernel<<<static_cast<unsigned>(T * H), 128, 0, stream()>>>(a.part_acc, a.part_ml, s, static_cast<int>(D), out.as<float>());
     check_launch("merge_splits_kernel");

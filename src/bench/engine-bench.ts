@@ -193,7 +193,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     engine: info,
     settings: {
       npp: opts.npp, ntg: opts.ntg, npl: opts.npl, chunk_size: opts.chunkSize, block_size: opts.blockSize,
-      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, prefill_first: opts.prefillFirst ?? false, cuda_fused_ops: opts.cudaFusedOps ?? false, seed: opts.seed,
+      cache_tokens: cacheTokens, max_batch_size: maxBatch, prefix_caching: opts.prefixCaching, prefill_first: opts.prefillFirst ?? false, cuda_fused_ops: opts.cudaFusedOps ?? true, seed: opts.seed,
     },
     results,
     skipped,

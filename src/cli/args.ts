@@ -294,3 +294,9 @@ export function formatHelp(spec: readonly FlagSpec[], opts: ParseOptions = {}): 
     '',
   ].join('\n');
 }
+
+/** --kv_cache_dtype: `auto` is bf16 on CUDA (half the KV memory and attention reads), f32 on the CPU. */
+export function kvDtypeFor(flag: string, backend: 'cpu' | 'cuda'): 'f32' | 'bf16' {
+  if (flag === 'auto') return backend === 'cuda' ? 'bf16' : 'f32';
+  return flag === 'bf16' ? 'bf16' : 'f32';
+}

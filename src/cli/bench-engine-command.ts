@@ -2,7 +2,7 @@
 // llama-batched-bench's table row by row, and written as JSON with --out.
 import { writeFileSync } from 'node:fs';
 import { benchEngine, engineTableHeader, engineTableNotes, engineTableRow } from '../bench/engine-bench.js';
-import { parseFlags, UsageError, type FlagSpec } from './args.js';
+import { kvDtypeFor, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 export const benchEngineFlags = [
   { name: 'model', type: 'string', help: 'a GGUF file (config and tokenizer from its metadata)', short: 'm' },
@@ -20,10 +20,10 @@ export const benchEngineFlags = [
   { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
   { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
   { name: 'no_overlap', type: 'bool', help: 'CUDA: plan each step only after the previous one is read (default: planned while it runs)' },
-  { name: 'fused_ops', type: 'bool', help: 'CUDA: fused add+rmsnorm and rope+cache-write kernels (being measured; off by default)' },
+  { name: 'fused_ops', type: 'bool', help: 'CUDA: fused add+rmsnorm and rope+cache-write kernels (--no-fused_ops: one kernel per op)', default: true },
   { name: 'mixed_graphs', type: 'bool', help: 'CUDA: graphs for mixed prefill+decode steps too (being measured; off by default)' },
   { name: 'prefill_first', type: 'bool', help: 'read every prompt before any decode, as llama-batched-bench does (default: interleaved, as serve)' },
-  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type (bf16: CUDA only)', default: 'f32', choices: ['f32', 'bf16'] },
+  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (CUDA only)', default: 'auto', choices: ['auto', 'f32', 'bf16'] },
 ] as const satisfies readonly FlagSpec[];
 
 /** Where the table goes; tests pass their own. */
@@ -55,7 +55,7 @@ export async function runBenchEngine(argv: string[], stdout: BenchEngineOutput =
     backend: f.backend === 'cuda' ? 'cuda' : 'cpu',
     cudaGraphs: !f.no_cuda_graph,
     overlap: f.no_overlap ? false : undefined,
-    kvCacheDtype: f.kv_cache_dtype === 'bf16' ? 'bf16' : 'f32',
+    kvCacheDtype: kvDtypeFor(f.kv_cache_dtype, f.backend === 'cuda' ? 'cuda' : 'cpu'),
     prefillFirst: f.prefill_first,
     cudaFusedOps: f.fused_ops,
     cudaMixedGraphs: f.mixed_graphs,

@@ -6,7 +6,7 @@ import { cudaAvailable } from '../backend/cuda-backend.js';
 import { runBenchServe } from './bench-command.js';
 import { runBenchEngine } from './bench-engine-command.js';
 import { runMakeModel } from './make-model-command.js';
-import { HelpRequested, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { HelpRequested, kvDtypeFor, parseFlags, UsageError, type FlagSpec } from './args.js';
 
 /** --backend auto: the GPU where this build can use one. */
 function pickBackend(flag: string): 'cpu' | 'cuda' {
@@ -48,7 +48,7 @@ const serveFlags = [
   { name: 'gpu_memory_utilization', type: 'float', help: 'fraction of GPU memory to hold when --cache_lens is not given', default: 0.9, min: 0.05, max: 1 },
   { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
   { name: 'no_overlap', type: 'bool', help: 'CUDA: plan each step only after the previous one is read (default: planned while it runs)' },
-  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type: f32, or bf16 (CUDA: half the memory and attention reads)', default: 'f32', choices: ['f32', 'bf16'] },
+  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type: auto (bf16 on CUDA: half the memory and attention reads; f32 on the CPU), f32 or bf16', default: 'auto', choices: ['auto', 'f32', 'bf16'] },
   { name: 'chunk_size', type: 'int', help: 'tokens per engine step (chunked prefill budget)', default: 512, min: 1 },
   { name: 'max_batch_size', type: 'int', help: 'sequences per engine step', default: 32, min: 1 },
   { name: 'backend_type', type: 'string', help: 'balance_serve (continuous batching) or ktransformers (one request at a time)', default: 'balance_serve', choices: ['balance_serve', 'ktransformers'] },
@@ -94,6 +94,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
     help: 'serve the OpenAI- and Ollama-compatible HTTP API',
     run: async (argv) => {
       const f = parseFlags(argv, serveFlags, { command: 'ktserve serve', description: commands['serve']!.help });
+      const backend = pickBackend(f.backend);
       await runServe({
         host: f.host,
         port: f.port,
@@ -107,7 +108,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         gpuMemoryUtilization: f.gpu_memory_utilization,
         cudaGraphs: !f.no_cuda_graph,
         overlap: f.no_overlap ? false : undefined,
-        kvCacheDtype: f.kv_cache_dtype === 'bf16' ? 'bf16' : 'f32',
+        kvCacheDtype: kvDtypeFor(f.kv_cache_dtype, backend),
         chunkSize: f.chunk_size,
         maxBatchSize: f.max_batch_size,
         backendType: f.backend_type === 'ktransformers' ? 'ktransformers' : 'balance_serve',
@@ -117,7 +118,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         maxQueue: f.max_queue,
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
-        backend: pickBackend(f.backend),
+        backend,
       });
     },
   },

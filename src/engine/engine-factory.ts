@@ -17,7 +17,7 @@ export const DEFAULT_CPU_CACHE_TOKENS = 32768;
 export function createEngine(opts: EngineOptions): { core: EngineCore; info: EngineReadyInfo } {
   const files = openModelFiles(opts.model);
   const backend: HandleBackend = opts.backend === 'cuda'
-      ? new CudaBackend({ ...(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}), fusedOps: opts.cudaFusedOps ?? false })
+      ? new CudaBackend({ ...(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}), fusedOps: opts.cudaFusedOps ?? true })
       : new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
   const cuda = backend instanceof CudaBackend ? backend : undefined;

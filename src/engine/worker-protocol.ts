@@ -16,7 +16,7 @@ export interface EngineOptions {
   kvCacheDtype?: 'f32' | 'bf16' | undefined;
   /** Graphs for mixed prefill+decode steps too, by token count up to chunkSize (default off until measured). */
   cudaMixedGraphs?: boolean | undefined;
-  /** Fused CUDA kernels (CudaBackendOptions.fusedOps; default off until measured). */
+  /** Fused CUDA kernels (CudaBackendOptions.fusedOps; default on: bit-identical, measured ~1 % faster decode). */
   cudaFusedOps?: boolean | undefined;
   /** CUDA matmul precision above the GEMV rows (default bf16; tests ask for f32 to compare with HF). */
   cudaPrecision?: 'f32' | 'bf16' | undefined;

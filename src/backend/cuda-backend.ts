@@ -168,7 +168,7 @@ export class CudaBackend extends HandleBackend {
     this.n = n;
     const { fusedOps, ...native } = options;
     this.fused = fusedOps ?? false;
-    this.n.cudaSetOptions(native);
+    this.n.cudaSetOptions({ ...native, ...optionsFromEnv() });
   }
 
   override ropeStoreKv(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, positions: Tensor, slots: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
@@ -235,4 +235,21 @@ export class CudaBackend extends HandleBackend {
   stats(): CudaStats {
     return this.n.cudaStats();
   }
+}
+
+/**
+ * KT_CUDA_OPTIONS: a JSON object of CudaOptions laid over every backend's own, for measuring kernel
+ * variants through whole commands (`KT_CUDA_OPTIONS='{"mmaVariant":2}' ktserve bench engine …`).
+ */
+function optionsFromEnv(): CudaOptions {
+  const text = process.env['KT_CUDA_OPTIONS'];
+  if (!text) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`KT_CUDA_OPTIONS is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('KT_CUDA_OPTIONS must be a JSON object of CUDA options');
+  return parsed as CudaOptions;
 }

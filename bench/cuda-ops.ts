@@ -134,9 +134,9 @@ function benchMatmul(copyGBs: number): void {
       for (const M of ms) {
         const x = input(random(M * K, M, 2), [M, K]);
         const mma = tname === 'Q4_K' || tname === 'Q6_K';
-        for (const path of [...(M <= 16 ? ['gemv'] : []), ...(mma && M <= 512 ? ['mma', 'mma1'] : []), 'cublas']) {
+        for (const path of [...(M <= 16 ? ['gemv'] : []), ...(mma && M <= 512 ? ['mma', 'mma1', 'mma2'] : []), 'cublas']) {
           const onMma = path.startsWith('mma');
-          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 16 : 0, mmaMaxRows: onMma ? 4096 : 0, mmaVariant: path === 'mma1' ? 1 : 0 });
+          n.cudaSetOptions({ gemvMaxRows: path === 'gemv' ? 16 : 0, mmaMaxRows: onMma ? 4096 : 0, mmaVariant: path === 'mma1' ? 1 : path === 'mma2' ? 2 : 0 });
           const estUs = bytes / 2.5e3 + (2 * M * N * K) / 4e8 + 5; // at ~2.5 TB/s and ~400 TFLOP/s
           const reps = Math.max(5, Math.min(200, Math.round(30000 / estUs)));
           const t = time((i) => n.cudaRelease(n.cudaOpMatmul(x, ws[i % copies]!)), reps);

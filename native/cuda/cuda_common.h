@@ -31,7 +31,7 @@ struct Options {
   // Above the GEMV rows and up to this, bf16 precision, Q4_K/Q6_K weights: the tensor-core kernel with
   // in-register dequantization (matmul_mma.cu) instead of dequantize + cuBLAS; -1: 64, 0: never.
   int mma_max_rows = -1;
-  int mma_variant = 0;    // tensor-core kernel layout: 0 as measured; 1 activation tiles fastest, ≤ 32 rows a block (to measure)
+  int mma_variant = 0;    // tensor-core kernel layout: 0 as measured; 1 activation tiles fastest, ≤ 32 rows a block; 2 staged bf16 activations, 128 weight rows a block, split-K (to measure)
   int gemv_warps = 0;
   int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
   bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)

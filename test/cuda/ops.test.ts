@@ -140,7 +140,7 @@ describe('CUDA ops vs CPU', needCuda, () => {
     gpu.setOptions({ precision: 'bf16', gemvMaxRows: 0, mmaMaxRows: 4096 });
     try {
       let worst = 0;
-      for (const variant of [0, 1]) {
+      for (const variant of [0, 1, 2]) {
         gpu.setOptions({ mmaVariant: variant });
         for (const name of ['Q4_K', 'Q6_K'] as const)
           for (const M of [1, 3, 9, 16, 33, 64, 100, 129])

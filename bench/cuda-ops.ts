@@ -153,7 +153,7 @@ function benchMatmul(copyGBs: number): void {
       }
       ws.forEach((h) => n.cudaRelease(h));
     }
-    n.cudaSetOptions({ gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 0 });
+    n.cudaSetOptions({ gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 2 });
     const layer = shapes.filter(([s]) => s !== 'lm_head');
     const layerBytes = layer.reduce((a, [, N, K]) => a + loadNative().quantize(type, random(K, 1)).length * N, 0);
     for (const [key, us] of layerUs) {

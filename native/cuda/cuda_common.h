@@ -31,9 +31,11 @@ struct Options {
   // Above the GEMV rows and up to this, bf16 precision, Q4_K/Q6_K weights: the tensor-core kernel with
   // in-register dequantization (matmul_mma.cu) instead of dequantize + cuBLAS; -1: 64, 0: never.
   int mma_max_rows = -1;
-  int mma_variant = 0;    // tensor-core kernel layout: 0 as measured; 1 activation tiles fastest, ≤ 32 rows a block; 2 staged bf16 activations, 128 weight rows a block, split-K (to measure)
-  int gemv_warps = 0;
-  int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)     // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
+  // Tensor-core kernel layout: 2 (default) bf16 activations staged once per block, 128 weight rows a block,
+  // split-K for narrow shapes (1.2–2.2× variant 0 at M 4–64 on the H200); 0 the first layout; 1 activation tiles fastest.
+  int mma_variant = 2;
+  int gemv_warps = 0;        // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
+  int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)
   bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)
 };
 

@@ -39,7 +39,7 @@ export interface CudaOptions {
    * -1 (default): 64; 0: never.
    */
   mmaMaxRows?: number;
-  /** Layout of the tensor-core kernel: 0 (default) as measured; 1 activation tiles fastest, ≤ 32 rows a block. */
+  /** Layout of the tensor-core kernel: 2 (default) staged bf16 activations + split-K; 0 the first layout; 1 activation tiles fastest. */
   mmaVariant?: number;
   /** Warps per row pair in the GEMV kernels: 1, 2 or 4; 0 (default) picks by the number of rows. */
   gemvWarps?: number;

@@ -148,7 +148,7 @@ describe('CUDA ops vs CPU', needCuda, () => {
       }
       report.push(`matmul mma (bf16 fragments dequantized in registers): worst NMSE ${worst.toExponential(2)}`);
     } finally {
-      gpu.setOptions({ precision: 'f32', gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 0 });
+      gpu.setOptions({ precision: 'f32', gemvMaxRows: -1, mmaMaxRows: -1, mmaVariant: 2 });
     }
   });
 

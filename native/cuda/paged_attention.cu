@@ -14,6 +14,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/paged_rows.cuh"
 
 namespace kt::cuda {
 
@@ -48,22 +49,10 @@ __global__ void paged_attention_kernel(AttnArgs a) {
   const C* vc = static_cast<const C*>(a.vc);
   const int row = blockIdx.x, kvh = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
-  // The sequence of this row: the last s with cu_q[s] <= row (empty sequences are skipped over).
-  int lo = 0, hi = a.S - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (a.cu_q[mid] <= row) lo = mid;
-    else hi = mid - 1;
-  }
-  const int s = lo;
-  const int qlen = a.cu_q[s + 1] - a.cu_q[s];
-  const int n = a.kv_lens[s] - qlen + (row - a.cu_q[s]) + 1;  // keys this query may see
-  const int32_t* table = a.tables + static_cast<int64_t>(s) * (a.stride ? *a.stride : a.max_blocks);
+  const RowKeys rk = row_keys(a.cu_q, a.kv_lens, a.tables, a.stride, a.S, a.max_blocks, a.min_chunk, row);
+  const int32_t* table = rk.table;
   const int64_t head_off = static_cast<int64_t>(kvh) * a.D;
-  // Each sequence's keys are cut into gridDim.z equal chunks (≥ min_chunk keys), so one launch
-  // shape serves any lengths: a replayed CUDA graph sees new lengths with the splits it was captured with.
-  const int chunk = max(a.min_chunk, ((a.kv_lens[s] + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z) + 3) / 4 * 4);
-  const int j_begin = blockIdx.z * chunk, j_end = min(n, j_begin + chunk);  // may be empty
+  const int j_begin = rk.begin, j_end = rk.end;
 
   for (int hh = warp; hh < a.group; hh += nwarps) {
     const int h = kvh * a.group + hh;

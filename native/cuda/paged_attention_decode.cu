@@ -16,6 +16,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/paged_rows.cuh"
 
 namespace kt::cuda {
 
@@ -76,20 +77,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int kg = lane / TPK, t = lane % TPK;
 
-  int lo = 0, hi = a.S - 1;  // this row's sequence: the last s with cu_q[s] <= row
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) / 2;
-    if (a.cu_q[mid] <= row) lo = mid;
-    else hi = mid - 1;
-  }
-  const int s = lo;
-  const int qlen = a.cu_q[s + 1] - a.cu_q[s];
-  if (qlen >= a.skip_qlen) return;  // the whole block, before its barrier
-  const int n = a.kv_lens[s] - qlen + (row - a.cu_q[s]) + 1;  // keys this row may see
-  const int32_t* table = a.tables + static_cast<int64_t>(s) * (a.stride ? *a.stride : a.max_blocks);
-  // The same chunking as the old kernel's: a function of the sequence's length and the split count only.
-  const int chunk = max(a.min_chunk, ((a.kv_lens[s] + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z) + 3) / 4 * 4);
-  const int j_begin = blockIdx.z * chunk, j_end = min(n, j_begin + chunk);
+  const RowKeys rk = row_keys(a.cu_q, a.kv_lens, a.tables, a.stride, a.S, a.max_blocks, a.min_chunk, row);
+  if (rk.qlen >= a.skip_qlen) return;  // the whole block, before its barrier
+  const int32_t* table = rk.table;
+  const int j_begin = rk.begin, j_end = rk.end;
 
   const int h0 = kvh * a.group + hb * G;  // first query head of this block
   const int heads = min(G, a.group - hb * G);

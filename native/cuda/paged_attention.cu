@@ -23,17 +23,9 @@ namespace {
 constexpr int kMaxWarps = 8;
 constexpr int kKeysPerRound = 4;
 
-struct AttnArgs {
-  const float* q;
-  const void* kc;  // [blocks, block_size, width] of float or __nv_bfloat16 (the kernel's C)
-  const void* vc;
-  const int32_t* cu_q;
-  const int32_t* kv_lens;
-  const int32_t* tables;
-  const int32_t* stride;  // row stride of tables on the device, or null: max_blocks
-  int S, max_blocks, bs, width, H, group, D;
+struct AttnArgs : PagedAttention {
+  int D;
   float scale;
-  float* out;
   int min_chunk;    // fewest keys per split
   float* part_acc;  // [T, H, splits, D] unnormalised sums, or null: one split, write `out`
   float* part_ml;   // [T, H, splits, 2] running max and sum of exponentials
@@ -49,7 +41,7 @@ __global__ void paged_attention_kernel(AttnArgs a) {
   const C* vc = static_cast<const C*>(a.vc);
   const int row = blockIdx.x, kvh = blockIdx.y;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nwarps = blockDim.x / 32;
-  const RowKeys rk = row_keys(a.cu_q, a.kv_lens, a.tables, a.stride, a.S, a.max_blocks, a.min_chunk, row);
+  const RowKeys rk = row_keys(a, a.min_chunk, row);
   const int32_t* table = rk.table;
   const int64_t head_off = static_cast<int64_t>(kvh) * a.D;
   const int j_begin = rk.begin, j_end = rk.end;
@@ -232,7 +224,7 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
     }
     return;
   }
-  const int64_t S = shape.S, T = shape.T, H = shape.H, D = shape.D, bs = shape.block_size, width = shape.width;
+  const int64_t T = shape.T, H = shape.H, D = shape.D, bs = shape.block_size;
   const int64_t max_blocks = shape.max_blocks;
   // Split the keys when rows × KV heads give fewer than ~4 blocks per SM. The split count depends on
   // shapes only (the block table's capacity stands in for the longest sequence), never on lengths.
@@ -242,10 +234,8 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   const int64_t splits = have >= want_blocks ? 1 : std::max<int64_t>(1, std::min((want_blocks + have - 1) / have, (capacity + kMinChunk - 1) / kMinChunk));
   check(splits < 65536, op, "too many key splits");
   std::shared_ptr<void> part;
-  AttnArgs a{q.as<float>(), k_cache.data, v_cache.data, cu_q.as<int32_t>(), kv_lens.as<int32_t>(),
-             block_tables.as<int32_t>(), table_stride ? table_stride->as<int32_t>() : nullptr, static_cast<int>(S), static_cast<int>(max_blocks), static_cast<int>(bs),
-             static_cast<int>(width), static_cast<int>(H), static_cast<int>(H / num_kv_heads), static_cast<int>(D), scale,
-             out.as<float>(), static_cast<int>(splits > 1 ? kMinChunk : 1), nullptr, nullptr};
+  AttnArgs a{paged_attention_args(shape, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, out, table_stride),
+             static_cast<int>(D), scale, static_cast<int>(splits > 1 ? kMinChunk : 1), nullptr, nullptr};
   if (splits > 1) {
     // Freed when this function returns: the pool hands the block out again only to later
     // launches on the same stream, which run after the merge.

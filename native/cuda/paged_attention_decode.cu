@@ -44,17 +44,9 @@ template <> struct Chunk<__nv_bfloat16> {
   }
 };
 
-struct RowArgs {
-  const float* q;
-  const void* kc;
-  const void* vc;
-  const int32_t* cu_q;
-  const int32_t* kv_lens;
-  const int32_t* tables;
-  const int32_t* stride;  // device row stride of tables, or null: max_blocks
-  int S, max_blocks, bs, width, H, group, head_batches;
+struct RowArgs : PagedAttention {
+  int head_batches;
   float scale_log2;  // softmax scale · log2(e): scores are kept in base 2
-  float* out;
   int min_chunk;
   int skip_qlen;  // sequences with this many query rows or more belong to the prefill kernel
   float* part_acc;  // [T, H, splits, D] or null (one split: normalised into out)
@@ -77,7 +69,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int kg = lane / TPK, t = lane % TPK;
 
-  const RowKeys rk = row_keys(a.cu_q, a.kv_lens, a.tables, a.stride, a.S, a.max_blocks, a.min_chunk, row);
+  const RowKeys rk = row_keys(a, a.min_chunk, row);
   if (rk.qlen >= a.skip_qlen) return;  // the whole block, before its barrier
   const int32_t* table = rk.table;
   const int j_begin = rk.begin, j_end = rk.end;
@@ -244,10 +236,8 @@ void attention_rows(const AttentionShape& sh, const DeviceTensor& q, const Devic
   const int group = static_cast<int>(sh.H / num_kv_heads);
   const int G = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
   const int head_batches = (group + G - 1) / G;
-  RowArgs a{q.as<float>(), k_cache.data, v_cache.data, cu_q.as<int32_t>(), kv_lens.as<int32_t>(), block_tables.as<int32_t>(),
-            table_stride ? table_stride->as<int32_t>() : nullptr, static_cast<int>(sh.S), static_cast<int>(sh.max_blocks),
-            static_cast<int>(sh.block_size), static_cast<int>(sh.width), static_cast<int>(sh.H), group, head_batches,
-            scale * kLog2e, out.as<float>(), min_chunk, skip_qlen, part_acc, part_ml};
+  RowArgs a{paged_attention_args(sh, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, out, table_stride), head_batches,
+            scale * kLog2e, min_chunk, skip_qlen, part_acc, part_ml};
   const dim3 grid(static_cast<unsigned>(sh.T), static_cast<unsigned>(num_kv_heads * head_batches), static_cast<unsigned>(splits));
   const bool bf16 = k_cache.dtype == DType::BF16;
   switch (sh.D) {

@@ -11,6 +11,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/paged_rows.cuh"
 
 namespace kt::cuda {
 
@@ -21,17 +22,8 @@ constexpr int kRows = 16 * kWarps;  // query rows a block
 constexpr int kKeys = 64;           // keys a shared-memory tile
 constexpr int kThreads = 32 * kWarps;
 
-struct PrefillArgs {
-  const float* q;
-  const void* kc;  // [blocks, block_size, width] of float or __nv_bfloat16 (the kernel's C)
-  const void* vc;
-  const int32_t* cu_q;
-  const int32_t* kv_lens;
-  const int32_t* tables;
-  const int32_t* stride;  // row stride of tables on the device, or null: max_blocks
-  int S, max_blocks, bs, width, H, group;
+struct PrefillArgs : PagedAttention {
   float scale_log2;  // scale · log2(e): the softmax runs on exp2
-  float* out;
   int min_qlen;  // sequences with fewer query rows are left to attention_rows
 };
 
@@ -301,10 +293,8 @@ void paged_attention_prefill(const DeviceTensor& q, const DeviceTensor& k_cache,
   check(prefill_attention_supported(shape, q, k_cache, v_cache, out), op,
         "no tensor-core kernel for head dim " + std::to_string(shape.D) + " (64 and 128), these rows or this alignment");
   constexpr float kLog2e = 1.4426950408889634f;
-  const PrefillArgs a{q.as<float>(), k_cache.data, v_cache.data, cu_q.as<int32_t>(), kv_lens.as<int32_t>(), block_tables.as<int32_t>(),
-                      table_stride ? table_stride->as<int32_t>() : nullptr, static_cast<int>(shape.S), static_cast<int>(shape.max_blocks),
-                      static_cast<int>(shape.block_size), static_cast<int>(shape.width), static_cast<int>(shape.H),
-                      static_cast<int>(shape.H / num_kv_heads), scale * kLog2e, out.as<float>(), min_qlen};
+  const PrefillArgs a{paged_attention_args(shape, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, out, table_stride),
+                      scale * kLog2e, min_qlen};
   const bool bf16 = k_cache.dtype == DType::BF16;
   if (shape.D == 64) bf16 ? launch<64, __nv_bfloat16>(a, shape) : launch<64, float>(a, shape);
   else bf16 ? launch<128, __nv_bfloat16>(a, shape) : launch<128, float>(a, shape);

@@ -37,6 +37,9 @@ struct Options {
   int gemv_warps = 0;        // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
   int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)
   bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)
+  // Programmatic dependent launch for the GEMV kernels and the activation quantizer (pdl.cuh): their
+  // launch and weight prefetch overlap the kernel before; false: ordinary launches (to measure).
+  bool pdl = true;
 };
 
 Options& options();

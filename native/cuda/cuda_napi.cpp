@@ -216,7 +216,7 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   });
 }
 
-// cudaSetOptions({ precision: 'f32' | 'bf16', gemvMaxRows, gemvWarps, poison }); absent keys stay.
+// cudaSetOptions({ precision: 'f32' | 'bf16', gemvMaxRows, gemvWarps, poison, pdl, … }); absent keys stay.
 Napi::Value SetOptions(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "cudaSetOptions";
@@ -254,6 +254,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
       opts.attention_kernel = static_cast<int>(r);
     }
     if (o.Has("poison")) opts.poison = o.Get("poison").ToBoolean();
+    if (o.Has("pdl")) opts.pdl = o.Get("pdl").ToBoolean();
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("precision", opts.precision == Precision::F32 ? "f32" : "bf16");
     out.Set("gemvMaxRows", opts.gemv_max_rows);
@@ -262,6 +263,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("mmaVariant", opts.mma_variant);
     out.Set("attentionKernel", opts.attention_kernel);
     out.Set("poison", opts.poison);
+    out.Set("pdl", opts.pdl);
     return out;
   });
 }

@@ -75,6 +75,54 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// The weight at argument i, checked against x: [N, K] with x rows of K.
+DeviceTensor& weight_arg(const Napi::CallbackInfo& info, size_t i, const DeviceTensor& x, const char* op) {
+  DeviceTensor& w = dev_arg(info, i, op);
+  const int64_t K = w.dim(-1);
+  check(w.shape.size() == 2 && K > 0 && x.numel() % K == 0, op, "x " + x.describe() + " does not match weight " + w.describe());
+  return w;
+}
+
+// cudaOpMatmulGroup(x [M, K], w0 [N0, K], w1, ...) -> [handles of [M, Ni]]: x times each weight
+// (one GEMV launch where the weights go together), up to 3 weights.
+Napi::Value MatmulGroup(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaOpMatmulGroup";
+    need_args(info, 2, op);
+    const int count = static_cast<int>(info.Length()) - 1;
+    check(count <= 3, op, "at most 3 weights");
+    DeviceTensor& x = dev_arg(info, 0, op);
+    const DeviceTensor* ws[3];
+    DeviceTensor outs[3];
+    DeviceTensor* out_ptrs[3];
+    for (int i = 0; i < count; ++i) {
+      ws[i] = &weight_arg(info, static_cast<size_t>(i) + 1, x, op);
+      check(ws[i]->dim(-1) == ws[0]->dim(-1), op, "weights must share K");
+      outs[i] = new_device_tensor(DType::F32, {x.numel() / ws[i]->dim(-1), ws[i]->dim(0)}, true);
+      out_ptrs[i] = &outs[i];
+    }
+    matmul_group(x, ws, out_ptrs, count);
+    Napi::Array handles = Napi::Array::New(info.Env(), static_cast<size_t>(count));
+    for (int i = 0; i < count; ++i) handles.Set(static_cast<uint32_t>(i), handle(info, std::move(outs[i])));
+    return handles;
+  });
+}
+
+// cudaOpMatmulSiluMul(x [M, K], gate [N, K], up [N, K]) -> silu(x · gateᵀ) · (x · upᵀ) [M, N]
+Napi::Value MatmulSiluMul(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaOpMatmulSiluMul";
+    need_args(info, 3, op);
+    DeviceTensor& x = dev_arg(info, 0, op);
+    DeviceTensor& gate = weight_arg(info, 1, x, op);
+    DeviceTensor& up = weight_arg(info, 2, x, op);
+    check(gate.shape == up.shape, op, "gate " + gate.describe() + " and up " + up.describe() + " differ in shape");
+    DeviceTensor out = new_device_tensor(DType::F32, {x.numel() / gate.dim(-1), gate.dim(0)}, true);
+    matmul_silu_mul(x, gate, up, out);
+    return handle(info, std::move(out));
+  });
+}
+
 // cudaOpRope(x, positions, invFreq, headDim, rotDim, interleaved): in place
 Napi::Value Rope(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -156,6 +204,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaOpStoreKv", Napi::Function::New(env, StoreKv));
   exports.Set("cudaOpPagedAttention", Napi::Function::New(env, PagedAttention));
   exports.Set("cudaOpSiluMul", Napi::Function::New(env, SiluMul));
+  exports.Set("cudaOpMatmulGroup", Napi::Function::New(env, MatmulGroup));
+  exports.Set("cudaOpMatmulSiluMul", Napi::Function::New(env, MatmulSiluMul));
   exports.Set("cudaOpAddInPlace", Napi::Function::New(env, AddInPlace));
   exports.Set("cudaOpGatherRows", Napi::Function::New(env, GatherRows));
 }

@@ -7,6 +7,7 @@
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
 #include "cuda/rope.cuh"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
@@ -36,6 +37,7 @@ template <typename C>
 __global__ void rope_store_kernel(float* __restrict__ q, int q_heads, const float* __restrict__ k, const float* __restrict__ v, int kv_heads,
                                   C* __restrict__ kc, C* __restrict__ vc, const int32_t* __restrict__ pos, const int32_t* __restrict__ slots,
                                   const float* __restrict__ inv_freq, int head_dim, int half, bool interleaved, int64_t total) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   const int t = blockIdx.x;
   const float p = static_cast<float>(pos[t]);
   const int64_t s = slots[t];

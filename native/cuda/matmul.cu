@@ -75,7 +75,62 @@ void matmul_bf16(const DeviceTensor& x, const DeviceTensor& w, int64_t M, int64_
   }
 }
 
+// Rows up to which weights of type wt take the GEMV path.
+int gemv_rows(DType wt) { return options().gemv_max_rows < 0 ? default_gemv_rows(wt) : options().gemv_max_rows; }
+
+// The GEMV weight of w (checked [N, K]) writing to out.
+GemvWeight gemv_weight(const DeviceTensor& w, DeviceTensor& out) {
+  return GemvWeight{w.data, w.dtype, row_bytes(*type_traits(w.dtype), w.shape[1]), w.shape[0], out.as<float>()};
+}
+
+// True where x [M, K] against ws[0..count) can be one gemv_group launch: M within every weight's GEMV
+// rows, one K, types that go together.
+bool groupable(const DeviceTensor& x, const DeviceTensor* const* ws, int count) {
+  DType types[3];
+  if (count > 3 || x.dtype != DType::F32) return false;
+  for (int i = 0; i < count; ++i) {
+    const DeviceTensor& w = *ws[i];
+    if (w.shape.size() != 2 || w.shape[1] != ws[0]->shape[1] || !matmul_type_supported(w.dtype, w.shape[1])) return false;
+    const int64_t K = w.shape[1];
+    if (K <= 0 || x.numel() % K != 0) return false;
+    const int64_t M = x.numel() / K;
+    if (M < 1 || M > 2 || M > gemv_rows(w.dtype)) return false;
+    types[i] = w.dtype;
+  }
+  return gemv_group_supported(types, count);
+}
+
 }  // namespace
+
+void matmul_group(const DeviceTensor& x, const DeviceTensor* const* ws, DeviceTensor* const* outs, int count) {
+  if (!groupable(x, ws, count)) {
+    for (int i = 0; i < count; ++i) matmul(x, *ws[i], *outs[i]);
+    return;
+  }
+  const int64_t K = ws[0]->shape[1], M = x.numel() / K;
+  GemvWeight g[3];
+  for (int i = 0; i < count; ++i) {
+    check(outs[i]->dtype == DType::F32 && outs[i]->numel() == M * ws[i]->shape[0], "matmul_group", "out " + outs[i]->describe() + " does not match");
+    g[i] = gemv_weight(*ws[i], *outs[i]);
+  }
+  gemv_group(g, count, x.as<float>(), M, K, false);
+}
+
+void matmul_silu_mul(const DeviceTensor& x, const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out) {
+  const DeviceTensor* ws[2] = {&gate, &up};
+  if (!groupable(x, ws, 2) || gate.dtype != up.dtype || gate.shape != up.shape) {
+    const int64_t M = x.numel() / gate.dim(-1);
+    DeviceTensor g = new_device_tensor(DType::F32, {M, gate.dim(0)}, true);
+    DeviceTensor u = new_device_tensor(DType::F32, {M, up.dim(0)}, true);
+    matmul(x, gate, g);
+    matmul(x, up, u);
+    return silu_mul(g, u, out);
+  }
+  const int64_t K = gate.shape[1], M = x.numel() / K;
+  check(out.dtype == DType::F32 && out.numel() == M * gate.shape[0], "matmul_silu_mul", "out " + out.describe() + " does not match");
+  GemvWeight g[2] = {gemv_weight(gate, out), gemv_weight(up, out)};
+  gemv_group(g, 2, x.as<float>(), M, K, true);
+}
 
 void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
   const char* op = "matmul";
@@ -90,8 +145,7 @@ void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
   if (M == 0 || N == 0) return;
   const TypeTraits* tr = type_traits(w.dtype);
   const int64_t rb = row_bytes(*tr, K);
-  const int gemv_rows = options().gemv_max_rows < 0 ? default_gemv_rows(w.dtype) : options().gemv_max_rows;
-  if (M <= gemv_rows) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>());
+  if (M <= gemv_rows(w.dtype)) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>());
   if (options().precision == Precision::F32) return matmul_f32(x, w, M, K, N, rb, out.as<float>());
   // Tensor-core kernel up to 64 rows: a Q4_K layer of llama-3.1-8b takes 203 / 315 / 400 µs at
   // M = 8 / 16 / 64 there against ~435 µs dequantized for cuBLAS (H200), which wins from M ≈ 128.

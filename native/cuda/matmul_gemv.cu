@@ -2,9 +2,14 @@
 // weight byte is read once per MT activation rows). Plain weights: f32 activations and sums.
 // Quantized weights: as the CPU (and llama.cpp's mmvq), the activations are first quantized
 // per row to the type's q8 format, then int8 dot products (dp4a) per block with float scales.
+// gemv_group runs several weights over the same activations in one launch (a layer's q, k, v;
+// gate and up with SwiGLU at the end). Every kernel here starts with launch_pdl (pdl.cuh).
+#include <type_traits>
+
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
 #include "cuda/ops.h"
+#include "cuda/pdl.cuh"
 #include "cuda/quantize_act.h"
 
 namespace kt::cuda {
@@ -20,11 +25,10 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// The end of both kernels: each warp's sums of its row pair, added over the W warps sharing the
-// pair, stored for rows below M and N.
-template <int MT, int W>
-__device__ __forceinline__ void store_rows(const float (&acc)[kRows][MT], int warp, int lane, int M, int N, int m0, float* __restrict__ out) {
-  constexpr int kPairs = 8 / W;
+// Each warp's sums of its row pair, added over the W warps sharing the pair, in shared memory
+// (partial[pair * W + j][r][m] for the pair's warps j), for the stores below.
+template <int MT>
+__device__ __forceinline__ float (*warp_partials(const float (&acc)[kRows][MT], int warp, int lane))[kRows][MT] {
   __shared__ float partial[8][kRows][MT];
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
@@ -34,9 +38,18 @@ __device__ __forceinline__ void store_rows(const float (&acc)[kRows][MT], int wa
       if (lane == 0) partial[warp][r][m] = v;
     }
   __syncthreads();
+  return partial;
+}
+
+// The end of the plain kernels: rows 2·pair and 2·pair + 1 of block bx's pairs, stored below M and N.
+template <int MT, int W>
+__device__ __forceinline__ void store_rows(const float (&acc)[kRows][MT], int warp, int lane, int M, int N, int m0, int bx,
+                                           float* __restrict__ out) {
+  constexpr int kPairs = 8 / W;
+  const auto partial = warp_partials<MT>(acc, warp, lane);
   if (threadIdx.x < kPairs * kRows * MT) {
     const int pair = threadIdx.x / (kRows * MT), r = (threadIdx.x / MT) % kRows, m = threadIdx.x % MT;
-    const int n = (blockIdx.x * kPairs + pair) * kRows + r;
+    const int n = (bx * kPairs + pair) * kRows + r;
     if (n < N && m0 + m < M) {
       float v = 0.f;
 #pragma unroll
@@ -46,32 +59,60 @@ __device__ __forceinline__ void store_rows(const float (&acc)[kRows][MT], int wa
   }
 }
 
-// W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs. Thread t
-// (0 .. 32W - 1) of a pair takes pieces t, t + 32W, ... of both rows; activation rows
-// MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
-template <DType T, int MT, int W>
-__global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes,
-                                                        const float* __restrict__ x, int M, int K, int N,
-                                                        float* __restrict__ out) {
-  using Q = Quant<T>;
-  constexpr int kPiecesPerBlock = Q::kBlockElems / Q::kPiece;
+// The end of the SwiGLU kernel: a pair is (gate row n, up row n) and stores silu(gate) · up at n,
+// with silu_mul.cu's rounding.
+template <int MT, int W>
+__device__ __forceinline__ void store_silu_mul(const float (&acc)[kRows][MT], int warp, int lane, int M, int N, int m0, int bx,
+                                               float* __restrict__ out) {
   constexpr int kPairs = 8 / W;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n0 = (blockIdx.x * kPairs + warp / W) * kRows;
-  const int t = (warp % W) * 32 + lane;
-  const int m0 = blockIdx.y * MT;
-  const int pieces = K / Q::kPiece;
-  float acc[kRows][MT];
+  const auto partial = warp_partials<MT>(acc, warp, lane);
+  if (threadIdx.x < kPairs * MT) {
+    const int pair = threadIdx.x / MT, m = threadIdx.x % MT;
+    const int n = bx * kPairs + pair;
+    if (n < N && m0 + m < M) {
+      float g = 0.f, u = 0.f;
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
+      for (int j = 0; j < W; ++j) g += partial[pair * W + j][0][m], u += partial[pair * W + j][1][m];
+      out[static_cast<int64_t>(m0 + m) * N + n] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+    }
+  }
+}
+
+// Sums of weight rows w0 and w1 against MT activation rows from m0 (rows past M repeat the last:
+// computed, not stored). Thread t (0 .. 32W - 1) of the pair's W warps takes pieces (units)
+// t, t + 32W, ... of both rows. Int8: q8 activations and int8 dots (Dot<T>); else f32 x
+// against weights dequantized in registers (Quant<T>).
+template <DType T, int MT, int W, bool Int8>
+__device__ __forceinline__ void pair_sums(const uint8_t* __restrict__ w0, const uint8_t* __restrict__ w1, const float* __restrict__ x,
+                                          const ActQ& act, int M, int K, int m0, int t, float (&acc)[kRows][MT]) {
+  if constexpr (Int8) {
+    using D = Dot<T>;
+    const int units = K / D::kBlockElems * D::kUnits;
+    int64_t xm[MT];
 #pragma unroll
-    for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
-  if (n0 < N) {
-    const uint8_t* w0 = w + static_cast<int64_t>(n0) * row_bytes;
-    const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
+    for (int m = 0; m < MT; ++m) xm[m] = min(m0 + m, M - 1);
+#pragma unroll 2
+    for (int p = t; p < units; p += 32 * W) {
+      const int blk = p / D::kUnits, u = p % D::kUnits;
+      const int64_t off = static_cast<int64_t>(blk) * D::kBlockBytes;
+      const int8_t* xq[MT];
+      float xd[MT], xs[MT];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        xq[m] = act.q + xm[m] * K + static_cast<int64_t>(blk) * D::kBlockElems;
+        xd[m] = __ldg(act.d + xm[m] * act.blocks + blk);
+        xs[m] = act.s ? __ldg(act.s + xm[m] * act.blocks + blk) : 0.f;
+      }
+      D::template unit<MT>(w0 + off, u, xq, xd, xs, acc[0]);
+      D::template unit<MT>(w1 + off, u, xq, xd, xs, acc[1]);
+    }
+  } else {
+    using Q = Quant<T>;
+    constexpr int kPiecesPerBlock = Q::kBlockElems / Q::kPiece;
+    const int pieces = K / Q::kPiece;
     const float* xr[MT];
 #pragma unroll
-    for (int m = 0; m < MT; ++m) xr[m] = x + static_cast<int64_t>(min(m0 + m, M - 1)) * K;  // rows past M: computed, not stored
+    for (int m = 0; m < MT; ++m) xr[m] = x + static_cast<int64_t>(min(m0 + m, M - 1)) * K;
 #pragma unroll 2
     for (int p = t; p < pieces; p += 32 * W) {
       const int64_t off = static_cast<int64_t>(p / kPiecesPerBlock) * Q::kBlockBytes;
@@ -90,50 +131,124 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restric
       }
     }
   }
-  store_rows<MT, W>(acc, warp, lane, M, N, m0, out);
 }
 
+// Before pdl_wait: the first warp of a pair asks L2 for both its rows (weights: no kernel writes
+// them), so the reads after the wait find them there.
+template <int W>
+__device__ __forceinline__ void prefetch_pair(const uint8_t* w0, const uint8_t* w1, int64_t row_bytes, int warp, int lane) {
+  if (warp % W == 0 && lane == 0 && blockIdx.y == 0) {
+    prefetch_l2(w0, static_cast<uint32_t>(row_bytes));
+    if (w1 != w0) prefetch_l2(w1, static_cast<uint32_t>(row_bytes));
+  }
+}
 
-// The int8 version of gemv_kernel (same warp layout): thread t takes units t, t + 32W, ... of
-// both weight rows against MT quantized activation rows.
-template <DType T, int MT, int W>
-__global__ void __launch_bounds__(kThreads) mmvq_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, ActQ act, int M, int K,
-                                                        int N, float* __restrict__ out) {
-  using D = Dot<T>;
-  constexpr int kPairs = 8 / W;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n0 = (blockIdx.x * kPairs + warp / W) * kRows;
-  const int t = (warp % W) * 32 + lane;
-  const int m0 = blockIdx.y * MT;
-  const int units = K / D::kBlockElems * D::kUnits;
-  float acc[kRows][MT];
+template <int MT>
+__device__ __forceinline__ void zero(float (&acc)[kRows][MT]) {
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
-  if (n0 < N) {
-    const uint8_t* w0 = w + static_cast<int64_t>(n0) * row_bytes;
-    const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
-    int64_t xm[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) xm[m] = min(m0 + m, M - 1);  // rows past M: computed, not stored
-#pragma unroll 2
-    for (int p = t; p < units; p += 32 * W) {
-      const int blk = p / D::kUnits, u = p % D::kUnits;
-      const int64_t off = static_cast<int64_t>(blk) * D::kBlockBytes;
-      const int8_t* xq[MT];
-      float xd[MT], xs[MT];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        xq[m] = act.q + xm[m] * K + static_cast<int64_t>(blk) * D::kBlockElems;
-        xd[m] = __ldg(act.d + xm[m] * act.blocks + blk);
-        xs[m] = act.s ? __ldg(act.s + xm[m] * act.blocks + blk) : 0.f;
-      }
-      D::template unit<MT>(w0 + off, u, xq, xd, xs, acc[0]);
-      D::template unit<MT>(w1 + off, u, xq, xd, xs, acc[1]);
+}
+
+// W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs; activation rows
+// MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
+// Launched with launch_pdl (pdl.cuh).
+template <DType T, int MT, int W, bool Int8>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, const float* __restrict__ x,
+                                                        ActQ act, int M, int K, int N, float* __restrict__ out) {
+  pdl_trigger();
+  constexpr int kPairs = 8 / W;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int n0 = (blockIdx.x * kPairs + warp / W) * kRows;
+  const uint8_t* w0 = w + static_cast<int64_t>(min(n0, N - 1)) * row_bytes;
+  const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
+  if (n0 < N) prefetch_pair<W>(w0, w1, row_bytes, warp, lane);
+  pdl_wait();
+  float acc[kRows][MT];
+  zero(acc);
+  if (n0 < N) pair_sums<T, MT, W, Int8>(w0, w1, x, act, M, K, blockIdx.y * MT, (warp % W) * 32 + lane, acc);
+  store_rows<MT, W>(acc, warp, lane, M, N, blockIdx.y * MT, blockIdx.x, out);
+}
+
+// Several weights against the same activations in one launch (gemv_group): each segment's rows
+// are a run of blocks. With SiluMul, two segments (gate, up) of equal shape and type whose rows
+// n pair up, and one output, silu(x·gate_n) · (x·up_n).
+constexpr int kMaxSegments = 3;
+
+struct GemvSegment {
+  const uint8_t* w;
+  int64_t row_bytes;
+  float* out;
+  int N;
+  int first_block;
+  DType type;
+};
+
+struct GemvGroup {
+  GemvSegment seg[kMaxSegments];
+  int count;
+  const float* x;
+  ActQ act;
+  int M, K;
+};
+
+// The types a group takes: the K-quants and Q8_0 (int8), BF16 and F16 (f32 activations).
+template <bool Int8, int MT, int W>
+__device__ __forceinline__ void group_pair_sums(DType type, const uint8_t* w0, const uint8_t* w1, const GemvGroup& g, int m0, int t,
+                                                float (&acc)[kRows][MT]) {
+  if constexpr (Int8) {
+    switch (type) {
+      case DType::Q4_K: return pair_sums<DType::Q4_K, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q6_K: return pair_sums<DType::Q6_K, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q8_0: return pair_sums<DType::Q8_0, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      default: return;
+    }
+  } else {
+    switch (type) {
+      case DType::BF16: return pair_sums<DType::BF16, MT, W, false>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::F16: return pair_sums<DType::F16, MT, W, false>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      default: return;
     }
   }
-  store_rows<MT, W>(acc, warp, lane, M, N, m0, out);
+}
+
+bool group_type(DType t, bool* int8) {
+  *int8 = t == DType::Q4_K || t == DType::Q6_K || t == DType::Q8_0;
+  return *int8 || t == DType::BF16 || t == DType::F16;
+}
+
+template <int MT, int W, bool Int8, bool SiluMul>
+__global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g) {
+  pdl_trigger();
+  constexpr int kPairs = 8 / W;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int si = 0;
+#pragma unroll
+  for (int i = 1; i < kMaxSegments; ++i)
+    if (!SiluMul && i < g.count && static_cast<int>(blockIdx.x) >= g.seg[i].first_block) si = i;
+  const GemvSegment s = si == 0 ? g.seg[0] : si == 1 ? g.seg[1] : g.seg[2];
+  const int bx = static_cast<int>(blockIdx.x) - s.first_block;
+  const int pair = bx * kPairs + warp / W;
+  const uint8_t *w0, *w1;
+  bool live;
+  if constexpr (SiluMul) {
+    live = pair < s.N;
+    w0 = s.w + static_cast<int64_t>(min(pair, s.N - 1)) * s.row_bytes;
+    w1 = g.seg[1].w + static_cast<int64_t>(min(pair, s.N - 1)) * s.row_bytes;
+  } else {
+    live = pair * kRows < s.N;
+    w0 = s.w + static_cast<int64_t>(min(pair * kRows, s.N - 1)) * s.row_bytes;
+    w1 = s.w + static_cast<int64_t>(min(pair * kRows + 1, s.N - 1)) * s.row_bytes;
+  }
+  if (live) prefetch_pair<W>(w0, w1, s.row_bytes, warp, lane);
+  pdl_wait();
+  float acc[kRows][MT];
+  zero(acc);
+  const int m0 = blockIdx.y * MT;
+  if (live) group_pair_sums<Int8, MT, W>(s.type, w0, w1, g, m0, (warp % W) * 32 + lane, acc);
+  if constexpr (SiluMul) store_silu_mul<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
+  else store_rows<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
 }
 
 bool has_dot(DType t) {
@@ -144,54 +259,88 @@ bool has_dot(DType t) {
   }
 }
 
+bool plain_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// Warps per row pair, from sweeps on an H200 (notes/cuda.md): plain types stream best with four
+// warps on every shape, int8 Q8_0 too; other quantized ones with one warp where there are enough
+// pairs to fill the GPU (~16 warps per SM), more where there are not.
+int warps_for(int64_t pairs, bool four) {
+  const int forced = options().gemv_warps;
+  if (forced) return forced;
+  if (four) return 4;
+  return pairs >= 2048 ? 1 : pairs >= 1024 ? 2 : 4;
+}
+
+// Calls fn.template go<MT, W>() for M activation rows (MT 1, 2, 4, or 8 with grid.y walking
+// the rest) and W warps a pair.
+template <typename Fn>
+void with_mt_w(int64_t M, int W, const Fn& fn) {
+  const auto by_w = [&](auto mt) {
+    constexpr int MT = decltype(mt)::value;
+    if (W == 1) fn.template go<MT, 1>();
+    else if (W == 2) fn.template go<MT, 2>();
+    else fn.template go<MT, 4>();
+  };
+  if (M <= 1) by_w(std::integral_constant<int, 1>{});
+  else if (M <= 2) by_w(std::integral_constant<int, 2>{});
+  else if (M <= 4) by_w(std::integral_constant<int, 4>{});
+  else by_w(std::integral_constant<int, 8>{});
+}
+
+template <DType T>
 struct GemvLaunch {
-  const void* w;
+  const uint8_t* w;
   int64_t row_bytes;
   const float* x;
   int64_t M, K, N;
   float* out;
   const ActQ* act;  // quantized activations (int8 kernels), else nullptr
 
-  template <int MT, int W, DType T>
-  void launch() const {
-    const int64_t pairs = (N + kRows - 1) / kRows;
-    const dim3 grid(blocks_for(pairs, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
+  template <int MT, int W>
+  void go() const {
+    const dim3 grid(blocks_for((N + kRows - 1) / kRows, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
+    const int m = static_cast<int>(M), k = static_cast<int>(K), n = static_cast<int>(N);
     if constexpr (Dot<T>::kHas) {
-      if (act) {
-        mmvq_kernel<T, MT, W><<<grid, kThreads, 0, stream()>>>(static_cast<const uint8_t*>(w), row_bytes, *act, static_cast<int>(M),
-                                                                static_cast<int>(K), static_cast<int>(N), out);
-        check_launch("mmvq_kernel");
-        return;
-      }
+      if (act) return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
     }
-    gemv_kernel<T, MT, W><<<grid, kThreads, 0, stream()>>>(static_cast<const uint8_t*>(w), row_bytes, x, static_cast<int>(M),
-                                                            static_cast<int>(K), static_cast<int>(N), out);
-    check_launch("gemv_kernel");
+    launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, false>, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out);
   }
+};
 
-  // Warps per row pair, from sweeps on an H200 (notes/cuda.md): plain types stream best with
-  // four warps on every shape, int8 Q8_0 too; other quantized ones with one warp where there
-  // are enough pairs to fill the GPU (~16 warps per SM), more where there are not.
-  template <int MT, DType T>
-  void pick_w() const {
-    const int64_t pairs = (N + kRows - 1) / kRows;
-    const bool plain = T == DType::F32 || T == DType::F16 || T == DType::BF16;
-    const int forced = options().gemv_warps;
-    if (forced == 1) launch<MT, 1, T>();
-    else if (forced == 2) launch<MT, 2, T>();
-    else if (forced == 4 || plain) launch<MT, 4, T>();
-    else if (T == DType::Q8_0 && act) launch<MT, 4, T>();
-    else if (pairs >= 2048) launch<MT, 1, T>();
-    else if (pairs >= 1024) launch<MT, 2, T>();
-    else launch<MT, 4, T>();
-  }
+struct GemvDispatch {
+  const void* w;
+  int64_t row_bytes;
+  const float* x;
+  int64_t M, K, N;
+  float* out;
+  const ActQ* act;
 
   template <DType T>
   void run() const {
-    if (M <= 1) pick_w<1, T>();
-    else if (M <= 2) pick_w<2, T>();
-    else if (M <= 4) pick_w<4, T>();
-    else pick_w<8, T>();  // more rows: grid.y walks them 8 at a time
+    const GemvLaunch<T> l{static_cast<const uint8_t*>(w), row_bytes, x, M, K, N, out, act};
+    with_mt_w(M, warps_for((N + kRows - 1) / kRows, plain_type(T) || (T == DType::Q8_0 && act)), l);
+  }
+};
+
+struct GroupLaunch {
+  GemvGroup g;
+  bool int8, silu_mul;
+
+  template <int MT, int W>
+  void go() const {
+    GemvGroup with_blocks = g;
+    int blocks = 0;
+    for (int i = 0; i < (silu_mul ? 1 : g.count); ++i) {
+      GemvSegment& s = with_blocks.seg[i];
+      s.first_block = blocks;
+      blocks += static_cast<int>(blocks_for(silu_mul ? s.N : (s.N + kRows - 1) / kRows, 8 / W));
+    }
+    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>((g.M + MT - 1) / MT));
+    const dim3 block(kThreads);
+    if (int8 && silu_mul) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, true, true>, grid, block, 0, with_blocks);
+    else if (int8) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, true, false>, grid, block, 0, with_blocks);
+    else if (silu_mul) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, false, true>, grid, block, 0, with_blocks);
+    else launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, false, false>, grid, block, 0, with_blocks);
   }
 };
 
@@ -200,9 +349,8 @@ struct GemvLaunch {
 void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out) {
   if (M <= 0 || N <= 0) return;
   check(M < 65535LL * 8 && N < (1LL << 31) && K < (1LL << 31), "matmul", "shape too large for the GEMV kernels");
-  const bool plain = wt == DType::F32 || wt == DType::F16 || wt == DType::BF16;
-  if (plain) {
-    const GemvLaunch l{w, row_bytes, x, M, K, N, out, nullptr};
+  if (plain_type(wt)) {
+    const GemvDispatch l{w, row_bytes, x, M, K, N, out, nullptr};
     check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
     return;
   }
@@ -212,8 +360,47 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
   const bool int8 = has_dot(wt);
   std::shared_ptr<void> storage;
   const ActQ act = quantize_activations(x, M, K, act_format(wt), !int8, &storage);
-  const GemvLaunch l{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr};
+  const GemvDispatch l{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr};
   check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
+}
+
+bool gemv_group_supported(const DType* types, int count) {
+  if (count < 1 || count > kMaxSegments) return false;
+  bool int8 = false;
+  if (!group_type(types[0], &int8)) return false;
+  for (int i = 1; i < count; ++i) {
+    bool other = false;
+    if (!group_type(types[i], &other) || other != int8) return false;
+    if (int8 && act_format(types[i]) != act_format(types[0])) return false;
+  }
+  return true;
+}
+
+void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul) {
+  const char* op = silu_mul ? "matmul_silu_mul" : "matmul_group";
+  check(M >= 1 && M <= 2 && K < (1LL << 31), op, "the grouped GEMV takes 1 or 2 activation rows");
+  check(silu_mul ? count == 2 : count >= 1, op, "bad number of weights");
+  DType types[kMaxSegments];
+  for (int i = 0; i < count && i < kMaxSegments; ++i) types[i] = ws[i].type;
+  check(gemv_group_supported(types, count), op, "these weight types do not share one GEMV launch");
+  check(!silu_mul || (ws[0].type == ws[1].type && ws[0].N == ws[1].N), op, "gate and up must have one type and shape");
+  GroupLaunch l{};
+  l.silu_mul = silu_mul;
+  group_type(ws[0].type, &l.int8);
+  std::shared_ptr<void> storage;  // the quantized activations, freed in stream order after the launch
+  if (l.int8) l.g.act = quantize_activations(x, M, K, act_format(ws[0].type), false, &storage);
+  l.g.x = x;
+  l.g.M = static_cast<int>(M);
+  l.g.K = static_cast<int>(K);
+  l.g.count = count;
+  int64_t pairs = 0;
+  for (int i = 0; i < count; ++i) {
+    check(ws[i].N > 0 && ws[i].N < (1LL << 31), op, "bad weight rows");
+    l.g.seg[i] = GemvSegment{static_cast<const uint8_t*>(ws[i].w), ws[i].row_bytes, ws[i].out, static_cast<int>(ws[i].N), 0, ws[i].type};
+    pairs += silu_mul ? 0 : (ws[i].N + kRows - 1) / kRows;
+  }
+  if (silu_mul) pairs = ws[0].N;
+  with_mt_w(M, warps_for(pairs, !l.int8 || ws[0].type == DType::Q8_0), l);
 }
 
 bool matmul_type_supported(DType wt, int64_t K) { return rows_fit_pieces(wt, K); }

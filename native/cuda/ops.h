@@ -16,6 +16,12 @@ void rms_norm(const DeviceTensor& x, const DeviceTensor& w, float eps, DeviceTen
 void add_rms_norm(DeviceTensor& x, const DeviceTensor& delta, const DeviceTensor& w, float eps, DeviceTensor& out);
 // out[M, N] = x[M, K] · w[N, K]ᵀ (see options().precision for how M > gemv_max_rows runs).
 void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out);
+// outs[i] = x · ws[i]ᵀ for each i: one GEMV launch where the GEMV path takes every weight and
+// gemv_group_supported says they go together (a layer's q, k, v), else one matmul each.
+void matmul_group(const DeviceTensor& x, const DeviceTensor* const* ws, DeviceTensor* const* outs, int count);
+// out = silu(x · gateᵀ) · (x · upᵀ): one GEMV launch where it can (as matmul_group), else two
+// matmuls and silu_mul.
+void matmul_silu_mul(const DeviceTensor& x, const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out);
 // Rotates x [T, H * head_dim] in place (interleaved pairs (2i, 2i+1), else (i, i + rot_dim/2)).
 void rope(DeviceTensor& x, const DeviceTensor& positions, const DeviceTensor& inv_freq, int head_dim, int rot_dim, bool interleaved);
 // Writes k, v [T, Hkv * D] into the paged caches [blocks, block_size, Hkv * D] at slots[t].
@@ -79,6 +85,21 @@ void gather_rows(const DeviceTensor& x, const DeviceTensor& idx, DeviceTensor& o
 // out[m, n] for m < M, n < N, weights of type wt dequantized in registers: quantized types take
 // activations rounded to q8 (as the CPU and llama.cpp do) and int8 dot products; F32/F16/BF16 take f32.
 void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out);
+// One weight of a GEMV group: N rows of type `type`, row_bytes apart; results to out [M, N].
+struct GemvWeight {
+  const void* w;
+  DType type;
+  int64_t row_bytes;
+  int64_t N;
+  float* out;
+};
+// True where these weight types can share one gemv_group launch (one activation format: all of
+// Q4_K/Q6_K, or all Q8_0, or all of BF16/F16), at most 3 of them.
+bool gemv_group_supported(const DType* types, int count);
+// x [M, K] (M 1 or 2) against `count` weights in one launch, the activations quantized once (the
+// GEMV kernels' arithmetic). silu_mul: two weights (gate, up) of one type and N; ws[0].out gets
+// silu(x · gateᵀ) · (x · upᵀ) with silu_mul's rounding.
+void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul);
 // Dequantizes `rows` rows of K elements (row_bytes apart) into dst as f32 or bf16 (row-major, K apart).
 void dequantize_rows_f32(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, float* dst);
 void dequantize_rows_bf16(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, void* dst);

@@ -15,6 +15,7 @@
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
 #include "cuda/paged_rows.cuh"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
@@ -123,6 +124,7 @@ __global__ void paged_attention_kernel(AttnArgs a) {
 // splits have m_s = -inf and weigh nothing; split 0 is never empty.
 __global__ void merge_splits_kernel(const float* __restrict__ part_acc, const float* __restrict__ part_ml, int splits, int D,
                                     float* __restrict__ out) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   const int64_t base = static_cast<int64_t>(blockIdx.x) * splits;
   float mx = -INFINITY;
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[2 * (base + s)]);

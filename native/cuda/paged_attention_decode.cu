@@ -17,6 +17,7 @@
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
 #include "cuda/paged_rows.cuh"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
@@ -57,6 +58,7 @@ struct RowArgs : PagedAttention {
 // C: cache element type.
 template <int D, int G, typename C>
 __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   constexpr int E = Chunk<C>::kElems;
   constexpr int TPK = D / E < 32 ? D / E : 32;  // lanes per key
   constexpr int CH = D / (E * TPK);             // 16-byte chunks per lane

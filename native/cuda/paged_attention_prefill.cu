@@ -12,6 +12,7 @@
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
 #include "cuda/paged_rows.cuh"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
@@ -106,6 +107,7 @@ __device__ __forceinline__ void load_tile(const PrefillArgs& a, const int32_t* t
 // binary search and the grid depends on T and S only. Slots left over exit at once.
 template <int D, typename C>
 __global__ void __launch_bounds__(kThreads) prefill_kernel(PrefillArgs a) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   extern __shared__ uint4 smem_raw[];
   __nv_bfloat16* smem = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   const int h = blockIdx.x;

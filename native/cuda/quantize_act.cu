@@ -5,6 +5,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/device_tensor.h"
+#include "cuda/pdl.cuh"
 #include "cuda/quantize_act.h"
 
 namespace kt::cuda {
@@ -18,6 +19,8 @@ __device__ __forceinline__ float fp16_round(float v) { return __half2float(__flo
 // q8_0 / q8_1: d = amax/127 (fp16-rounded), codes rn(x * (127/amax)).
 __global__ void __launch_bounds__(kThreads) quantize_q8_0(const float* __restrict__ x, int64_t nblocks, int8_t* __restrict__ q,
                                                           float* __restrict__ d, float* __restrict__ s, float* __restrict__ xf) {
+  pdl_trigger();
+  pdl_wait();
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (b >= nblocks) return;
@@ -44,6 +47,8 @@ __global__ void __launch_bounds__(kThreads) quantize_q8_0(const float* __restric
 // d = 1 / iscale (f32).
 __global__ void __launch_bounds__(kThreads) quantize_q8_K(const float* __restrict__ x, int64_t nblocks, int8_t* __restrict__ q,
                                                           float* __restrict__ d, float* __restrict__ xf) {
+  pdl_trigger();
+  pdl_wait();
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (b >= nblocks) return;
@@ -106,9 +111,9 @@ ActQ quantize_activations(const float* x, int64_t M, int64_t K, ActFormat f, boo
   float* s = s_bytes ? reinterpret_cast<float*>(base + q_bytes + d_bytes) : nullptr;
   float* xf = want_xf ? reinterpret_cast<float*>(base + q_bytes + d_bytes + s_bytes) : nullptr;
   const unsigned grid = blocks_for(nb * 32, kThreads);
-  if (f == ActFormat::Q8_K) quantize_q8_K<<<grid, kThreads, 0, stream()>>>(x, nb, q, d, xf);
-  else quantize_q8_0<<<grid, kThreads, 0, stream()>>>(x, nb, q, d, s, xf);
-  check_launch("quantize_activations");
+  // Launched to overlap the kernel before (pdl.cuh): it starts the GEMV after it early too.
+  if (f == ActFormat::Q8_K) launch_pdl("quantize_activations", quantize_q8_K, dim3(grid), dim3(kThreads), 0, x, nb, q, d, xf);
+  else launch_pdl("quantize_activations", quantize_q8_0, dim3(grid), dim3(kThreads), 0, x, nb, q, d, s, xf);
   return ActQ{q, d, s, xf, K / B};
 }
 

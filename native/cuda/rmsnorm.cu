@@ -4,6 +4,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
@@ -16,6 +17,7 @@ constexpr int kThreads = 256;
 // the same additions and the same sums as add_inplace then rms_norm, in one pass over x.
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, const float* __restrict__ w,
                                                            int D, float eps, float* __restrict__ out) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   float* xr = x + static_cast<int64_t>(blockIdx.x) * D;
   float* o = out + static_cast<int64_t>(blockIdx.x) * D;
   float ss = 0.f;

@@ -4,12 +4,14 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
+#include "cuda/pdl.cuh"
 
 namespace kt::cuda {
 
 namespace {
 
 __global__ void silu_mul_kernel(const float* __restrict__ g, const float* __restrict__ u, float* __restrict__ o, int64_t n) {
+  pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     o[i] = __fmul_rn(__fdiv_rn(g[i], __fadd_rn(1.0f, expf(-g[i]))), u[i]);
 }

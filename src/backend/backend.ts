@@ -62,6 +62,10 @@ export interface Backend {
   addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor;
   /** x [M, K] · w [N, K]ᵀ → [M, N], for every weight type. */
   matmul(x: Tensor, w: Tensor): Tensor;
+  /** matmul(x, w) for each of ws (up to 3, one K: a layer's q, k, v), possibly in one launch. */
+  matmulGroup(x: Tensor, ws: readonly Tensor[]): Tensor[];
+  /** siluMul(matmul(x, gate), matmul(x, up)): SwiGLU's first half, possibly in one launch. */
+  matmulSiluMul(x: Tensor, gate: Tensor, up: Tensor): Tensor;
   /** In place on x [T, H·headDim]; the first rotDim dims of each head rotate. */
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void;
   storeKv(kCache: Tensor, vCache: Tensor, k: Tensor, v: Tensor, slots: Tensor): void;

@@ -47,14 +47,20 @@ export interface CudaOptions {
   attentionKernel?: number;
   /** Fill every new per-step tensor with NaN bytes, so a test sees any element an op fails to write. */
   poison?: boolean;
+  /**
+   * Programmatic dependent launch (sm_90) for the GEMV kernels and the activation quantizer: each may start,
+   * and prefetch its weights into L2, while the kernel before it finishes. Default true; false to measure.
+   */
+  pdl?: boolean;
 }
 
 /** Options of the TypeScript side of the CUDA backend (beside the addon's CudaOptions). */
 export interface CudaBackendOptions extends CudaOptions {
   /**
-   * Fused kernels where the model offers them, each bit-identical to the ops it replaces: addRmsNorm (the
-   * residual add and the next norm) and ropeStoreKv (rope of q and k and the cache write) in one launch
-   * each. Default off until measured on the device.
+   * Fused kernels where the model offers them: addRmsNorm (the residual add and the next norm) and
+   * ropeStoreKv (rope of q and k and the cache write), each bit-identical to the ops it replaces; at decode
+   * (the GEMV rows) matmulGroup (q, k, v) and matmulSiluMul (gate, up and SwiGLU) in one launch each, the
+   * same arithmetic with sums possibly split differently across warps. Default off here; the engine turns it on.
    */
   fusedOps?: boolean;
 }
@@ -100,6 +106,9 @@ export interface CudaNative {
   cudaOpAddRmsNorm(x: number, delta: number, w: number, eps: number): number;
   cudaOpRopeStoreKv(q: number, kc: number, vc: number, k: number, v: number, pos: number, slots: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpMatmul(x: number, w: number): number;
+  /** x times each weight (up to 3), one launch where the GEMV path takes them all. */
+  cudaOpMatmulGroup(x: number, ...ws: number[]): number[];
+  cudaOpMatmulSiluMul(x: number, gate: number, up: number): number;
   cudaOpRope(x: number, pos: number, invFreq: number, headDim: number, rotDim: number, interleaved: boolean): void;
   cudaOpStoreKv(kc: number, vc: number, k: number, v: number, slots: number): void;
   cudaOpPagedAttention(q: number, kc: number, vc: number, cuQ: number, kvLens: number, tables: number, nkv: number, scale: number, stride?: number): number;
@@ -174,6 +183,19 @@ export class CudaBackend extends HandleBackend {
   override ropeStoreKv(q: Tensor, k: Tensor, v: Tensor, kCache: Tensor, vCache: Tensor, positions: Tensor, slots: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
     if (!this.fused) return super.ropeStoreKv(q, k, v, kCache, vCache, positions, slots, invFreq, headDim, rotDim, interleaved);
     this.n.cudaOpRopeStoreKv(this.h(q), this.h(kCache), this.h(vCache), this.h(k), this.h(v), this.h(positions), this.h(slots), this.h(invFreq), headDim, rotDim, interleaved);
+  }
+
+  override matmulGroup(x: Tensor, ws: readonly Tensor[]): Tensor[] {
+    if (!this.fused || ws.length < 2 || ws.length > 3) return super.matmulGroup(x, ws);
+    const m = x.shape.reduce((a, b) => a * b, 1) / (ws[0]!.shape[1] ?? 1);
+    const handles = this.n.cudaOpMatmulGroup(this.h(x), ...ws.map((w) => this.h(w)));
+    return handles.map((h, i) => this.wrapStep(h, DType.F32, [m, ws[i]!.shape[0] ?? 0]));
+  }
+
+  override matmulSiluMul(x: Tensor, gate: Tensor, up: Tensor): Tensor {
+    if (!this.fused) return super.matmulSiluMul(x, gate, up);
+    const m = x.shape.reduce((a, b) => a * b, 1) / (gate.shape[1] ?? 1);
+    return this.wrapStep(this.n.cudaOpMatmulSiluMul(this.h(x), this.h(gate), this.h(up)), DType.F32, [m, gate.shape[0] ?? 0]);
   }
 
   override addRmsNorm(x: Tensor, delta: Tensor, weight: Tensor, eps: number): Tensor {

@@ -161,6 +161,20 @@ export abstract class HandleBackend implements Backend {
     return this.wrap(this.ops.opMatmul(this.h(x), this.h(w)), DType.F32, [m, w.shape[0] ?? 0]);
   }
 
+  /** One native op per weight here; the CUDA backend runs them as one launch at decode. */
+  matmulGroup(x: Tensor, ws: readonly Tensor[]): Tensor[] {
+    return ws.map((w) => this.matmul(x, w));
+  }
+
+  /** Three native ops here; the CUDA backend can fuse them into one launch. */
+  matmulSiluMul(x: Tensor, gate: Tensor, up: Tensor): Tensor {
+    const g = this.matmul(x, gate);
+    const u = this.matmul(x, up);
+    const m = this.siluMul(g, u);
+    this.free(g, u);
+    return m;
+  }
+
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, headDim: number, rotDim: number, interleaved: boolean): void {
     this.ops.opRope(this.h(x), this.h(positions), this.h(invFreq), headDim, rotDim, interleaved);
   }

@@ -118,9 +118,10 @@ export class LlamaModel {
     this.layers.forEach((w, l) => {
       const h = pending ? b.addRmsNorm(x, pending, w.attnNorm, c.rmsNormEps) : b.rmsNorm(x, w.attnNorm, c.rmsNormEps);
       if (pending) b.free(pending);
-      let q = b.matmul(h, w.wq);
-      let k = b.matmul(h, w.wk);
-      const v = b.matmul(h, w.wv);
+      const qkv = b.matmulGroup(h, [w.wq, w.wk, w.wv]);
+      let q = qkv[0]!;
+      let k = qkv[1]!;
+      const v = qkv[2]!;
       b.free(h);
       if (w.qNorm && w.kNorm) {
         const qn = b.rmsNorm(q, w.qNorm, c.rmsNormEps);
@@ -135,11 +136,9 @@ export class LlamaModel {
       b.free(q, k, v, a);
       const h2 = b.addRmsNorm(x, o, w.ffnNorm, c.rmsNormEps);
       b.free(o);
-      const g = b.matmul(h2, w.wGate);
-      const u = b.matmul(h2, w.wUp);
-      const m = b.siluMul(g, u);
+      const m = b.matmulSiluMul(h2, w.wGate, w.wUp);
       pending = b.matmul(m, w.wDown);
-      b.free(h2, g, u, m);
+      b.free(h2, m);
     });
     if (pending) {
       b.addInPlace(x, pending);

@@ -130,6 +130,58 @@ describe('CUDA ops vs CPU', needCuda, () => {
     gpu.setOptions({ gemvMaxRows: -1 });
   });
 
+  it('matmulGroup and matmulSiluMul: one GEMV launch at decode (q, k, v; gate, up and SwiGLU) equals the CPU, with and without PDL', () => {
+    const seed = freshSeed();
+    const fused = new CudaBackend({ poison: true, precision: 'f32', fusedOps: true });
+    const K = 512;
+    /** A weight on both backends, as matmulCase loads it (the CPU's q8 matmul for quantized types, f32 values for plain ones). */
+    const weight = (name: (typeof WEIGHT_TYPES)[number], N: number, s: number): [Tensor, Tensor] => {
+      const loc = files.write(DType[name], randn(N * K, s, 0.5), N, K);
+      return [PLAIN.has(name) ? cpu.constantF32(readWeightF32(loc), [N, K]) : cpu.loadWeight(loc), fused.loadWeight(loc)];
+    };
+    const tolFor = (names: readonly string[]): number => (names.every((n) => PLAIN.has(n)) ? F32_TOL : Q8_TOL);
+    // Q5_K has no int8 kernel: that group runs as three matmuls; so does M = 3 (the grouped kernel takes 1 or 2
+    // rows). GEMV rows up to 8 keep every case on the q8 arithmetic the CPU reference computes.
+    fused.setOptions({ gemvMaxRows: 8 });
+    const groups = [['Q4_K', 'Q4_K', 'Q6_K'], ['Q8_0', 'Q8_0', 'Q8_0'], ['BF16', 'BF16', 'BF16'], ['F16', 'BF16', 'F16'], ['Q4_K', 'Q5_K', 'Q4_K']] as const;
+    for (const names of groups)
+      for (const M of [1, 2, 3]) {
+        const ws = names.map((n, i) => weight(n, [512, 128, 131][i]!, seed + 10 * i));
+        const [xc, xg] = [cpu.constantF32(randn(M * K, seed + M), [M, K]), fused.constantF32(randn(M * K, seed + M), [M, K])];
+        const got = fused.matmulGroup(xg, ws.map((w) => w[1]));
+        const read = got.map((t) => fused.read(t));
+        fused.setOptions({ pdl: false });
+        const noPdl = fused.matmulGroup(xg, ws.map((w) => w[1])).map((t) => fused.read(t));
+        fused.setOptions({ pdl: true });
+        ws.forEach(([wc], i) => {
+          const want = cpu.read(cpu.matmul(xc, wc));
+          const e = nmse(read[i]!, want);
+          assert.ok(e <= tolFor(names), `matmulGroup ${names.join('+')} M=${M} weight ${i}: NMSE ${e} (seed ${seed})`);
+          assert.equal(maxAbsDiff(noPdl[i]!, read[i]!), 0, `matmulGroup ${names.join('+')} M=${M} weight ${i}: PDL changed the result`);
+        });
+        cpu.free(xc, ...ws.map((w) => w[0]));
+        fused.free(xg, ...ws.map((w) => w[1]));
+        cpu.endStep();
+        fused.endStep();
+      }
+    for (const name of ['Q4_K', 'Q6_K', 'Q8_0', 'BF16', 'F16', 'Q5_K'] as const)
+      for (const M of [1, 2, 3]) {
+        const [gc, gg] = weight(name, 301, seed + 1);
+        const [uc, ug] = weight(name, 301, seed + 2);
+        const x = randn(M * K, seed + 3 + M, 2);
+        const [xc, xg] = [cpu.constantF32(x, [M, K]), fused.constantF32(x, [M, K])];
+        const want = cpu.read(cpu.siluMul(cpu.matmul(xc, gc), cpu.matmul(xc, uc)));
+        const got = fused.read(fused.matmulSiluMul(xg, gg, ug));
+        const e = nmse(got, want);
+        assert.ok(e <= tolFor([name]), `matmulSiluMul ${name} M=${M}: NMSE ${e} (seed ${seed})`);
+        cpu.free(xc, gc, uc);
+        fused.free(xg, gg, ug);
+        cpu.endStep();
+        fused.endStep();
+      }
+    fused.setOptions({ gemvMaxRows: -1 });
+  });
+
   it('matmul, cuBLAS path (M > 8) in f32 precision: every weight type', () => {
     const seed = freshSeed();
     for (const name of WEIGHT_TYPES) for (const M of [9, 64]) matmulCase(name, M, 200, 512, F32_TOL, seed + M);

@@ -9,6 +9,10 @@ import { validateSamplingParams } from '../src/engine/sampling-params.js';
 import type { EngineOptions } from '../src/engine/worker-protocol.js';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { EngineCore } from '../src/engine/engine-core.js';
+import { packPenalties, type GpuSamplingRow } from '../src/engine/gpu-sampling.js';
+import type { StepRunner } from '../src/engine/model-runner.js';
+import type { SamplingParams } from '../src/engine/sampling-params.js';
+import type { ModelConfig } from '../src/models/config.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { createModel, type CausalLM } from '../src/models/registry.js';
@@ -209,4 +213,92 @@ describe('engine core on the CPU model', needFixtures, () => {
     const { core } = createEngine(options({ cacheTokens: 64 }));
     assert.throws(() => core.submit(request(1, prompts(1)[0]!, 100)), /exceeds the whole KV cache of 64 tokens/);
   });
+});
+
+/** The penalty entries a row hands the device, sorted by token: (token, bias, repetition, subtract). */
+function rowEntries(row: GpuSamplingRow): number[][] {
+  const { count, index, values } = packPenalties([row]);
+  const out = Array.from({ length: count }, (_, e) => [index[2 * e + 1]!, values[3 * e]!, values[3 * e + 1]!, values[3 * e + 2]!]);
+  return out.sort((a, b) => a[0]! - b[0]!);
+}
+
+/** The same, from the definitions in sampling-params.ts, for a request with this prompt that generated these. */
+function expectedEntries(p: SamplingParams, prompt: number[], generated: number[]): number[][] {
+  const rep = p.repetitionPenalty !== 1;
+  const tokens = new Set([...p.logitBias.keys(), ...generated, ...(rep ? prompt : [])]);
+  const out: number[][] = [];
+  for (const t of tokens) {
+    const bias = p.logitBias.get(t) ?? 0;
+    const r = rep && (prompt.includes(t) || generated.includes(t)) ? p.repetitionPenalty : 1;
+    const c = generated.filter((g) => g === t).length;
+    const sub = c > 0 ? p.frequencyPenalty * c + p.presencePenalty : 0;
+    if (bias !== 0 || r !== 1 || sub !== 0) out.push([t, Math.fround(bias), Math.fround(r), Math.fround(sub)]);
+  }
+  return out.sort((a, b) => a[0]! - b[0]!);
+}
+
+describe('engine core with a runner that samples on the device (fake: tokens chosen by the test)', () => {
+  const config: ModelConfig = {
+    architecture: 'llama', vocabSize: 64, hiddenSize: 8, intermediateSize: 8, numLayers: 1, numHeads: 1, numKvHeads: 1, headDim: 8,
+    rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: undefined, maxPositions: 256, tieWordEmbeddings: true, qkNorm: false,
+    bosTokenId: undefined, eosTokenIds: [],
+  };
+  const noForward = (): never => {
+    throw new Error('the fake runner runs no model');
+  };
+
+  for (const overlap of [true, false]) {
+    it(`${overlap ? 'overlap' : 'no overlap'}: each step's penalty entries count every token generated so far${overlap ? ', the in-flight step\'s included' : ''}`, () => {
+      const backend = new CpuBackend();
+      const model: CausalLM = { config, kvWidth: 8, backend, forward: noForward, forwardTensors: noForward };
+      const cache = new PagedKvCache(backend, { numLayers: 1, numBlocks: 16, blockSize: 16, width: 8 });
+      const a = validateSamplingParams({ temperature: 0, repetitionPenalty: 1.5, presencePenalty: 0.5, frequencyPenalty: 0.25, logitBias: new Map([[40, 2]]) });
+      const b = validateSamplingParams({ temperature: 0.7, frequencyPenalty: 1, seed: 3 });
+      // Rows carry no request id: the runner tells the requests apart by their params object.
+      const prompts = new Map([[a, [1, 2, 3, 10]], [b, [4, 5, 20]]]);
+      const scripts = new Map([[a, [10, 11, 10, 40, 10, 12, 13, 14]], [b, [20, 20, 21, 20, 22, 23, 24, 25]]]);
+      const counters = new Map<SamplingParams, number[]>([[a, []], [b, []]]);
+      const problems: string[] = [];
+      let started = 0;
+      let waited = 0;
+      const runner: StepRunner = {
+        samplesOnDevice: true,
+        start(_batch, rows) {
+          started++;
+          if (!rows) throw new Error('no device rows');
+          for (const row of rows) {
+            const generated = scripts.get(row.params)!.slice(0, row.counter);
+            counters.get(row.params)!.push(row.counter);
+            const got = JSON.stringify(rowEntries(row));
+            const want = JSON.stringify(expectedEntries(row.params, prompts.get(row.params)!, generated));
+            if (got !== want) problems.push(`start ${started}, token ${row.counter} of ${row.params === a ? 'a' : 'b'}: entries ${got}, expected ${want}`);
+          }
+          const tokens = Int32Array.from(rows, (row) => scripts.get(row.params)![row.counter] ?? 0);
+          return { wait: () => (waited++, { tokens }) };
+        },
+      };
+      const core = new EngineCore(model, cache, { chunkSize: 64, maxBatchSize: 4, maxQueue: 4, overlap }, runner);
+      core.submit({ id: 'a', promptIds: prompts.get(a)!, sampling: a, maxTokens: 6, stopIds: [] });
+      core.submit({ id: 'b', promptIds: prompts.get(b)!, sampling: b, maxTokens: 6, stopIds: [22] });
+      const out = new Map<string, number[]>([['a', []], ['b', []]]);
+      const reasons: string[] = [];
+      for (let step = 0; core.hasWork(); step++) {
+        assert.ok(step < 50, 'engine did not finish');
+        for (const e of core.step()) {
+          if (e.type === 'tokens') out.get(e.id)!.push(...e.tokens);
+          if (e.type === 'finished') reasons.push(`${e.id} ${e.reason} ${e.error ?? ''}`.trim());
+        }
+        // With overlap the first step() call already launched the second step, after waiting for the first.
+        if (step === 0 && overlap) assert.deepEqual([started, waited], [2, 1]);
+      }
+      assert.deepEqual(problems, []);
+      assert.deepEqual(reasons.sort(), ['a length', 'b stop']);
+      assert.deepEqual(out.get('a'), scripts.get(a)!.slice(0, 6));
+      assert.deepEqual(out.get('b'), [20, 20, 21, 20, 22]);
+      // Every token had its step; with overlap, b's stop token may have had one more row planned (dropped).
+      assert.deepEqual(counters.get(a), [0, 1, 2, 3, 4, 5]);
+      assert.deepEqual(counters.get(b)!.slice(0, 5), [0, 1, 2, 3, 4]);
+      assert.ok(counters.get(b)!.length <= 6);
+    });
+  }
 });

@@ -257,6 +257,16 @@ test('order: logit_bias, then repetition, then presence/frequency', () => {
   assert.equal(s.sample(Float32Array.from([3.0, 0.9])).token, 1);
 });
 
+test('record(token) counts a token for the penalties as sampling it does (the device path records its tokens)', () => {
+  // After token 0 once: 2.0 / 2 − 0.5 − 0.3 = 0.2 against 0.25 for token 1.
+  const p = { temperature: 0, repetitionPenalty: 2, frequencyPenalty: 0.5, presencePenalty: 0.3 };
+  const recorded = sampler(p);
+  recorded.record(0);
+  assert.equal(recorded.sample(Float32Array.from([2.0, 0.25])).token, 1);
+  const plain = sampler(p);
+  assert.equal(plain.sample(Float32Array.from([2.0, 0.25])).token, 0);
+});
+
 test('logit_bias −100 bans a token and +100 forces one', () => {
   const n = 20000;
   const banned = sampler({ logitBias: new Map([[0, -100]]) });

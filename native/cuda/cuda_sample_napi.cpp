@@ -1,5 +1,5 @@
-// Binding of the device sampler (sample.cu): cudaOpSample(logits, params, seeds) -> handle of a new
-// per-step I32 [B] tensor of token ids.
+// Bindings of the device sampler (sample.cu): cudaOpSample(logits, params, seeds) -> handle of a new
+// per-step I32 [B] tensor of token ids; and of the penalties before it (penalties.cu), in place.
 #include "cuda/napi_args.h"
 #include "cuda/ops.h"
 #include "napi/registry.h"
@@ -26,7 +26,21 @@ Napi::Value Sample(const Napi::CallbackInfo& info) {
   });
 }
 
-void Register(Napi::Env env, Napi::Object exports) { exports.Set("cudaOpSample", Napi::Function::New(env, Sample)); }
+// cudaOpApplyPenalties(logits F32 [B, V], index I32 [cap, 2] (row, token), values F32 [cap, 3] (bias,
+// repetition, subtract), count I32 [1]): logits modified in place
+Napi::Value ApplyPenalties(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaOpApplyPenalties";
+    need_args(info, 4, op);
+    apply_penalties(dev_arg(info, 0, op), dev_arg(info, 1, op), dev_arg(info, 2, op), dev_arg(info, 3, op));
+    return info.Env().Undefined();
+  });
+}
+
+void Register(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaOpSample", Napi::Function::New(env, Sample));
+  exports.Set("cudaOpApplyPenalties", Napi::Function::New(env, ApplyPenalties));
+}
 
 }  // namespace
 

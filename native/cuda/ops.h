@@ -74,6 +74,11 @@ void attention_rows(const AttentionShape& shape, const DeviceTensor& q, const De
 // One token id per row of logits [B, V] (sample.cu): params F32 [B, 4] (temperature, top-k, top-p,
 // min-p), seeds I32 [B, 2] (seed, counter); out I32 [B]. Capturable: no sync, no data-dependent allocation.
 void sample(const DeviceTensor& logits, const DeviceTensor& params, const DeviceTensor& seeds, DeviceTensor& out);
+// logits [B, V] in place, per entry e < count[0] (penalties.cu): x = logits[row, token] for index[e] = (row,
+// token), values[e] = (bias, rep, sub): x += bias; if rep != 1, x = x > 0 ? x / rep : x * rep; x -= sub.
+// index I32 [cap, 2], values F32 [cap, 3], count I32 [1] read on the device (capturable at a fixed cap).
+// Each (row, token) at most once; entries outside [B, V] are skipped.
+void apply_penalties(DeviceTensor& logits, const DeviceTensor& index, const DeviceTensor& values, const DeviceTensor& count);
 // out = silu(gate) * up.
 void silu_mul(const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out);
 // a += b.

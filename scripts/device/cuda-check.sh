@@ -45,7 +45,7 @@ echo "build: $(( $(date +%s) - t0 )) s"
 
 export KT_FIXTURES=$PWD/.device/fixtures
 tests=""
-for f in ${KT_CUDA_TESTS-ops attention-prefill model-logits sample engine-graphs}; do
+for f in ${KT_CUDA_TESTS-ops attention-prefill model-logits sample penalties engine-graphs}; do
   node --test "dist/test/cuda/$f.test.js" > "$out/test-$f.log" 2>&1
   tests+="test $f: rc=$? $(grep -E '^# (pass|fail|skipped)' "$out/test-$f.log" | tr '\n' ' ')"$'\n'
   tests+="$(grep -E "^ *not ok|NMSE|max abs diff|Error|cuda (f32|bf16)|matmul bf16|pool:|diverge|sampl" "$out/test-$f.log" | grep -v "^ *# Subtest" | head -40)"$'\n'

@@ -101,6 +101,8 @@ export interface CudaNative {
   cudaPersist(h: number): void;
   /** Samples one token per row of logits [B, V] (params [B, 4], seeds [B, 2]; native/cuda/sample.cu). */
   cudaOpSample(logits: number, params: number, seeds: number): number;
+  /** logit_bias and penalties on logits [B, V] in place: index [cap, 2], values [cap, 3], count [1] (native/cuda/penalties.cu). */
+  cudaOpApplyPenalties(logits: number, index: number, values: number, count: number): void;
   cudaOpEmbedding(table: number, ids: number): number;
   cudaOpRmsNorm(x: number, w: number, eps: number): number;
   cudaOpAddRmsNorm(x: number, delta: number, w: number, eps: number): number;
@@ -251,6 +253,15 @@ export class CudaBackend extends HandleBackend {
   sample(logits: Tensor, params: Tensor, seeds: Tensor): Tensor {
     const rows = logits.shape[0] ?? 0;
     return this.wrapStep(this.n.cudaOpSample(this.h(logits), this.h(params), this.h(seeds)), DType.I32, [rows]);
+  }
+
+  /**
+   * logit_bias and the penalties on logits [B, V], in place, before sample(): for the first count[0]
+   * entries, index I32 [cap, 2] (row, token) and values F32 [cap, 3] (bias, repetition factor or 1, amount
+   * subtracted). The count is read on the device, so a captured graph replays for any count up to cap.
+   */
+  applyPenalties(logits: Tensor, index: Tensor, values: Tensor, count: Tensor): void {
+    this.n.cudaOpApplyPenalties(this.h(logits), this.h(index), this.h(values), this.h(count));
   }
 
   /** Live device tensors and pool bytes, for leak checks in tests. */

@@ -8,7 +8,7 @@ import { Sequence, type SeqId } from '../scheduler/sequence.js';
 import { fillPendingTokens, type StepPlan } from '../scheduler/step-plan.js';
 import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
 import { gpuSamplable, requestSeed, type GpuSamplingRow } from './gpu-sampling.js';
-import { ModelRunner, type PendingStep } from './model-runner.js';
+import { ModelRunner, type PendingStep, type StepRunner } from './model-runner.js';
 import { SequenceSampler } from './sampler.js';
 
 type FinishedEvent = Extract<EngineEvent, { type: 'finished' }>;
@@ -50,7 +50,7 @@ export class EngineCore {
   /** Finish events of aborts, delivered with the next step's events. */
   private pending: EngineEvent[] = [];
 
-  private readonly runner: ModelRunner;
+  private readonly runner: StepRunner;
   private readonly overlap: boolean;
   /** The step the device is running (overlap: between two calls of step()). */
   private launched: LaunchedStep | undefined;
@@ -60,7 +60,7 @@ export class EngineCore {
     private readonly model: CausalLM,
     private readonly cache: PagedKvCache,
     config: EngineCoreConfig,
-    runner?: ModelRunner,
+    runner?: StepRunner,
   ) {
     this.runner = runner ?? new ModelRunner(model, cache, { cudaGraphs: false, maxBatchSize: config.maxBatchSize });
     this.overlap = config.overlap ?? this.runner.samplesOnDevice;
@@ -190,10 +190,17 @@ export class EngineCore {
         params: e.seq.params!.sampler.params,
         seed: e.seq.params!.deviceSeed,
         counter: e.seq.numGenerated,
+        penalties: e.seq.params!.sampler,
       }));
       const pending: PendingStep = this.runner.start(plan.batch, rows);
       return () => {
         const tokens = Array.from(pending.wait().tokens ?? [], Number);
+        // Recorded here, not in apply(): with overlap, step() launches the next step between the two, and
+        // that step's penalties must count these tokens.
+        sampling.forEach((e, j) => {
+          const t = tokens[j];
+          if (t !== undefined) e.seq.params!.sampler.record(t);
+        });
         return { tokens, logprobs: tokens.map(() => undefined) };
       };
     }

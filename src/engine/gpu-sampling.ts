@@ -1,21 +1,30 @@
-// Host side of sampling on the device (native/cuda/sample.cu): which requests the kernel serves exactly, and
-// the per-row inputs it takes — params F32 [B, 4] (temperature, topK, topP, minP) and seeds I32 [B, 2].
+// Host side of sampling on the device (native/cuda/sample.cu, penalties.cu): which requests the kernels serve
+// exactly, and the per-row inputs they take — params F32 [B, 4] (temperature, topK, topP, minP), seeds I32
+// [B, 2], and the penalty entries: index I32 [n, 2] (row, token), values F32 [n, 3] (bias, repetition, subtract).
 import { getRandomValues } from 'node:crypto';
 import { SplitMix64 } from './rng.js';
+import type { PenaltyVisitor } from './sampler.js';
 import type { SamplingParams } from './sampling-params.js';
 
 /** Columns of one row of the kernel's params tensor. */
 export const GPU_SAMPLING_PARAMS = 4;
 /** Columns of one row of the kernel's seeds tensor: (seed, counter). */
 export const GPU_SAMPLING_SEEDS = 2;
+/** Columns of one penalty entry: index (row, token), values (bias, repetition, subtract). */
+export const GPU_PENALTY_INDEX = 2;
+export const GPU_PENALTY_VALUES = 3;
 
 /**
- * True when the device kernel computes exactly this request's semantics: temperature, top-k, top-p and min-p
- * only. Penalties and logit_bias need per-request token history, logprobs the whole distribution: such
- * requests sample on the host.
+ * True when the device kernels compute exactly this request's semantics: everything but logprobs, which
+ * needs the whole distribution read back (such requests sample on the host).
  */
 export function gpuSamplable(p: SamplingParams): boolean {
-  return p.logitBias.size === 0 && p.repetitionPenalty === 1 && p.presencePenalty === 0 && p.frequencyPenalty === 0 && p.logprobs === 0;
+  return p.logprobs === 0;
+}
+
+/** Where a row's logit_bias and penalties come from: its request's SequenceSampler, whose history it reads. */
+export interface PenaltySource {
+  penaltyEntries(visit: PenaltyVisitor): void;
 }
 
 export interface GpuSamplingRow {
@@ -24,6 +33,46 @@ export interface GpuSamplingRow {
   seed: number;
   /** Which draw of the request this is (0 for its first token, then 1, 2…): same seed and counter → same token. */
   counter: number;
+  /** The request's logit_bias and penalties over its tokens so far (absent: none). */
+  penalties?: PenaltySource;
+}
+
+/** Penalty entries of a step, exactly `count` long. */
+export interface PackedPenalties {
+  count: number;
+  /** (row, token) per entry, row being the index in the step's sampling rows. */
+  index: Int32Array;
+  /** (bias, repetition factor or 1, amount subtracted) per entry. */
+  values: Float32Array;
+}
+
+/** The penalty kernel's entries for `rows`; entries that change nothing are left out. */
+export function packPenalties(rows: readonly GpuSamplingRow[]): PackedPenalties {
+  let index = new Int32Array(0);
+  let values = new Float32Array(0);
+  let n = 0;
+  rows.forEach((row, r) => {
+    row.penalties?.penaltyEntries((token, bias, repetition, subtract) => {
+      if (bias === 0 && repetition === 1 && subtract === 0) return;
+      if (n * GPU_PENALTY_INDEX === index.length) {
+        const grown = Math.max(64, 2 * n);
+        index = grow(index, new Int32Array(grown * GPU_PENALTY_INDEX));
+        values = grow(values, new Float32Array(grown * GPU_PENALTY_VALUES));
+      }
+      index[n * GPU_PENALTY_INDEX] = r;
+      index[n * GPU_PENALTY_INDEX + 1] = token;
+      values[n * GPU_PENALTY_VALUES] = bias;
+      values[n * GPU_PENALTY_VALUES + 1] = repetition;
+      values[n * GPU_PENALTY_VALUES + 2] = subtract;
+      n++;
+    });
+  });
+  return { count: n, index: index.subarray(0, n * GPU_PENALTY_INDEX), values: values.subarray(0, n * GPU_PENALTY_VALUES) };
+}
+
+function grow<T extends Int32Array | Float32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
 }
 
 /**

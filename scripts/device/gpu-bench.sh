@@ -103,7 +103,10 @@ ab|ab-bf16)
     [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$f" --force 2>&1 | tail -1
   fi
   [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
-  for run in "default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"; do
+  runs=("default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"
+    "GEMV 2 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":2}" "GEMV 4 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":4}")
+  for run in "${runs[@]}"; do
+    [ -n "${KT_AB_ONLY:-}" ] && ! [[ "$run" =~ ${KT_AB_ONLY} ]] && continue
     name=${run%%|*}; args=${run#*|}
     echo "== bench engine: $name"
     env_args=(); flag_args=()

@@ -17,6 +17,7 @@ __global__ void add_kernel(float* __restrict__ a, const float* __restrict__ b, i
 }  // namespace
 
 void add_inplace(DeviceTensor& a, const DeviceTensor& b) {
+  a.q8k.reset();  // written in place: a q8_K copy beside it would be stale
   const char* op = "add";
   check(a.dtype == DType::F32 && b.dtype == DType::F32, op, "a and b must be F32, got " + a.describe() + ", " + b.describe());
   check(a.numel() == b.numel(), op, "shapes differ: " + a.describe() + " vs " + b.describe());

@@ -40,6 +40,11 @@ struct Options {
   // Programmatic dependent launch for the GEMV kernels and the activation quantizer (pdl.cuh): their
   // launch and weight prefetch overlap the kernel before; false: ordinary launches (to measure).
   bool pdl = true;
+  // GEMV blocks also prefetch into L2 the rows of the block that will take their place (matmul_gemv.cu);
+  // false to measure.
+  bool gemv_lookahead = true;
+  // Decode attention splits the keys until rows × KV heads × splits reach this many blocks per SM.
+  int attention_blocks_per_sm = 4;
 };
 
 Options& options();

@@ -119,6 +119,7 @@ Napi::Value Upload(const Napi::CallbackInfo& info) {
     const size_t n = a.ByteLength();
     check(n <= t.nbytes && n > 0, op, "data has " + std::to_string(n) + " bytes, tensor " + t.describe() + " holds " + std::to_string(t.nbytes));
     const uint8_t* src = static_cast<const uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    t.q8k.reset();  // new contents
     if (t.dtype == DType::I32) {
       t.host_i32.resize(static_cast<size_t>(t.numel()));
       std::memcpy(t.host_i32.data(), src, n);
@@ -255,6 +256,12 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     }
     if (o.Has("poison")) opts.poison = o.Get("poison").ToBoolean();
     if (o.Has("pdl")) opts.pdl = o.Get("pdl").ToBoolean();
+    if (o.Has("gemvLookahead")) opts.gemv_lookahead = o.Get("gemvLookahead").ToBoolean();
+    if (o.Has("attentionBlocksPerSm")) {
+      const int64_t r = o.Get("attentionBlocksPerSm").ToNumber().Int64Value();
+      check(r >= 1 && r <= 64, op, "attentionBlocksPerSm must be in 1 .. 64");
+      opts.attention_blocks_per_sm = static_cast<int>(r);
+    }
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("precision", opts.precision == Precision::F32 ? "f32" : "bf16");
     out.Set("gemvMaxRows", opts.gemv_max_rows);
@@ -264,6 +271,8 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("attentionKernel", opts.attention_kernel);
     out.Set("poison", opts.poison);
     out.Set("pdl", opts.pdl);
+    out.Set("gemvLookahead", opts.gemv_lookahead);
+    out.Set("attentionBlocksPerSm", opts.attention_blocks_per_sm);
     return out;
   });
 }

@@ -23,6 +23,10 @@ struct DeviceTensor {
   // A copy of the I32 values last uploaded from the host (token ids, slots, block tables):
   // ops validate indices against it exactly as the CPU ops do, with no device sync.
   std::vector<int32_t> host_i32;
+  // Where the op that wrote this tensor also wrote its rows in q8_K (rmsnorm at decode), the
+  // storage of that copy in quantize_act.h's layout: the GEMV then skips quantizing them again.
+  // Ops that write a tensor in place drop it.
+  std::shared_ptr<void> q8k;
 
   int64_t numel() const;
   int64_t dim(int i) const;  // negative counts from the end

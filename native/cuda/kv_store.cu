@@ -94,6 +94,7 @@ void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache
                    const DeviceTensor& positions, const DeviceTensor& slots, const DeviceTensor& inv_freq, int head_dim, int rot_dim,
                    bool interleaved) {
   const char* op = "rope_store_kv";
+  q.q8k.reset();  // rotated in place: a q8_K copy beside it would be stale
   check(q.dtype == DType::F32, op, "q must be F32, got " + q.describe());
   check_rope_args(op, positions, inv_freq, head_dim, rot_dim);
   const KvWrite w = check_kv_write(op, k_cache, v_cache, k, v, slots);

@@ -83,6 +83,13 @@ GemvWeight gemv_weight(const DeviceTensor& w, DeviceTensor& out) {
   return GemvWeight{w.data, w.dtype, row_bytes(*type_traits(w.dtype), w.shape[1]), w.shape[0], out.as<float>()};
 }
 
+// The view of x's q8_K rows where an op wrote them beside x (DeviceTensor::q8k), else null.
+const ActQ* q8k_of(const DeviceTensor& x, int64_t K, ActQ* view) {
+  if (!x.q8k || K % 256 != 0) return nullptr;
+  *view = q8_view(x.q8k.get(), x.numel() / K, K, ActFormat::Q8_K);
+  return view;
+}
+
 // True where x [M, K] against ws[0..count) can be one gemv_group launch: M within every weight's GEMV
 // rows, one K, types that go together.
 bool groupable(const DeviceTensor& x, const DeviceTensor* const* ws, int count) {
@@ -113,7 +120,8 @@ void matmul_group(const DeviceTensor& x, const DeviceTensor* const* ws, DeviceTe
     check(outs[i]->dtype == DType::F32 && outs[i]->numel() == M * ws[i]->shape[0], "matmul_group", "out " + outs[i]->describe() + " does not match");
     g[i] = gemv_weight(*ws[i], *outs[i]);
   }
-  gemv_group(g, count, x.as<float>(), M, K, false);
+  ActQ view;
+  gemv_group(g, count, x.as<float>(), M, K, false, q8k_of(x, K, &view));
 }
 
 void matmul_silu_mul(const DeviceTensor& x, const DeviceTensor& gate, const DeviceTensor& up, DeviceTensor& out) {
@@ -129,7 +137,8 @@ void matmul_silu_mul(const DeviceTensor& x, const DeviceTensor& gate, const Devi
   const int64_t K = gate.shape[1], M = x.numel() / K;
   check(out.dtype == DType::F32 && out.numel() == M * gate.shape[0], "matmul_silu_mul", "out " + out.describe() + " does not match");
   GemvWeight g[2] = {gemv_weight(gate, out), gemv_weight(up, out)};
-  gemv_group(g, 2, x.as<float>(), M, K, true);
+  ActQ view;
+  gemv_group(g, 2, x.as<float>(), M, K, true, q8k_of(x, K, &view));
 }
 
 void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
@@ -145,7 +154,8 @@ void matmul(const DeviceTensor& x, const DeviceTensor& w, DeviceTensor& out) {
   if (M == 0 || N == 0) return;
   const TypeTraits* tr = type_traits(w.dtype);
   const int64_t rb = row_bytes(*tr, K);
-  if (M <= gemv_rows(w.dtype)) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>());
+  ActQ view;
+  if (M <= gemv_rows(w.dtype)) return gemv(w.data, w.dtype, rb, x.as<float>(), M, K, N, out.as<float>(), q8k_of(x, K, &view));
   if (options().precision == Precision::F32) return matmul_f32(x, w, M, K, N, rb, out.as<float>());
   // Tensor-core kernel up to 64 rows: a Q4_K layer of llama-3.1-8b takes 203 / 315 / 400 µs at
   // M = 8 / 16 / 64 there against ~435 µs dequantized for cuBLAS (H200), which wins from M ≈ 128.

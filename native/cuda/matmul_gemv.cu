@@ -4,7 +4,9 @@
 // per row to the type's q8 format, then int8 dot products (dp4a) per block with float scales.
 // gemv_group runs several weights over the same activations in one launch (a layer's q, k, v;
 // gate and up with SwiGLU at the end). Every kernel here starts with launch_pdl (pdl.cuh).
+#include <mutex>
 #include <type_traits>
+#include <unordered_map>
 
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
@@ -133,14 +135,10 @@ __device__ __forceinline__ void pair_sums(const uint8_t* __restrict__ w0, const 
   }
 }
 
-// Before pdl_wait: the first warp of a pair asks L2 for both its rows (weights: no kernel writes
-// them), so the reads after the wait find them there.
-template <int W>
-__device__ __forceinline__ void prefetch_pair(const uint8_t* w0, const uint8_t* w1, int64_t row_bytes, int warp, int lane) {
-  if (warp % W == 0 && lane == 0 && blockIdx.y == 0) {
-    prefetch_l2(w0, static_cast<uint32_t>(row_bytes));
-    if (w1 != w0) prefetch_l2(w1, static_cast<uint32_t>(row_bytes));
-  }
+// Asks L2 for rows [r0, r0 + rows) of w, clamped to N. Weights: no kernel writes them, so this
+// may run before pdl_wait.
+__device__ __forceinline__ void prefetch_rows(const uint8_t* w, int64_t row_bytes, int64_t r0, int rows, int N) {
+  if (r0 < N) prefetch_l2(w + r0 * row_bytes, static_cast<uint32_t>(min(static_cast<int64_t>(rows), N - r0) * row_bytes));
 }
 
 template <int MT>
@@ -154,16 +152,23 @@ __device__ __forceinline__ void zero(float (&acc)[kRows][MT]) {
 // W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs; activation rows
 // MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
 // Launched with launch_pdl (pdl.cuh).
+// Before its pdl_wait a block asks L2 for its own rows, and with lookahead L > 0 for the rows of
+// block + L: L is the number of blocks resident at once, so that block will run in this one's
+// place, and a grid of several waves finds each later wave's weights in L2 already.
 template <DType T, int MT, int W, bool Int8>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, const float* __restrict__ x,
-                                                        ActQ act, int M, int K, int N, float* __restrict__ out) {
+                                                        ActQ act, int M, int K, int N, float* __restrict__ out, int lookahead) {
   pdl_trigger();
   constexpr int kPairs = 8 / W;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int n0 = (blockIdx.x * kPairs + warp / W) * kRows;
   const uint8_t* w0 = w + static_cast<int64_t>(min(n0, N - 1)) * row_bytes;
   const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
-  if (n0 < N) prefetch_pair<W>(w0, w1, row_bytes, warp, lane);
+  if (threadIdx.x == 0 && blockIdx.y == 0) {
+    constexpr int kBlockRows = kPairs * kRows;
+    prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x) * kBlockRows, kBlockRows, N);
+    if (lookahead) prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x + lookahead) * kBlockRows, kBlockRows, N);
+  }
   pdl_wait();
   float acc[kRows][MT];
   zero(acc);
@@ -191,7 +196,33 @@ struct GemvGroup {
   const float* x;
   ActQ act;
   int M, K;
+  int blocks;     // in grid.x
+  int lookahead;  // as gemv_kernel's
 };
+
+// The segment block b of the grid belongs to (SiluMul: the first, whose rows pair with the second's).
+template <bool SiluMul>
+__device__ __forceinline__ GemvSegment segment_of(const GemvGroup& g, int b) {
+  int si = 0;
+#pragma unroll
+  for (int i = 1; i < kMaxSegments; ++i)
+    if (!SiluMul && i < g.count && b >= g.seg[i].first_block) si = i;
+  return si == 0 ? g.seg[0] : si == 1 ? g.seg[1] : g.seg[2];
+}
+
+// Asks L2 for the rows block b of the grid reads.
+template <bool SiluMul, int kPairs>
+__device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, int b) {
+  if (b >= g.blocks) return;
+  const GemvSegment s = segment_of<SiluMul>(g, b);
+  const int bx = b - s.first_block;
+  if constexpr (SiluMul) {
+    prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
+    prefetch_rows(g.seg[1].w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
+  } else {
+    prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs * kRows, kPairs * kRows, s.N);
+  }
+}
 
 // The types a group takes: the K-quants and Q8_0 (int8), BF16 and F16 (f32 activations).
 template <bool Int8, int MT, int W>
@@ -223,11 +254,7 @@ __global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g)
   pdl_trigger();
   constexpr int kPairs = 8 / W;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int si = 0;
-#pragma unroll
-  for (int i = 1; i < kMaxSegments; ++i)
-    if (!SiluMul && i < g.count && static_cast<int>(blockIdx.x) >= g.seg[i].first_block) si = i;
-  const GemvSegment s = si == 0 ? g.seg[0] : si == 1 ? g.seg[1] : g.seg[2];
+  const GemvSegment s = segment_of<SiluMul>(g, static_cast<int>(blockIdx.x));
   const int bx = static_cast<int>(blockIdx.x) - s.first_block;
   const int pair = bx * kPairs + warp / W;
   const uint8_t *w0, *w1;
@@ -241,7 +268,10 @@ __global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g)
     w0 = s.w + static_cast<int64_t>(min(pair * kRows, s.N - 1)) * s.row_bytes;
     w1 = s.w + static_cast<int64_t>(min(pair * kRows + 1, s.N - 1)) * s.row_bytes;
   }
-  if (live) prefetch_pair<W>(w0, w1, s.row_bytes, warp, lane);
+  if (threadIdx.x == 0 && blockIdx.y == 0) {  // as in gemv_kernel
+    prefetch_group_block<SiluMul, kPairs>(g, static_cast<int>(blockIdx.x));
+    if (g.lookahead) prefetch_group_block<SiluMul, kPairs>(g, static_cast<int>(blockIdx.x) + g.lookahead);
+  }
   pdl_wait();
   float acc[kRows][MT];
   zero(acc);
@@ -269,6 +299,35 @@ int warps_for(int64_t pairs, bool four) {
   if (forced) return forced;
   if (four) return 4;
   return pairs >= 2048 ? 1 : pairs >= 1024 ? 2 : 4;
+}
+
+// gemv_kernel's lookahead for a grid whose blocks each read block_bytes of weights: the blocks
+// resident at once, where a second wave of them would still fit in L2 beside the first (prefetched
+// rows evicted before use would be read twice), else 0.
+template <typename Kernel>
+int lookahead_for(Kernel kernel, int64_t block_bytes, unsigned grid_blocks) {
+  static std::mutex mu;
+  static std::unordered_map<const void*, int> per_sm;  // resident blocks per SM, by kernel
+  int n = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const auto it = per_sm.find(reinterpret_cast<const void*>(kernel));
+    if (it != per_sm.end()) n = it->second;
+    else {
+      check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0), "gemv occupancy");
+      per_sm.emplace(reinterpret_cast<const void*>(kernel), n);
+    }
+  }
+  static const int sms = [] {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    return v > 0 ? v : 132;
+  }();
+  constexpr int64_t kL2Budget = int64_t{16} << 20;
+  const int64_t resident = static_cast<int64_t>(n) * sms;
+  if (!options().gemv_lookahead || resident == 0 || resident >= grid_blocks || resident * block_bytes > kL2Budget) return 0;
+  return static_cast<int>(resident);
 }
 
 // Calls fn.template go<MT, W>() for M activation rows (MT 1, 2, 4, or 8 with grid.y walking
@@ -300,10 +359,16 @@ struct GemvLaunch {
   void go() const {
     const dim3 grid(blocks_for((N + kRows - 1) / kRows, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
     const int m = static_cast<int>(M), k = static_cast<int>(K), n = static_cast<int>(N);
+    const int64_t block_bytes = int64_t{8 / W * kRows} * row_bytes;
     if constexpr (Dot<T>::kHas) {
-      if (act) return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
+      if (act) {
+        const auto kernel = gemv_kernel<T, MT, W, true>;
+        return launch_pdl("gemv_kernel", kernel, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out,
+                          lookahead_for(kernel, block_bytes, grid.x));
+      }
     }
-    launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, false>, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out);
+    const auto kernel = gemv_kernel<T, MT, W, false>;
+    launch_pdl("gemv_kernel", kernel, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out, lookahead_for(kernel, block_bytes, grid.x));
   }
 };
 
@@ -335,18 +400,24 @@ struct GroupLaunch {
       s.first_block = blocks;
       blocks += static_cast<int>(blocks_for(silu_mul ? s.N : (s.N + kRows - 1) / kRows, 8 / W));
     }
+    with_blocks.blocks = blocks;
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>((g.M + MT - 1) / MT));
-    const dim3 block(kThreads);
-    if (int8 && silu_mul) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, true, true>, grid, block, 0, with_blocks);
-    else if (int8) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, true, false>, grid, block, 0, with_blocks);
-    else if (silu_mul) launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, false, true>, grid, block, 0, with_blocks);
-    else launch_pdl("gemv_group_kernel", gemv_group_kernel<MT, W, false, false>, grid, block, 0, with_blocks);
+    // A block reads 8 / W rows of each (SwiGLU: of gate and of up), else 2 · 8 / W rows of one weight.
+    const int64_t block_bytes = int64_t{8 / W * kRows} * g.seg[0].row_bytes;
+    const auto go_with = [&](auto kernel) {
+      with_blocks.lookahead = lookahead_for(kernel, block_bytes, grid.x);
+      launch_pdl("gemv_group_kernel", kernel, grid, dim3(kThreads), 0, with_blocks);
+    };
+    if (int8 && silu_mul) go_with(gemv_group_kernel<MT, W, true, true>);
+    else if (int8) go_with(gemv_group_kernel<MT, W, true, false>);
+    else if (silu_mul) go_with(gemv_group_kernel<MT, W, false, true>);
+    else go_with(gemv_group_kernel<MT, W, false, false>);
   }
 };
 
 }  // namespace
 
-void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out) {
+void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out, const ActQ* q8k) {
   if (M <= 0 || N <= 0) return;
   check(M < 65535LL * 8 && N < (1LL << 31) && K < (1LL << 31), "matmul", "shape too large for the GEMV kernels");
   if (plain_type(wt)) {
@@ -359,7 +430,7 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
   // q8 values, which equals the int8 result up to float rounding.
   const bool int8 = has_dot(wt);
   std::shared_ptr<void> storage;
-  const ActQ act = quantize_activations(x, M, K, act_format(wt), !int8, &storage);
+  const ActQ act = int8 && q8k && act_format(wt) == ActFormat::Q8_K ? *q8k : quantize_activations(x, M, K, act_format(wt), !int8, &storage);
   const GemvDispatch l{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr};
   check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
 }
@@ -376,7 +447,7 @@ bool gemv_group_supported(const DType* types, int count) {
   return true;
 }
 
-void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul) {
+void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul, const ActQ* q8k) {
   const char* op = silu_mul ? "matmul_silu_mul" : "matmul_group";
   check(M >= 1 && M <= 2 && K < (1LL << 31), op, "the grouped GEMV takes 1 or 2 activation rows");
   check(silu_mul ? count == 2 : count >= 1, op, "bad number of weights");
@@ -388,7 +459,8 @@ void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int6
   l.silu_mul = silu_mul;
   group_type(ws[0].type, &l.int8);
   std::shared_ptr<void> storage;  // the quantized activations, freed in stream order after the launch
-  if (l.int8) l.g.act = quantize_activations(x, M, K, act_format(ws[0].type), false, &storage);
+  if (l.int8 && q8k && act_format(ws[0].type) == ActFormat::Q8_K) l.g.act = *q8k;
+  else if (l.int8) l.g.act = quantize_activations(x, M, K, act_format(ws[0].type), false, &storage);
   l.g.x = x;
   l.g.M = static_cast<int>(M);
   l.g.K = static_cast<int>(K);

@@ -5,6 +5,7 @@
 // Every launch runs on stream() and is checked with check_launch("<kernel>").
 #pragma once
 #include "cuda/device_tensor.h"
+#include "cuda/quantize_act.h"
 
 namespace kt::cuda {
 
@@ -89,7 +90,9 @@ void gather_rows(const DeviceTensor& x, const DeviceTensor& idx, DeviceTensor& o
 // ---- matmul pieces (matmul_gemv.cu, matmul_dequant.cu), called by matmul() ----
 // out[m, n] for m < M, n < N, weights of type wt dequantized in registers: quantized types take
 // activations rounded to q8 (as the CPU and llama.cpp do) and int8 dot products; F32/F16/BF16 take f32.
-void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out);
+// q8k: x's rows already in q8_K (DeviceTensor::q8k), used where the weights read that format.
+void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M, int64_t K, int64_t N, float* out,
+          const ActQ* q8k = nullptr);
 // One weight of a GEMV group: N rows of type `type`, row_bytes apart; results to out [M, N].
 struct GemvWeight {
   const void* w;
@@ -104,7 +107,7 @@ bool gemv_group_supported(const DType* types, int count);
 // x [M, K] (M 1 or 2) against `count` weights in one launch, the activations quantized once (the
 // GEMV kernels' arithmetic). silu_mul: two weights (gate, up) of one type and N; ws[0].out gets
 // silu(x · gateᵀ) · (x · upᵀ) with silu_mul's rounding.
-void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul);
+void gemv_group(const GemvWeight* ws, int count, const float* x, int64_t M, int64_t K, bool silu_mul, const ActQ* q8k = nullptr);
 // Dequantizes `rows` rows of K elements (row_bytes apart) into dst as f32 or bf16 (row-major, K apart).
 void dequantize_rows_f32(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, float* dst);
 void dequantize_rows_bf16(const void* w, DType wt, int64_t row_bytes, int64_t K, int64_t rows, void* dst);

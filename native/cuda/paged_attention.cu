@@ -228,10 +228,10 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
   }
   const int64_t T = shape.T, H = shape.H, D = shape.D, bs = shape.block_size;
   const int64_t max_blocks = shape.max_blocks;
-  // Split the keys when rows × KV heads give fewer than ~4 blocks per SM. The split count depends on
+  // Split the keys when rows × KV heads give fewer than ~4 blocks per SM (options().attention_blocks_per_sm). The split count depends on
   // shapes only (the block table's capacity stands in for the longest sequence), never on lengths.
   const int64_t capacity = max_blocks * bs;
-  const int64_t want_blocks = 4LL * multiprocessors(), have = T * num_kv_heads;
+  const int64_t want_blocks = int64_t{options().attention_blocks_per_sm} * multiprocessors(), have = T * num_kv_heads;
   constexpr int64_t kMinChunk = 32;
   const int64_t splits = have >= want_blocks ? 1 : std::max<int64_t>(1, std::min((want_blocks + have - 1) / have, (capacity + kMinChunk - 1) / kMinChunk));
   check(splits < 65536, op, "too many key splits");

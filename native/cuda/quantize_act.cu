@@ -100,6 +100,16 @@ ActFormat act_format(DType wt) {
   }
 }
 
+size_t q8_storage_bytes(int64_t M, int64_t K, ActFormat f) {
+  return align256(static_cast<size_t>(M * K)) + align256(static_cast<size_t>(M * (K / act_block(f))) * 4);
+}
+
+ActQ q8_view(void* base, int64_t M, int64_t K, ActFormat f) {
+  uint8_t* b = static_cast<uint8_t*>(base);
+  return ActQ{reinterpret_cast<int8_t*>(b), reinterpret_cast<float*>(b + align256(static_cast<size_t>(M * K))), nullptr, nullptr,
+              K / act_block(f)};
+}
+
 ActQ quantize_activations(const float* x, int64_t M, int64_t K, ActFormat f, bool want_xf, std::shared_ptr<void>* storage) {
   const int64_t B = act_block(f), nb = M * (K / B);
   const size_t q_bytes = align256(static_cast<size_t>(M * K)), d_bytes = align256(static_cast<size_t>(nb) * 4);

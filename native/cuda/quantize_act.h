@@ -25,6 +25,11 @@ struct ActQ {
   int64_t blocks;  // per row
 };
 
+// Bytes of codes and scales (no sums, no xf) for M rows of K in format f, and the view of them at
+// base in the layout quantize_activations uses.
+size_t q8_storage_bytes(int64_t M, int64_t K, ActFormat f);
+ActQ q8_view(void* base, int64_t M, int64_t K, ActFormat f);
+
 // Quantizes x [M, K] (K a multiple of the block) into `storage` (allocated from the pool,
 // released in stream order with the last reference) on stream().
 ActQ quantize_activations(const float* x, int64_t M, int64_t K, ActFormat f, bool want_xf, std::shared_ptr<void>* storage);

@@ -27,6 +27,7 @@ __global__ void rope_kernel(float* __restrict__ x, const int32_t* __restrict__ p
 }  // namespace
 
 void rope(DeviceTensor& x, const DeviceTensor& positions, const DeviceTensor& inv_freq, int head_dim, int rot_dim, bool interleaved) {
+  x.q8k.reset();  // written in place: a q8_K copy beside it would be stale
   const char* op = "rope";
   check(x.dtype == DType::F32, op, "x must be F32, got " + x.describe());
   check_rope_args(op, positions, inv_freq, head_dim, rot_dim);

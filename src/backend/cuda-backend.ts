@@ -52,6 +52,10 @@ export interface CudaOptions {
    * and prefetch its weights into L2, while the kernel before it finishes. Default true; false to measure.
    */
   pdl?: boolean;
+  /** GEMV blocks also prefetch into L2 the rows of the block that runs after them in their place. Default true. */
+  gemvLookahead?: boolean;
+  /** Decode attention splits each row's keys until rows × KV heads × splits reach this many blocks per SM. Default 4. */
+  attentionBlocksPerSm?: number;
 }
 
 /** Options of the TypeScript side of the CUDA backend (beside the addon's CudaOptions). */

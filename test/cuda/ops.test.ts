@@ -182,6 +182,35 @@ describe('CUDA ops vs CPU', needCuda, () => {
     fused.setOptions({ gemvMaxRows: -1 });
   });
 
+  it('rmsNorm and addRmsNorm at decode also write q8_K rows, which the GEMV reads: the same results as quantizing afresh, bit for bit', () => {
+    const seed = freshSeed();
+    const fused = new CudaBackend({ poison: true, precision: 'f32', fusedOps: true });
+    for (const D of [4096, 512, 5120])
+      for (const M of [1, 2]) {
+        const loc = files.write(DType.Q4_K, randn(96 * D, seed, 0.5), 96, D);
+        const loc6 = files.write(DType.Q6_K, randn(80 * D, seed + 1, 0.5), 80, D);
+        const [w4, w6] = [fused.loadWeight(loc), fused.loadWeight(loc6)];
+        const x = fused.constantF32(randn(M * D, seed + M, 3), [M, D]);
+        const delta = fused.constantF32(randn(M * D, seed + 5), [M, D]);
+        const g = fused.constantF32(randn(D, seed + 2), [D]);
+        const rows = fused.inputI32(Int32Array.from({ length: M }, (_, i) => i), [M]);
+        for (const add of [false, true]) {
+          const h = add ? fused.addRmsNorm(x, delta, g, 1e-5) : fused.rmsNorm(x, g, 1e-5);
+          const copy = fused.gatherRows(h, rows); // the same values without the q8_K rows beside them
+          const label = `${add ? 'addRmsNorm' : 'rmsNorm'} D=${D} M=${M} (seed ${seed})`;
+          assert.equal(maxAbsDiff(fused.read(fused.matmul(h, w4)), fused.read(fused.matmul(copy, w4))), 0, `${label}: Q4_K matmul`);
+          const [a, b] = [fused.matmulGroup(h, [w4, w6, w4]), fused.matmulGroup(copy, [w4, w6, w4])];
+          a.forEach((t, i) => assert.equal(maxAbsDiff(fused.read(t), fused.read(b[i]!)), 0, `${label}: matmulGroup weight ${i}`));
+          assert.equal(maxAbsDiff(fused.read(fused.matmulSiluMul(h, w6, w6)), fused.read(fused.matmulSiluMul(copy, w6, w6))), 0, `${label}: matmulSiluMul`);
+          // Written in place: the q8_K rows must not outlive the values they were made from.
+          fused.addInPlace(h, delta);
+          assert.equal(maxAbsDiff(fused.read(fused.matmul(h, w4)), fused.read(fused.matmul(fused.gatherRows(h, rows), w4))), 0, `${label}: after addInPlace`);
+        }
+        fused.free(w4, w6, x, delta, g);
+        fused.endStep();
+      }
+  });
+
   it('matmul, cuBLAS path (M > 8) in f32 precision: every weight type', () => {
     const seed = freshSeed();
     for (const name of WEIGHT_TYPES) for (const M of [9, 64]) matmulCase(name, M, 200, 512, F32_TOL, seed + M);

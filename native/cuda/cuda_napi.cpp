@@ -256,7 +256,11 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     }
     if (o.Has("poison")) opts.poison = o.Get("poison").ToBoolean();
     if (o.Has("pdl")) opts.pdl = o.Get("pdl").ToBoolean();
-    if (o.Has("gemvLookahead")) opts.gemv_lookahead = o.Get("gemvLookahead").ToBoolean();
+    if (o.Has("gemvUnroll")) {
+      const int64_t r = o.Get("gemvUnroll").ToNumber().Int64Value();
+      check(r == 1 || r == 2, op, "gemvUnroll must be 1 or 2");
+      opts.gemv_unroll = static_cast<int>(r);
+    }
     if (o.Has("attentionBlocksPerSm")) {
       const int64_t r = o.Get("attentionBlocksPerSm").ToNumber().Int64Value();
       check(r >= 1 && r <= 64, op, "attentionBlocksPerSm must be in 1 .. 64");
@@ -271,7 +275,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("attentionKernel", opts.attention_kernel);
     out.Set("poison", opts.poison);
     out.Set("pdl", opts.pdl);
-    out.Set("gemvLookahead", opts.gemv_lookahead);
+    out.Set("gemvUnroll", opts.gemv_unroll);
     out.Set("attentionBlocksPerSm", opts.attention_blocks_per_sm);
     return out;
   });

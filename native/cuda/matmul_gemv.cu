@@ -4,9 +4,7 @@
 // per row to the type's q8 format, then int8 dot products (dp4a) per block with float scales.
 // gemv_group runs several weights over the same activations in one launch (a layer's q, k, v;
 // gate and up with SwiGLU at the end). Every kernel here starts with launch_pdl (pdl.cuh).
-#include <mutex>
 #include <type_traits>
-#include <unordered_map>
 
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
@@ -82,9 +80,10 @@ __device__ __forceinline__ void store_silu_mul(const float (&acc)[kRows][MT], in
 
 // Sums of weight rows w0 and w1 against MT activation rows from m0 (rows past M repeat the last:
 // computed, not stored). Thread t (0 .. 32W - 1) of the pair's W warps takes pieces (units)
-// t, t + 32W, ... of both rows. Int8: q8 activations and int8 dots (Dot<T>); else f32 x
-// against weights dequantized in registers (Quant<T>).
-template <DType T, int MT, int W, bool Int8>
+// t, t + 32W, ... of both rows. Int8: q8 activations and int8 dots (Dot<T>), U units of each row
+// in flight per step (1 needs fewer registers, so more warps fit an SM); else f32 x against
+// weights dequantized in registers (Quant<T>).
+template <DType T, int MT, int W, bool Int8, int U = 2>
 __device__ __forceinline__ void pair_sums(const uint8_t* __restrict__ w0, const uint8_t* __restrict__ w1, const float* __restrict__ x,
                                           const ActQ& act, int M, int K, int m0, int t, float (&acc)[kRows][MT]) {
   if constexpr (Int8) {
@@ -93,7 +92,7 @@ __device__ __forceinline__ void pair_sums(const uint8_t* __restrict__ w0, const 
     int64_t xm[MT];
 #pragma unroll
     for (int m = 0; m < MT; ++m) xm[m] = min(m0 + m, M - 1);
-#pragma unroll 2
+#pragma unroll U
     for (int p = t; p < units; p += 32 * W) {
       const int blk = p / D::kUnits, u = p % D::kUnits;
       const int64_t off = static_cast<int64_t>(blk) * D::kBlockBytes;
@@ -152,12 +151,11 @@ __device__ __forceinline__ void zero(float (&acc)[kRows][MT]) {
 // W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs; activation rows
 // MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
 // Launched with launch_pdl (pdl.cuh).
-// Before its pdl_wait a block asks L2 for its own rows, and with lookahead L > 0 for the rows of
-// block + L: L is the number of blocks resident at once, so that block will run in this one's
-// place, and a grid of several waves finds each later wave's weights in L2 already.
-template <DType T, int MT, int W, bool Int8>
+// Before its pdl_wait a block asks L2 for its rows. (Asking also for the rows of the block that
+// will run in its place, one wave ahead, measured slower on the H200: 26.8 → 29.7 µs for gate/up.)
+template <DType T, int MT, int W, bool Int8, int U>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, const float* __restrict__ x,
-                                                        ActQ act, int M, int K, int N, float* __restrict__ out, int lookahead) {
+                                                        ActQ act, int M, int K, int N, float* __restrict__ out) {
   pdl_trigger();
   constexpr int kPairs = 8 / W;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -167,12 +165,11 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restric
   if (threadIdx.x == 0 && blockIdx.y == 0) {
     constexpr int kBlockRows = kPairs * kRows;
     prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x) * kBlockRows, kBlockRows, N);
-    if (lookahead) prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x + lookahead) * kBlockRows, kBlockRows, N);
   }
   pdl_wait();
   float acc[kRows][MT];
   zero(acc);
-  if (n0 < N) pair_sums<T, MT, W, Int8>(w0, w1, x, act, M, K, blockIdx.y * MT, (warp % W) * 32 + lane, acc);
+  if (n0 < N) pair_sums<T, MT, W, Int8, U>(w0, w1, x, act, M, K, blockIdx.y * MT, (warp % W) * 32 + lane, acc);
   store_rows<MT, W>(acc, warp, lane, M, N, blockIdx.y * MT, blockIdx.x, out);
 }
 
@@ -196,8 +193,6 @@ struct GemvGroup {
   const float* x;
   ActQ act;
   int M, K;
-  int blocks;     // in grid.x
-  int lookahead;  // as gemv_kernel's
 };
 
 // The segment block b of the grid belongs to (SiluMul: the first, whose rows pair with the second's).
@@ -210,12 +205,9 @@ __device__ __forceinline__ GemvSegment segment_of(const GemvGroup& g, int b) {
   return si == 0 ? g.seg[0] : si == 1 ? g.seg[1] : g.seg[2];
 }
 
-// Asks L2 for the rows block b of the grid reads.
+// Asks L2 for the rows of segment s that its block bx reads.
 template <bool SiluMul, int kPairs>
-__device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, int b) {
-  if (b >= g.blocks) return;
-  const GemvSegment s = segment_of<SiluMul>(g, b);
-  const int bx = b - s.first_block;
+__device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, const GemvSegment& s, int bx) {
   if constexpr (SiluMul) {
     prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
     prefetch_rows(g.seg[1].w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
@@ -225,14 +217,14 @@ __device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, int b) 
 }
 
 // The types a group takes: the K-quants and Q8_0 (int8), BF16 and F16 (f32 activations).
-template <bool Int8, int MT, int W>
+template <bool Int8, int MT, int W, int U>
 __device__ __forceinline__ void group_pair_sums(DType type, const uint8_t* w0, const uint8_t* w1, const GemvGroup& g, int m0, int t,
                                                 float (&acc)[kRows][MT]) {
   if constexpr (Int8) {
     switch (type) {
-      case DType::Q4_K: return pair_sums<DType::Q4_K, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
-      case DType::Q6_K: return pair_sums<DType::Q6_K, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
-      case DType::Q8_0: return pair_sums<DType::Q8_0, MT, W, true>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q4_K: return pair_sums<DType::Q4_K, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q6_K: return pair_sums<DType::Q6_K, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q8_0: return pair_sums<DType::Q8_0, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
       default: return;
     }
   } else {
@@ -249,7 +241,7 @@ bool group_type(DType t, bool* int8) {
   return *int8 || t == DType::BF16 || t == DType::F16;
 }
 
-template <int MT, int W, bool Int8, bool SiluMul>
+template <int MT, int W, bool Int8, bool SiluMul, int U>
 __global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g) {
   pdl_trigger();
   constexpr int kPairs = 8 / W;
@@ -268,15 +260,12 @@ __global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g)
     w0 = s.w + static_cast<int64_t>(min(pair * kRows, s.N - 1)) * s.row_bytes;
     w1 = s.w + static_cast<int64_t>(min(pair * kRows + 1, s.N - 1)) * s.row_bytes;
   }
-  if (threadIdx.x == 0 && blockIdx.y == 0) {  // as in gemv_kernel
-    prefetch_group_block<SiluMul, kPairs>(g, static_cast<int>(blockIdx.x));
-    if (g.lookahead) prefetch_group_block<SiluMul, kPairs>(g, static_cast<int>(blockIdx.x) + g.lookahead);
-  }
+  if (threadIdx.x == 0 && blockIdx.y == 0) prefetch_group_block<SiluMul, kPairs>(g, s, bx);  // as in gemv_kernel
   pdl_wait();
   float acc[kRows][MT];
   zero(acc);
   const int m0 = blockIdx.y * MT;
-  if (live) group_pair_sums<Int8, MT, W>(s.type, w0, w1, g, m0, (warp % W) * 32 + lane, acc);
+  if (live) group_pair_sums<Int8, MT, W, U>(s.type, w0, w1, g, m0, (warp % W) * 32 + lane, acc);
   if constexpr (SiluMul) store_silu_mul<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
   else store_rows<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
 }
@@ -299,35 +288,6 @@ int warps_for(int64_t pairs, bool four) {
   if (forced) return forced;
   if (four) return 4;
   return pairs >= 2048 ? 1 : pairs >= 1024 ? 2 : 4;
-}
-
-// gemv_kernel's lookahead for a grid whose blocks each read block_bytes of weights: the blocks
-// resident at once, where a second wave of them would still fit in L2 beside the first (prefetched
-// rows evicted before use would be read twice), else 0.
-template <typename Kernel>
-int lookahead_for(Kernel kernel, int64_t block_bytes, unsigned grid_blocks) {
-  static std::mutex mu;
-  static std::unordered_map<const void*, int> per_sm;  // resident blocks per SM, by kernel
-  int n = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    const auto it = per_sm.find(reinterpret_cast<const void*>(kernel));
-    if (it != per_sm.end()) n = it->second;
-    else {
-      check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, 0), "gemv occupancy");
-      per_sm.emplace(reinterpret_cast<const void*>(kernel), n);
-    }
-  }
-  static const int sms = [] {
-    int dev = 0, v = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    return v > 0 ? v : 132;
-  }();
-  constexpr int64_t kL2Budget = int64_t{16} << 20;
-  const int64_t resident = static_cast<int64_t>(n) * sms;
-  if (!options().gemv_lookahead || resident == 0 || resident >= grid_blocks || resident * block_bytes > kL2Budget) return 0;
-  return static_cast<int>(resident);
 }
 
 // Calls fn.template go<MT, W>() for M activation rows (MT 1, 2, 4, or 8 with grid.y walking
@@ -359,16 +319,12 @@ struct GemvLaunch {
   void go() const {
     const dim3 grid(blocks_for((N + kRows - 1) / kRows, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
     const int m = static_cast<int>(M), k = static_cast<int>(K), n = static_cast<int>(N);
-    const int64_t block_bytes = int64_t{8 / W * kRows} * row_bytes;
     if constexpr (Dot<T>::kHas) {
-      if (act) {
-        const auto kernel = gemv_kernel<T, MT, W, true>;
-        return launch_pdl("gemv_kernel", kernel, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out,
-                          lookahead_for(kernel, block_bytes, grid.x));
-      }
+      if (act && options().gemv_unroll == 1)
+        return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 1>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
+      if (act) return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 2>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
     }
-    const auto kernel = gemv_kernel<T, MT, W, false>;
-    launch_pdl("gemv_kernel", kernel, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out, lookahead_for(kernel, block_bytes, grid.x));
+    launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, false, 2>, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out);
   }
 };
 
@@ -400,18 +356,13 @@ struct GroupLaunch {
       s.first_block = blocks;
       blocks += static_cast<int>(blocks_for(silu_mul ? s.N : (s.N + kRows - 1) / kRows, 8 / W));
     }
-    with_blocks.blocks = blocks;
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>((g.M + MT - 1) / MT));
-    // A block reads 8 / W rows of each (SwiGLU: of gate and of up), else 2 · 8 / W rows of one weight.
-    const int64_t block_bytes = int64_t{8 / W * kRows} * g.seg[0].row_bytes;
-    const auto go_with = [&](auto kernel) {
-      with_blocks.lookahead = lookahead_for(kernel, block_bytes, grid.x);
-      launch_pdl("gemv_group_kernel", kernel, grid, dim3(kThreads), 0, with_blocks);
-    };
-    if (int8 && silu_mul) go_with(gemv_group_kernel<MT, W, true, true>);
-    else if (int8) go_with(gemv_group_kernel<MT, W, true, false>);
-    else if (silu_mul) go_with(gemv_group_kernel<MT, W, false, true>);
-    else go_with(gemv_group_kernel<MT, W, false, false>);
+    const auto go_with = [&](auto kernel) { launch_pdl("gemv_group_kernel", kernel, grid, dim3(kThreads), 0, with_blocks); };
+    const bool u1 = options().gemv_unroll == 1;
+    if (int8 && silu_mul) u1 ? go_with(gemv_group_kernel<MT, W, true, true, 1>) : go_with(gemv_group_kernel<MT, W, true, true, 2>);
+    else if (int8) u1 ? go_with(gemv_group_kernel<MT, W, true, false, 1>) : go_with(gemv_group_kernel<MT, W, true, false, 2>);
+    else if (silu_mul) go_with(gemv_group_kernel<MT, W, false, true, 2>);
+    else go_with(gemv_group_kernel<MT, W, false, false, 2>);
   }
 };
 

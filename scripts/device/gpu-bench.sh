@@ -105,8 +105,8 @@ ab|ab-bf16)
   [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
   runs=("default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"
     "GEMV 2 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":2}" "GEMV 4 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":4}"
-    "no GEMV lookahead|KT_CUDA_OPTIONS={\"gemvLookahead\":false}" "attention 1 block an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":1}"
-    "attention 2 blocks an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":2}")
+    "GEMV unroll 1|KT_CUDA_OPTIONS={\"gemvUnroll\":1}" "attention 1 block an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":1}"
+    "attention 4 blocks an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":4}")
   for run in "${runs[@]}"; do
     [ -n "${KT_AB_ONLY:-}" ] && ! [[ "$run" =~ ${KT_AB_ONLY} ]] && continue
     name=${run%%|*}; args=${run#*|}

@@ -52,9 +52,9 @@ export interface CudaOptions {
    * and prefetch its weights into L2, while the kernel before it finishes. Default true; false to measure.
    */
   pdl?: boolean;
-  /** GEMV blocks also prefetch into L2 the rows of the block that runs after them in their place. Default true. */
-  gemvLookahead?: boolean;
-  /** Decode attention splits each row's keys until rows × KV heads × splits reach this many blocks per SM. Default 4. */
+  /** Units of each weight row an int8 GEMV thread has in flight per step: 2 (default), or 1 (fewer registers, more warps). */
+  gemvUnroll?: number;
+  /** Decode attention splits each row's keys until rows × KV heads × splits reach this many blocks per SM. Default 2. */
   attentionBlocksPerSm?: number;
 }
 

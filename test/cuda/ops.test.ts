@@ -108,18 +108,21 @@ describe('CUDA ops vs CPU', needCuda, () => {
     return e;
   };
 
-  it('matmul, GEMV path (M ≤ 8): every weight type, q8 activations for quantized ones', () => {
+  it('matmul, GEMV path (M ≤ 8): every weight type, q8 activations for quantized ones (both unroll depths)', () => {
     const seed = freshSeed();
     gpu.setOptions({ gemvMaxRows: 8 });
     let worst = 0;
-    for (const name of WEIGHT_TYPES)
-      for (const M of [1, 2, 3, 8])
-        for (const [N, K] of [[77, 256], [130, 512]] as const) {
-          const e = matmulCase(name, M, N, K, F32_TOL, seed + M, true);
-          if (!PLAIN.has(name)) worst = Math.max(worst, e);
-        }
+    for (const unroll of [2, 1]) {
+      gpu.setOptions({ gemvUnroll: unroll });
+      for (const name of WEIGHT_TYPES)
+        for (const M of [1, 2, 3, 8])
+          for (const [N, K] of [[77, 256], [130, 512]] as const) {
+            const e = matmulCase(name, M, N, K, F32_TOL, seed + M, true);
+            if (!PLAIN.has(name)) worst = Math.max(worst, e);
+          }
+    }
     report.push(`matmul quantized GEMV vs CPU q8 matmul: worst NMSE ${worst.toExponential(2)}`);
-    gpu.setOptions({ gemvMaxRows: -1 });
+    gpu.setOptions({ gemvMaxRows: -1, gemvUnroll: 2 });
   });
 
   it('matmul, GEMV path with many rows (one warp per row pair) and odd N', () => {

@@ -40,9 +40,12 @@ struct Options {
   // Programmatic dependent launch for the GEMV kernels and the activation quantizer (pdl.cuh): their
   // launch and weight prefetch overlap the kernel before; false: ordinary launches (to measure).
   bool pdl = true;
-  // Units of each weight row an int8 GEMV thread has in flight per step: 2, or 1 (fewer registers,
-  // more resident warps).
-  int gemv_unroll = 2;
+  // Units of each weight row an int8 GEMV thread has in flight per step: 1 (58-72 registers, so 3-4
+  // blocks fit an SM) or 2 (~100: 2 blocks). With 2 the kernels of several waves ran slower on the
+  // H200 (gate/up 26.8 → 23.7 µs with 1, lm_head 190 → 149), single waves over long rows faster.
+  int gemv_unroll = 1;
+  // Row pairs from which an int8 GEMV gives each pair one warp (fewer: 2 or 4 warps share a pair).
+  int gemv_w1_pairs = 2560;
   // Decode attention splits the keys until rows × KV heads × splits reach this many blocks per SM
   // (llama-3.1-8b Q4_K_M on the H200, step ms at B = 1 / 16: 4 → 3.37 / 5.79, 2 → 3.18 / 5.49, 1 → 3.13 / 5.66).
   int attention_blocks_per_sm = 2;

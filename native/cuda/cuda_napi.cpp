@@ -261,6 +261,11 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
       check(r == 1 || r == 2, op, "gemvUnroll must be 1 or 2");
       opts.gemv_unroll = static_cast<int>(r);
     }
+    if (o.Has("gemvW1Pairs")) {
+      const int64_t r = o.Get("gemvW1Pairs").ToNumber().Int64Value();
+      check(r >= 1 && r <= (1LL << 30), op, "gemvW1Pairs must be positive");
+      opts.gemv_w1_pairs = static_cast<int>(r);
+    }
     if (o.Has("attentionBlocksPerSm")) {
       const int64_t r = o.Get("attentionBlocksPerSm").ToNumber().Int64Value();
       check(r >= 1 && r <= 64, op, "attentionBlocksPerSm must be in 1 .. 64");
@@ -276,6 +281,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("poison", opts.poison);
     out.Set("pdl", opts.pdl);
     out.Set("gemvUnroll", opts.gemv_unroll);
+    out.Set("gemvW1Pairs", opts.gemv_w1_pairs);
     out.Set("attentionBlocksPerSm", opts.attention_blocks_per_sm);
     return out;
   });

@@ -282,12 +282,13 @@ bool plain_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DTy
 
 // Warps per row pair, from sweeps on an H200 (notes/cuda.md): plain types stream best with four
 // warps on every shape, int8 Q8_0 too; other quantized ones with one warp where there are enough
-// pairs to fill the GPU (~16 warps per SM), more where there are not.
+// pairs to fill the GPU (options().gemv_w1_pairs: with unroll 1 about 32 warps fit an SM), more
+// where there are not.
 int warps_for(int64_t pairs, bool four) {
   const int forced = options().gemv_warps;
   if (forced) return forced;
   if (four) return 4;
-  return pairs >= 2048 ? 1 : pairs >= 1024 ? 2 : 4;
+  return pairs >= options().gemv_w1_pairs ? 1 : pairs >= 1024 ? 2 : 4;
 }
 
 // Calls fn.template go<MT, W>() for M activation rows (MT 1, 2, 4, or 8 with grid.y walking

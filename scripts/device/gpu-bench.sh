@@ -105,7 +105,10 @@ ab|ab-bf16)
   [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
   runs=("default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"
     "GEMV 2 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":2}" "GEMV 4 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":4}"
-    "GEMV unroll 1|KT_CUDA_OPTIONS={\"gemvUnroll\":1}" "attention 1 block an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":1}"
+    "GEMV unroll 2, W1 from 2048 pairs|KT_CUDA_OPTIONS={\"gemvUnroll\":2,\"gemvW1Pairs\":2048}"
+    "GEMV unroll 1, W1 from 2048 pairs|KT_CUDA_OPTIONS={\"gemvUnroll\":1,\"gemvW1Pairs\":2048}"
+    "GEMV unroll 2, W1 from 2560 pairs|KT_CUDA_OPTIONS={\"gemvUnroll\":2,\"gemvW1Pairs\":2560}"
+    "attention 1 block an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":1}"
     "attention 4 blocks an SM|KT_CUDA_OPTIONS={\"attentionBlocksPerSm\":4}")
   for run in "${runs[@]}"; do
     [ -n "${KT_AB_ONLY:-}" ] && ! [[ "$run" =~ ${KT_AB_ONLY} ]] && continue

@@ -52,8 +52,10 @@ export interface CudaOptions {
    * and prefetch its weights into L2, while the kernel before it finishes. Default true; false to measure.
    */
   pdl?: boolean;
-  /** Units of each weight row an int8 GEMV thread has in flight per step: 2 (default), or 1 (fewer registers, more warps). */
+  /** Units of each weight row an int8 GEMV thread has in flight per step: 1 (default: fewer registers, more warps) or 2. */
   gemvUnroll?: number;
+  /** Row pairs from which an int8 GEMV gives each pair one warp (fewer pairs: 2 or 4 warps a pair). Default 2560. */
+  gemvW1Pairs?: number;
   /** Decode attention splits each row's keys until rows × KV heads × splits reach this many blocks per SM. Default 2. */
   attentionBlocksPerSm?: number;
 }

@@ -110,7 +110,7 @@ describe('CUDA ops vs CPU', needCuda, () => {
 
   it('matmul, GEMV path (M ≤ 8): every weight type, q8 activations for quantized ones (both unroll depths)', () => {
     const seed = freshSeed();
-    gpu.setOptions({ gemvMaxRows: 8 });
+    const { gemvUnroll } = gpu.setOptions({ gemvMaxRows: 8 });
     let worst = 0;
     for (const unroll of [2, 1]) {
       gpu.setOptions({ gemvUnroll: unroll });
@@ -122,7 +122,7 @@ describe('CUDA ops vs CPU', needCuda, () => {
           }
     }
     report.push(`matmul quantized GEMV vs CPU q8 matmul: worst NMSE ${worst.toExponential(2)}`);
-    gpu.setOptions({ gemvMaxRows: -1, gemvUnroll: 2 });
+    gpu.setOptions({ gemvMaxRows: -1, gemvUnroll });
   });
 
   it('matmul, GEMV path with many rows (one warp per row pair) and odd N', () => {

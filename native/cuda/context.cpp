@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cuda/cuda_common.h"
+#include "cuda/ops.h"
 
 namespace kt::cuda {
 
@@ -25,6 +26,17 @@ cudaStream_t stream() {
     return created;
   }();
   return s;
+}
+
+int* split_counters(int64_t n) {
+  constexpr int64_t kCount = int64_t{1} << 20;
+  static int* counters = [] {
+    void* p = nullptr;
+    check_cuda(cudaMalloc(&p, kCount * sizeof(int)), "split counters");
+    check_cuda(cudaMemset(p, 0, kCount * sizeof(int)), "split counters");
+    return static_cast<int*>(p);
+  }();
+  return n <= kCount ? counters : nullptr;
 }
 
 void* cublas_handle() {

@@ -10,6 +10,7 @@
 #include "cpu/tensor.h"
 #include "cuda/cuda_common.h"
 #include "cuda/napi_args.h"
+#include "cuda/ops.h"
 #include "napi/registry.h"
 
 namespace {
@@ -322,6 +323,7 @@ int next_graph = 1;
 Napi::Value CaptureBegin(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     // Relaxed: the pool may still cudaMalloc a block it has not cached yet while capturing.
+    split_counters(0);  // allocated and zeroed outside the capture
     check_cuda(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed), "capture begin");
     pool().set_capturing(true);
     return info.Env().Undefined();

@@ -67,11 +67,20 @@ void paged_attention_prefill(const DeviceTensor& q, const DeviceTensor& k_cache,
 // (row, KV head, key split) for the group's heads; head dims 64, 128, 256. With splits > 1 it writes
 // partials (part_acc [T, H, splits, D], part_ml [T, H, splits, 2]) for the merge kernel. Rows of
 // sequences with skip_qlen query rows or more are left alone (the prefill kernel's).
+// With splits and counters (zeroed, one per row and KV head batch: T · num_kv_heads · head batches),
+// the last split block of each merges the splits itself (no merge kernel) and zeroes its counter
+// again; with q8/q8d too it writes out's rows in q8_K (layout of quantize_act.h), where each block's
+// heads hold 4 values a thread (attention_rows_group(H, kv) · D == 4 · attention_rows_threads()).
 bool attention_rows_supported(int64_t head_dim);
+int attention_rows_group(int H, int num_kv_heads);
+int attention_rows_threads();
 void attention_rows(const AttentionShape& shape, const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache,
                     const DeviceTensor& cu_q, const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale,
                     DeviceTensor& out, const DeviceTensor* table_stride, int splits, int min_chunk, float* part_acc, float* part_ml,
-                    int skip_qlen = 0x7fffffff);
+                    int skip_qlen = 0x7fffffff, int* counters = nullptr, int8_t* q8 = nullptr, float* q8d = nullptr);
+// n zeroed ints that stay allocated (attention_rows' split counters; each user leaves them zeroed),
+// or null where n exceeds what was set aside. The first call allocates; call it before any capture.
+int* split_counters(int64_t n);
 // One token id per row of logits [B, V] (sample.cu): params F32 [B, 4] (temperature, top-k, top-p,
 // min-p), seeds I32 [B, 2] (seed, counter); out I32 [B]. Capturable: no sync, no data-dependent allocation.
 void sample(const DeviceTensor& logits, const DeviceTensor& params, const DeviceTensor& seeds, DeviceTensor& out);

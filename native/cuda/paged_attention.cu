@@ -246,9 +246,22 @@ void paged_attention(const DeviceTensor& q, const DeviceTensor& k_cache, const D
     a.part_ml = a.part_acc + T * H * splits * D;
   }
   const int s = static_cast<int>(splits);
+  out.q8k.reset();
   if (options().attention_kernel == 0 && attention_rows_supported(D)) {
+    // Split rows merge in their last block (counters); at decode that block also writes the q8_K
+    // rows the output projection's GEMV reads (then neither a merge nor a quantize launch).
+    const int G = attention_rows_group(static_cast<int>(H), num_kv_heads), group = static_cast<int>(H) / num_kv_heads;
+    int* counters = splits > 1 ? split_counters(T * num_kv_heads * ((group + G - 1) / G)) : nullptr;
+    std::shared_ptr<void> q8;
+    ActQ q8v{};
+    if (counters && T <= 2 && (H * D) % 256 == 0 && group % G == 0 && G * D == 4 * attention_rows_threads()) {
+      q8 = pool().alloc(q8_storage_bytes(T, H * D, ActFormat::Q8_K));
+      q8v = q8_view(q8.get(), T, H * D, ActFormat::Q8_K);
+    }
     attention_rows(shape, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, scale, out, table_stride, s, a.min_chunk,
-                   a.part_acc, a.part_ml);
+                   a.part_acc, a.part_ml, 0x7fffffff, counters, const_cast<int8_t*>(q8v.q), const_cast<float*>(q8v.d));
+    out.q8k = std::move(q8);
+    if (counters) return;
   } else {
     const int npl = static_cast<int>((D + 31) / 32);
     const bool bf16 = k_cache.dtype == DType::BF16;

@@ -18,6 +18,7 @@
 #include "cuda/ops.h"
 #include "cuda/paged_rows.cuh"
 #include "cuda/pdl.cuh"
+#include "cuda/q8k_block.cuh"
 
 namespace kt::cuda {
 
@@ -52,7 +53,57 @@ struct RowArgs : PagedAttention {
   int skip_qlen;  // sequences with this many query rows or more belong to the prefill kernel
   float* part_acc;  // [T, H, splits, D] or null (one split: normalised into out)
   float* part_ml;   // [T, H, splits, 2]: max (natural-log units) and sum
+  // With splits: one zeroed counter per (row, blockIdx.y), or null (the merge kernel merges). The
+  // last split block of each counts in, merges the splits into out, and sets the counter back to 0.
+  int* counters;
+  // With counters, and heads · D == 4 · threads: out's rows are also written in q8_K here, or null.
+  int8_t* q8;
+  float* q8d;
 };
+
+// Split s's partial sums (natural-log max, sum) for row·head rh, read from L2: other blocks wrote them.
+__device__ __forceinline__ float2 split_ml(const RowArgs& a, int64_t rh, int splits, int s) {
+  return __ldcg(reinterpret_cast<const float2*>(a.part_ml) + rh * splits + s);
+}
+
+// The last split block's merge of `heads` heads from h0 of `row`: out = Σ_s e^(m_s - m) acc_s /
+// Σ_s e^(m_s - m) l_s, as merge_splits_kernel computes it (empty splits have m_s = -inf).
+template <int D>
+__device__ void merge_own_splits(const RowArgs& a, int row, int h0, int heads) {
+  const int splits = static_cast<int>(gridDim.z);
+  const auto merged = [&](int64_t rh, int d0, int n, float* v) {
+    float mx = -INFINITY;
+    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, split_ml(a, rh, splits, s).x);
+    float l = 0.f;
+    for (int i = 0; i < n; ++i) v[i] = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      const float2 ml = split_ml(a, rh, splits, s);
+      const float f = expf(ml.x - mx);
+      l += f * ml.y;
+      const float* acc = a.part_acc + (rh * splits + s) * D + d0;
+      for (int i = 0; i < n; ++i) v[i] += f * __ldcg(acc + i);
+    }
+    const float inv = 1.0f / l;
+    for (int i = 0; i < n; ++i) v[i] *= inv;
+  };
+  if (heads * D == 4 * static_cast<int>(blockDim.x)) {
+    // Four consecutive values a thread (one head's), so 64 threads hold a q8_K block of the row.
+    const int i = 4 * threadIdx.x, h = i / D, d = i % D;
+    const int64_t rh = static_cast<int64_t>(row) * a.H + h0 + h;
+    float v[4];
+    merged(rh, d, 4, v);
+    const float4 y = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(a.out + rh * D + d) = y;
+    if (a.q8) q8k_block<kWarps * 32>(y, (h0 + h) * D + d, row, a.H * D, a.q8, a.q8d);
+    return;
+  }
+  for (int i = threadIdx.x; i < heads * D; i += blockDim.x) {
+    const int64_t rh = static_cast<int64_t>(row) * a.H + h0 + i / D;
+    float v;
+    merged(rh, i % D, 1, &v);
+    a.out[rh * D + i % D] = v;
+  }
+}
 
 // D: head dim; G: heads of the group per block (the group's heads are cut in batches of G);
 // C: cache element type.
@@ -210,6 +261,18 @@ __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) 
       a.out[rh * D + d] = v / sum;
     }
   }
+  if (!a.part_acc || !a.counters) return;
+  // Count this split in; the last of the row's splits for these heads merges them all.
+  __shared__ bool last;
+  __threadfence();  // the partials above are visible device-wide before the count says so
+  __syncthreads();
+  int* counter = a.counters + static_cast<int64_t>(row) * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == static_cast<int>(gridDim.z) - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  merge_own_splits<D>(a, row, h0, heads);
+  if (threadIdx.x == 0) *counter = 0;  // for the next launch (graphs replay the same buffer)
 }
 
 template <int D, int G>
@@ -231,15 +294,22 @@ void launch_d(const RowArgs& a, bool bf16, int g, dim3 grid) {
 
 bool attention_rows_supported(int64_t head_dim) { return head_dim == 64 || head_dim == 128 || head_dim == 256; }
 
+int attention_rows_group(int H, int num_kv_heads) {
+  const int group = H / num_kv_heads;
+  return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
+}
+
+int attention_rows_threads() { return kWarps * 32; }
+
 void attention_rows(const AttentionShape& sh, const DeviceTensor& q, const DeviceTensor& k_cache, const DeviceTensor& v_cache,
                     const DeviceTensor& cu_q, const DeviceTensor& kv_lens, const DeviceTensor& block_tables, int num_kv_heads, float scale,
                     DeviceTensor& out, const DeviceTensor* table_stride, int splits, int min_chunk, float* part_acc, float* part_ml,
-                    int skip_qlen) {
+                    int skip_qlen, int* counters, int8_t* q8, float* q8d) {
   const int group = static_cast<int>(sh.H / num_kv_heads);
-  const int G = group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
+  const int G = attention_rows_group(static_cast<int>(sh.H), num_kv_heads);
   const int head_batches = (group + G - 1) / G;
   RowArgs a{paged_attention_args(sh, q, k_cache, v_cache, cu_q, kv_lens, block_tables, num_kv_heads, out, table_stride), head_batches,
-            scale * kLog2e, min_chunk, skip_qlen, part_acc, part_ml};
+            scale * kLog2e, min_chunk, skip_qlen, part_acc, part_ml, counters, q8, q8d};
   const dim3 grid(static_cast<unsigned>(sh.T), static_cast<unsigned>(num_kv_heads * head_batches), static_cast<unsigned>(splits));
   const bool bf16 = k_cache.dtype == DType::BF16;
   switch (sh.D) {

@@ -6,6 +6,7 @@
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
 #include "cuda/pdl.cuh"
+#include "cuda/q8k_block.cuh"
 #include "cuda/quantize_act.h"
 
 namespace kt::cuda {
@@ -22,47 +23,7 @@ constexpr int kPer = 4;  // float4s a thread keeps in registers between the two 
 // as the CPU rounds it. With delta, x += delta first (written back): the same additions and the
 // same sums as add_inplace then rms_norm, in one pass over x. Rows of D % 4 == 0 only (the host
 // checks); a row longer than kPer float4s a thread re-reads x in the second half.
-// Q8: the normalised row is also written in q8_K (q8, q8d), exactly as quantize_activations would
-// write it from `out` (quantize_act.cu: same first-largest-magnitude scale, same roundings), for the
-// GEMV that reads it next. A 256-value q8_K block is 64 consecutive threads' float4s (two warps).
-__device__ __forceinline__ void q8k_block(const float4& y, int elem, int64_t row, int D, int8_t* __restrict__ q8, float* __restrict__ q8d) {
-  const float v[4] = {y.x, y.y, y.z, y.w};
-  float amax = 0.f, mx = 0.f;
-  int at = 1 << 30;
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-    if (fabsf(v[j]) > amax) amax = fabsf(v[j]), mx = v[j], at = elem + j;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {  // larger magnitude wins; on a tie the lower index
-    const float a2 = __shfl_xor_sync(0xffffffffu, amax, o), m2 = __shfl_xor_sync(0xffffffffu, mx, o);
-    const int at2 = __shfl_xor_sync(0xffffffffu, at, o);
-    if (a2 > amax || (a2 == amax && at2 < at)) amax = a2, mx = m2, at = at2;
-  }
-  __shared__ float s_amax[kMaxThreads / 32], s_mx[kMaxThreads / 32];
-  __shared__ int s_at[kMaxThreads / 32];
-  const int warp = threadIdx.x / 32;
-  if (threadIdx.x % 32 == 0) s_amax[warp] = amax, s_mx[warp] = mx, s_at[warp] = at;
-  __syncthreads();
-  {
-    const float a2 = s_amax[warp ^ 1], m2 = s_mx[warp ^ 1];  // the other warp of the 256-value block
-    const int at2 = s_at[warp ^ 1];
-    if (a2 > amax || (a2 == amax && at2 < at)) amax = a2, mx = m2, at = at2;
-  }
-  __syncthreads();  // the next chunk reuses the arrays
-  if (elem >= D) return;
-  int c[4] = {0, 0, 0, 0};
-  float d = 0.f;
-  if (amax != 0.f) {
-    const float iscale = __fdiv_rn(-127.f, mx);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) c[j] = min(127, __float2int_rn(__fmul_rn(iscale, v[j])));
-    d = __fdiv_rn(1.f, iscale);
-  }
-  const uint32_t packed = (c[0] & 0xffu) | (c[1] & 0xffu) << 8 | (c[2] & 0xffu) << 16 | static_cast<uint32_t>(c[3] & 0xff) << 24;
-  *reinterpret_cast<uint32_t*>(q8 + row * D + elem) = packed;
-  if (elem % 256 == 0) q8d[row * (D / 256) + elem / 256] = d;
-}
-
+// Q8: the normalised row is also written in q8_K (q8k_block.cuh) for the GEMV that reads it next.
 template <bool Q8>
 __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(float* __restrict__ x, const float* __restrict__ delta, const float* __restrict__ w,
                                                               int D, float eps, float* __restrict__ out, int8_t* __restrict__ q8,
@@ -124,7 +85,7 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(float* __restrict_
     if (i < n4) o[i] = y = norm(keep[k], wv[i]);
     // The host asks for q8 only where every value stays in registers and D % 256 == 0: a chunk's
     // 64-thread groups are then all in the row or all past it, and this test is the block's own.
-    if (Q8 && k * static_cast<int>(blockDim.x) < n4) q8k_block(y, 4 * i, blockIdx.x, D, q8, q8d);
+    if (Q8 && k * static_cast<int>(blockDim.x) < n4) q8k_block<kMaxThreads>(y, 4 * i, blockIdx.x, D, q8, q8d);
   }
   for (int i = threadIdx.x + kPer * blockDim.x; i < n4; i += blockDim.x) o[i] = norm(xr[i], wv[i]);
 }

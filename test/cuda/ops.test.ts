@@ -321,6 +321,41 @@ describe('CUDA ops vs CPU', needCuda, () => {
     }
   });
 
+  it('pagedAttention at decode: split blocks merge themselves (counters reset for the next call) and write q8_K rows the GEMV reads', () => {
+    const seed = freshSeed();
+    const bs = 16;
+    const blocks = 120;
+    const fused = new CudaBackend({ poison: true, precision: 'f32', fusedOps: true });
+    for (const [H, Hkv, D] of [[32, 8, 128], [8, 2, 128], [8, 8, 64]] as const)
+      for (const lens of [[700], [33, 1]]) {
+        const S = lens.length;
+        const width = Hkv * D;
+        const maxBlocks = 48;
+        const tables = lens.flatMap((_, s) => Array.from({ length: maxBlocks }, (_, b) => (b * S + s * 5) % blocks));
+        const k = randn(blocks * bs * width, seed);
+        const v = randn(blocks * bs * width, seed + 1);
+        const q = randn(S * H * D, seed + 2);
+        const on = <B extends CpuBackend | CudaBackend>(b: B) => {
+          const inputs = { cuQ: b.inputI32(Int32Array.from(lens.map((_, i) => i).concat(S)), [S + 1]), kvLens: b.inputI32(Int32Array.from(lens), [S]),
+            blockTables: b.inputI32(Int32Array.from(tables), [S, maxBlocks]), slots: b.inputI32(Int32Array.of(0), [1]), positions: b.inputI32(Int32Array.of(0), [1]) };
+          return b.pagedAttention(b.constantF32(q, [S, H * D]), b.constantF32(k, [blocks, bs, width]), b.constantF32(v, [blocks, bs, width]), inputs, Hkv, 1 / Math.sqrt(D));
+        };
+        const label = `H=${H} Hkv=${Hkv} D=${D} lens ${lens.join(',')} (seed ${seed})`;
+        const want = cpu.read(on(cpu));
+        const first = on(fused);
+        const again = fused.read(on(fused));
+        const e = nmse(fused.read(first), want);
+        assert.ok(e <= F32_TOL, `${label}: NMSE ${e}`);
+        assert.equal(maxAbsDiff(again, fused.read(first)), 0, `${label}: a second call differs (split counters not reset?)`);
+        const w = fused.loadWeight(files.write(DType.Q4_K, randn(64 * H * D, seed + 3, 0.5), 64, H * D));
+        const copy = fused.gatherRows(first, fused.inputI32(Int32Array.from(lens.map((_, i) => i)), [S]));
+        assert.equal(maxAbsDiff(fused.read(fused.matmul(first, w)), fused.read(fused.matmul(copy, w))), 0, `${label}: GEMV over the q8_K rows`);
+        fused.free(w);
+        cpu.endStep();
+        fused.endStep();
+      }
+  });
+
   it('BF16 KV caches: storeKv rounds rows to bf16, attention over them equals the CPU over the rounded values', () => {
     const seed = freshSeed();
     const bs = 16;

@@ -37,9 +37,8 @@ struct Options {
   int gemv_warps = 0;        // warps per GEMV row pair (1, 2, 4); 0 picks by N (benchmarks sweep it)
   int attention_kernel = 0;  // rows of paged attention: 0 paged_attention_decode.cu's kernel; 1 the first one (benchmarks)
   bool poison = false;    // fill new per-step tensors with NaN bytes (tests: proves every element is written)
-  // Programmatic dependent launch for the decode chain (GEMVs, activation quantizer, rmsnorm, rope +
-  // cache write, attention rows; pdl.cuh): each launch, and a GEMV's weight prefetch, overlaps the
-  // kernel before; false: ordinary launches (to measure).
+  // Programmatic dependent launch for the GEMV kernels and the activation quantizer (pdl.cuh): their
+  // launch and weight prefetch overlap the kernel before; false: ordinary launches (to measure).
   bool pdl = true;
   // Units of each weight row an int8 GEMV thread has in flight per step: 1 (58-72 registers, so 3-4
   // blocks fit an SM) or 2 (~100: 2 blocks). With 2 the kernels of several waves ran slower on the

@@ -3,7 +3,6 @@
 #include <cuda_bf16.h>
 
 #include <string>
-#include <type_traits>
 
 #include "cuda/cuda_common.h"
 #include "cuda/ops.h"
@@ -106,13 +105,13 @@ void rope_store_kv(DeviceTensor& q, DeviceTensor& k_cache, DeviceTensor& v_cache
   const int q_heads = static_cast<int>(q.numel() / (T * head_dim)), kv_heads = static_cast<int>(width / head_dim);
   const auto go = [&](auto* kc, auto* vc) {
     const int64_t units = (q_heads + kv_heads) * (rot_dim / 2) + width;
-    using C = std::remove_pointer_t<decltype(kc)>;
-    launch_pdl("rope_store_kernel", rope_store_kernel<C>, dim3(static_cast<unsigned>(T), blocks_for(units, 256)), dim3(256), 0, q.as<float>(),
-               q_heads, k.as<float>(), v.as<float>(), kv_heads, kc, vc, positions.as<int32_t>(), slots.as<int32_t>(), inv_freq.as<float>(),
-               head_dim, rot_dim / 2, interleaved, total);
+    rope_store_kernel<<<dim3(static_cast<unsigned>(T), blocks_for(units, 256)), 256, 0, stream()>>>(q.as<float>(), q_heads, k.as<float>(), v.as<float>(), kv_heads, kc, vc,
+                                                                     positions.as<int32_t>(), slots.as<int32_t>(), inv_freq.as<float>(), head_dim,
+                                                                     rot_dim / 2, interleaved, total);
   };
   if (k_cache.dtype == DType::BF16) go(k_cache.as<__nv_bfloat16>(), v_cache.as<__nv_bfloat16>());
   else go(k_cache.as<float>(), v_cache.as<float>());
+  check_launch("rope_store_kernel");
 }
 
 void store_kv(DeviceTensor& k_cache, DeviceTensor& v_cache, const DeviceTensor& k, const DeviceTensor& v, const DeviceTensor& slots) {

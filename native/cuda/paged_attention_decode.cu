@@ -110,7 +110,6 @@ __device__ void merge_own_splits(const RowArgs& a, int row, int h0, int heads) {
 template <int D, int G, typename C>
 __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) {
   pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
-  pdl_wait();     // launched with launch_pdl: nothing is read or written before this
   constexpr int E = Chunk<C>::kElems;
   constexpr int TPK = D / E < 32 ? D / E : 32;  // lanes per key
   constexpr int CH = D / (E * TPK);             // 16-byte chunks per lane
@@ -278,8 +277,9 @@ __global__ void __launch_bounds__(kWarps * 32) attention_rows_kernel(RowArgs a) 
 
 template <int D, int G>
 void launch_d_g(const RowArgs& a, bool bf16, dim3 grid) {
-  if (bf16) launch_pdl("attention_rows_kernel", attention_rows_kernel<D, G, __nv_bfloat16>, grid, dim3(kWarps * 32), 0, a);
-  else launch_pdl("attention_rows_kernel", attention_rows_kernel<D, G, float>, grid, dim3(kWarps * 32), 0, a);
+  if (bf16) attention_rows_kernel<D, G, __nv_bfloat16><<<grid, kWarps * 32, 0, stream()>>>(a);
+  else attention_rows_kernel<D, G, float><<<grid, kWarps * 32, 0, stream()>>>(a);
+  check_launch("attention_rows_kernel");
 }
 
 template <int D>

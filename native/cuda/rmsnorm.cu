@@ -29,7 +29,6 @@ __global__ void __launch_bounds__(kMaxThreads) rmsnorm_kernel(float* __restrict_
                                                               int D, float eps, float* __restrict__ out, int8_t* __restrict__ q8,
                                                               float* __restrict__ q8d) {
   pdl_trigger();  // the next kernel, if launched with launch_pdl, may start (pdl.cuh)
-  pdl_wait();     // launched with launch_pdl: nothing is read or written before this
   float4* xr = reinterpret_cast<float4*>(x + static_cast<int64_t>(blockIdx.x) * D);
   float4* o = reinterpret_cast<float4*>(out + static_cast<int64_t>(blockIdx.x) * D);
   const float4* dr = delta ? reinterpret_cast<const float4*>(delta + static_cast<int64_t>(blockIdx.x) * D) : nullptr;
@@ -109,13 +108,14 @@ void launch_norm(const char* op, const DeviceTensor& x, const float* delta, cons
   if (rows <= 2 && D % 256 == 0 && D <= int64_t{4} * kPer * kMaxThreads) {
     auto storage = pool().alloc(q8_storage_bytes(rows, D, ActFormat::Q8_K));
     const ActQ a = q8_view(storage.get(), rows, D, ActFormat::Q8_K);
-    launch_pdl("rmsnorm_kernel", rmsnorm_kernel<true>, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, x.as<float>(), delta, w.as<float>(),
-               static_cast<int>(D), eps, out.as<float>(), const_cast<int8_t*>(a.q), const_cast<float*>(a.d));
+    rmsnorm_kernel<true><<<static_cast<unsigned>(rows), threads, 0, stream()>>>(x.as<float>(), delta, w.as<float>(), static_cast<int>(D), eps,
+                                                                               out.as<float>(), const_cast<int8_t*>(a.q), const_cast<float*>(a.d));
     out.q8k = std::move(storage);
   } else {
-    launch_pdl("rmsnorm_kernel", rmsnorm_kernel<false>, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, x.as<float>(), delta, w.as<float>(),
-               static_cast<int>(D), eps, out.as<float>(), static_cast<int8_t*>(nullptr), static_cast<float*>(nullptr));
+    rmsnorm_kernel<false><<<static_cast<unsigned>(rows), threads, 0, stream()>>>(x.as<float>(), delta, w.as<float>(), static_cast<int>(D), eps,
+                                                                                out.as<float>(), nullptr, nullptr);
   }
+  check_launch("rmsnorm_kernel");
 }
 
 }  // namespace

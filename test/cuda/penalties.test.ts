@@ -9,7 +9,7 @@ import { packPenalties, packSamplingRows, type GpuSamplingRow } from '../../src/
 import { SequenceSampler } from '../../src/engine/sampler.js';
 import { defaultSamplingParams, validateSamplingParams, type SamplingParams } from '../../src/engine/sampling-params.js';
 import { uniformSampler } from '../../src/models/random-model.js';
-import { freshSeed, needCuda, randn } from './helpers.js';
+import { DeviceHandles, freshSeed, needCuda, randn } from './helpers.js';
 
 const greedy: SamplingParams = { ...defaultSamplingParams, temperature: 0 };
 
@@ -123,28 +123,16 @@ function assertGreedy(got: Int32Array, want: Float64Array, V: number, name: stri
 
 describe('CUDA penalties kernel', needCuda, () => {
   let n: CudaNative;
-  const live: number[] = [];
+  let dev: DeviceHandles;
 
   before(() => {
     n = cudaNative()!;
+    dev = new DeviceHandles(n);
   });
   after(() => {
-    for (const h of live.splice(0)) n.cudaRelease(h);
+    dev?.releaseAll();
   });
 
-  const upload = (dtype: number, shape: number[], data: Float32Array | Int32Array): number => {
-    const h = n.cudaAlloc(dtype, shape, false);
-    n.cudaUpload(h, data);
-    live.push(h);
-    return h;
-  };
-  const release = (...hs: number[]): void => {
-    for (const h of hs) {
-      const i = live.indexOf(h);
-      if (i >= 0) live.splice(i, 1);
-      n.cudaRelease(h);
-    }
-  };
   /** index [cap, 2] and values [cap, 3] holding e (cap ≥ its length, the rest zero) and count. */
   const uploadEntries = (e: Entries, count: number, cap = e.rows.length): [number, number, number] => {
     const index = new Int32Array(cap * 2);
@@ -153,17 +141,17 @@ describe('CUDA penalties kernel', needCuda, () => {
       index.set([r, e.tokens[i]!], 2 * i);
       values.set([e.bias[i]!, e.rep[i]!, e.sub[i]!], 3 * i);
     });
-    return [upload(DType.I32, [cap, 2], index), upload(DType.F32, [cap, 3], values), upload(DType.I32, [1], Int32Array.of(count))];
+    return [dev.upload(DType.I32, [cap, 2], index), dev.upload(DType.F32, [cap, 3], values), dev.upload(DType.I32, [1], Int32Array.of(count))];
   };
   const apply = (hl: number, [hi, hv, hc]: [number, number, number]): void => n.cudaOpApplyPenalties(hl, hi, hv, hc);
   const greedyTokens = (hl: number, B: number): Int32Array => {
     const packed = packSamplingRows(Array.from({ length: B }, () => ({ params: greedy, seed: 0, counter: 0 })));
-    const hp = upload(DType.F32, [B, 4], packed.params);
-    const hs = upload(DType.I32, [B, 2], packed.seeds);
+    const hp = dev.upload(DType.F32, [B, 4], packed.params);
+    const hs = dev.upload(DType.I32, [B, 2], packed.seeds);
     const ho = n.cudaOpSample(hl, hp, hs);
     const out = n.cudaDownload(ho) as Int32Array;
     n.cudaRelease(ho);
-    release(hp, hs);
+    dev.release(hp, hs);
     return out;
   };
   /** |got − want| within 1e-6 of the operands' magnitudes (float32 rounding of each stage is ~1e-7). */
@@ -196,12 +184,12 @@ describe('CUDA penalties kernel', needCuda, () => {
       rep: [...outside.map(() => 2), ...e.rep, ...extra.rep.filter((_, i) => fresh[i])],
       sub: [...outside.map(() => 1), ...e.sub, ...extra.sub.filter((_, i) => fresh[i])],
     };
-    const hl = upload(DType.F32, [B, V], x);
+    const hl = dev.upload(DType.F32, [B, V], x);
     const bufs = uploadEntries(all, outside.length + valid, all.rows.length + 100);
     apply(hl, bufs);
     const got = n.cudaDownload(hl) as Float32Array;
     const want = expectedLogits(x, V, e);
-    release(hl, ...bufs);
+    dev.release(hl, ...bufs);
     assertClose(got, want, x, V, e, `seed ${seed}`);
     const changed = got.reduce((c, v, i) => c + (v !== x[i] ? 1 : 0), 0);
     assert.ok(changed > 0.6 * valid && changed <= valid, `${changed} logits changed for ${valid} entries`);
@@ -213,14 +201,14 @@ describe('CUDA penalties kernel', needCuda, () => {
     const seed = freshSeed();
     const x = randn(B * V, seed, 2);
     const e = randomEntries(B, V, 100, seed);
-    const hl = upload(DType.F32, [B, V], x);
+    const hl = dev.upload(DType.F32, [B, V], x);
     for (const count of [0, -4]) {
       const bufs = uploadEntries(e, count);
       apply(hl, bufs);
-      release(...bufs);
+      dev.release(...bufs);
       assert.deepEqual(n.cudaDownload(hl), x, `count ${count}`);
     }
-    release(hl);
+    dev.release(hl);
   });
 
   it('greedy sampling after the penalties picks the argmax of the float64-penalised logits', () => {
@@ -248,11 +236,11 @@ describe('CUDA penalties kernel', needCuda, () => {
       e.rep.push(1);
       e.sub.push(0);
     }
-    const hl = upload(DType.F32, [B, V], x);
+    const hl = dev.upload(DType.F32, [B, V], x);
     const bufs = uploadEntries(e, e.rows.length);
     apply(hl, bufs);
     const got = greedyTokens(hl, B);
-    release(hl, ...bufs);
+    dev.release(hl, ...bufs);
     const want = expectedLogits(x, V, e);
     assertGreedy(got, want, V, `seed ${seed}`);
     let moved = 0;
@@ -265,11 +253,11 @@ describe('CUDA penalties kernel', needCuda, () => {
     const V = 4096;
     const cap = 2048;
     const seed = freshSeed();
-    const hl = upload(DType.F32, [B, V], new Float32Array(B * V));
+    const hl = dev.upload(DType.F32, [B, V], new Float32Array(B * V));
     const bufs = uploadEntries(randomEntries(B, V, cap / B, seed), 0, cap);
     const packed = packSamplingRows(Array.from({ length: B }, () => ({ params: greedy, seed: 0, counter: 0 })));
-    const hp = upload(DType.F32, [B, 4], packed.params);
-    const hs = upload(DType.I32, [B, 2], packed.seeds);
+    const hp = dev.upload(DType.F32, [B, 4], packed.params);
+    const hs = dev.upload(DType.I32, [B, 2], packed.seeds);
     n.cudaRelease(n.cudaOpSample(hl, hp, hs)); // warms the pool: the capture allocates nothing new
     n.cudaCaptureBegin();
     let ho = -1;
@@ -297,23 +285,23 @@ describe('CUDA penalties kernel', needCuda, () => {
     }
     n.cudaGraphRelease(graph);
     n.cudaRelease(ho);
-    release(hl, hp, hs, ...bufs);
+    dev.release(hl, hp, hs, ...bufs);
   });
 
   it('bad inputs throw errors naming the op', () => {
-    const hl = upload(DType.F32, [2, 10], new Float32Array(20));
-    const hi = upload(DType.I32, [4, 2], new Int32Array(8));
-    const hv = upload(DType.F32, [4, 3], new Float32Array(12));
-    const hc = upload(DType.I32, [1], Int32Array.of(0));
-    const flat = upload(DType.F32, [20], new Float32Array(20));
-    const hv5 = upload(DType.F32, [5, 3], new Float32Array(15));
-    const hiF = upload(DType.F32, [4, 2], new Float32Array(8));
-    const hc2 = upload(DType.I32, [2], new Int32Array(2));
+    const hl = dev.upload(DType.F32, [2, 10], new Float32Array(20));
+    const hi = dev.upload(DType.I32, [4, 2], new Int32Array(8));
+    const hv = dev.upload(DType.F32, [4, 3], new Float32Array(12));
+    const hc = dev.upload(DType.I32, [1], Int32Array.of(0));
+    const flat = dev.upload(DType.F32, [20], new Float32Array(20));
+    const hv5 = dev.upload(DType.F32, [5, 3], new Float32Array(15));
+    const hiF = dev.upload(DType.F32, [4, 2], new Float32Array(8));
+    const hc2 = dev.upload(DType.I32, [2], new Int32Array(2));
     assert.throws(() => n.cudaOpApplyPenalties(flat, hi, hv, hc), /apply_penalties: logits must be F32 \[B, V\]/);
     assert.throws(() => n.cudaOpApplyPenalties(hl, hiF, hv, hc), /apply_penalties: index must be I32 \[capacity, 2\]/);
     assert.throws(() => n.cudaOpApplyPenalties(hl, hi, hv5, hc), /apply_penalties: values must be F32 \[4, 3\]/);
     assert.throws(() => n.cudaOpApplyPenalties(hl, hi, hv, hc2), /apply_penalties: count must be I32 \[1\]/);
     assert.throws(() => n.cudaOpApplyPenalties(hl, hi, hv, 99999), /cudaOpApplyPenalties: argument 3/);
-    release(hl, hi, hv, hc, flat, hv5, hiF, hc2);
+    dev.release(hl, hi, hv, hc, flat, hv5, hiF, hc2);
   });
 });

@@ -8,7 +8,7 @@ import { DType } from '../../src/backend/dtype.js';
 import { gpuSamplable, packSamplingRows, requestSeed, type GpuSamplingRow } from '../../src/engine/gpu-sampling.js';
 import { defaultSamplingParams, type SamplingParams } from '../../src/engine/sampling-params.js';
 import { uniformSampler } from '../../src/models/random-model.js';
-import { freshSeed, needCuda, randn } from './helpers.js';
+import { DeviceHandles, freshSeed, needCuda, randn } from './helpers.js';
 
 interface Setting {
   temperature: number;
@@ -111,47 +111,28 @@ describe('packSamplingRows, gpuSamplable, requestSeed', () => {
 describe('CUDA sampling kernel', needCuda, () => {
   let n: CudaNative;
   const report: string[] = [];
-  const live: number[] = [];
+  let dev: DeviceHandles;
 
   before(() => {
     n = cudaNative()!; // needCuda: the addon has CUDA here
+    dev = new DeviceHandles(n);
     n.cudaSetOptions({ poison: true }); // every id the op fails to write reads as -1
   });
   after(() => {
-    for (const h of live.splice(0)) n.cudaRelease(h);
+    dev?.releaseAll();
     n?.cudaSetOptions({ poison: false });
     if (report.length) console.log(report.join('\n'));
   });
 
-  const upload = (dtype: number, shape: number[], data: Float32Array | Int32Array): number => {
-    const h = n.cudaAlloc(dtype, shape, false);
-    n.cudaUpload(h, data);
-    live.push(h);
-    return h;
-  };
-  /** B rows of the same logits row, uploaded once and repeated on the device. */
-  const repeatedRow = (row: Float32Array, B: number): number => {
-    const h = n.cudaAlloc(DType.F32, [B, row.length], false);
-    n.cudaUploadRepeat(h, new Uint8Array(row.buffer, row.byteOffset, row.byteLength));
-    live.push(h);
-    return h;
-  };
-  const release = (...hs: number[]): void => {
-    for (const h of hs) {
-      const i = live.indexOf(h);
-      if (i >= 0) live.splice(i, 1);
-      n.cudaRelease(h);
-    }
-  };
   /** Token ids the device draws for logits tensor `hl` [rows.length, V]. */
   const draw = (hl: number, rows: GpuSamplingRow[]): Int32Array => {
     const B = rows.length;
     const packed = packSamplingRows(rows);
-    const hp = upload(DType.F32, [B, 4], packed.params);
-    const hs = upload(DType.I32, [B, 2], packed.seeds);
+    const hp = dev.upload(DType.F32, [B, 4], packed.params);
+    const hs = dev.upload(DType.I32, [B, 2], packed.seeds);
     const ho = n.cudaOpSample(hl, hp, hs);
     const out = n.cudaDownload(ho);
-    release(hp, hs);
+    dev.release(hp, hs);
     n.cudaRelease(ho);
     assert.ok(out instanceof Int32Array);
     return out;
@@ -174,9 +155,9 @@ describe('CUDA sampling kernel', needCuda, () => {
     row(4)[70000] = 1;
     const settings: Setting[] = [{ temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 }, { temperature: 0 },
       { temperature: 1, topK: 1 }, { temperature: 1e-6 }, { temperature: 0, topK: 7, topP: 0.3, minP: 0.5 }];
-    const hl = upload(DType.F32, [B, V], x);
+    const hl = dev.upload(DType.F32, [B, V], x);
     const got = draw(hl, settings.map((s, r) => ({ params: params(s), seed: r, counter: 0 })));
-    release(hl);
+    dev.release(hl);
     for (let r = 0; r < B; r++) assert.equal(got[r], argmax(row(r)), `row ${r} (seed ${seed})`);
     assert.deepEqual([got[1], got[2], got[4]], [5000, 0, 70000]);
   });
@@ -196,9 +177,9 @@ describe('CUDA sampling kernel', needCuda, () => {
       let seed = freshSeed();
       let x = randn(40, seed, 2);
       while (keptSet(expectedProbs(x, s, 1e-5)) !== keptSet(expectedProbs(x, s, -1e-5))) x = randn(40, ++seed, 2);
-      const hl = repeatedRow(x, B);
+      const hl = dev.repeatedRow(x, B);
       const tokens = draw(hl, rowsOf(s, B, seed));
-      release(hl);
+      dev.release(hl);
       checkFrequencies(`${JSON.stringify(s)} (seed ${seed})`, tokens, expectedProbs(x, s));
     }
   });
@@ -208,17 +189,17 @@ describe('CUDA sampling kernel', needCuda, () => {
     const seed = freshSeed();
     const x = randn(V, seed, 3);
     for (const s of [{ temperature: 0.8, topK: 50, topP: 0.9, minP: 0.02 }, { temperature: 0.6, topP: 0.95 }]) {
-      const hl = repeatedRow(x, 2048);
+      const hl = dev.repeatedRow(x, 2048);
       const tokens = draw(hl, rowsOf(s, 2048, seed));
-      release(hl);
+      dev.release(hl);
       checkFrequencies(`V=${V} ${JSON.stringify(s)} (seed ${seed})`, tokens, expectedProbs(x, s), expectedProbs(x, s, 1e-5));
     }
     // The same distribution from 16 rows split over clusters of blocks: 2048 draws in 128 launches.
     const s: Setting = { temperature: 0.8, topK: 50, topP: 0.9, minP: 0.02 };
-    const hl = repeatedRow(x, 16);
+    const hl = dev.repeatedRow(x, 16);
     const tokens = new Int32Array(2048);
     for (let k = 0; k < 128; k++) tokens.set(draw(hl, rowsOf(s, 16, seed + 16 * k)), 16 * k);
-    release(hl);
+    dev.release(hl);
     checkFrequencies(`V=${V} 16 rows ${JSON.stringify(s)} (seed ${seed})`, tokens, expectedProbs(x, s), expectedProbs(x, s, 1e-5));
   });
 
@@ -241,13 +222,13 @@ describe('CUDA sampling kernel', needCuda, () => {
       const name = `dense ${JSON.stringify(s)} (seed ${seed})`;
       const allowed = expectedProbs(x, s, 1e-5);
       // 8 rows: each row split over several blocks (a cluster); 1024 rows: one block each.
-      const few = repeatedRow(x, 8);
+      const few = dev.repeatedRow(x, 8);
       const fewTokens = draw(few, rowsOf(s, 8, seed + B));
-      release(few);
+      dev.release(few);
       for (const t of fewTokens) assert.ok(allowed[t]! > 0, `${name}, 8 rows: token ${t} (logit ${x[t]}) is outside the kept set`);
-      const hl = repeatedRow(x, B);
+      const hl = dev.repeatedRow(x, B);
       const tokens = draw(hl, rowsOf(s, B, seed));
-      release(hl);
+      dev.release(hl);
       for (const t of tokens) assert.ok(allowed[t]! > 0, `${name}: token ${t} (logit ${x[t]}) is outside the kept set`);
       // The spread-out group's share of the draws, against its probability.
       const p = expectedProbs(x, s).subarray(0, 100).reduce((a, b) => a + b, 0);
@@ -257,9 +238,9 @@ describe('CUDA sampling kernel', needCuda, () => {
     }
     // A top-k boundary beyond 64 logits below the max: the last bin, tens of thousands of tokens.
     const far = Float32Array.from({ length: V }, (_, i) => (i < 10 ? 100 + i / 10 : 3 * Math.sin(i)));
-    const hl = repeatedRow(far, 64);
+    const hl = dev.repeatedRow(far, 64);
     const tokens = draw(hl, rowsOf({ temperature: 0.5, topK: 50 }, 64, seed));
-    release(hl);
+    dev.release(hl);
     for (const t of tokens) assert.ok(t >= 0 && t < 10, `far top-k: token ${t}`);
   });
 
@@ -270,14 +251,14 @@ describe('CUDA sampling kernel', needCuda, () => {
     const byCounter = Array.from({ length: 64 }, (_, c) => ({ params: s, seed: 1234, counter: c }));
     const bySeed = Array.from({ length: 64 }, (_, r) => ({ params: s, seed: r, counter: 0 }));
     const rows = [...byCounter, ...bySeed];
-    const hl = repeatedRow(flat, rows.length);
+    const hl = dev.repeatedRow(flat, rows.length);
     const first = draw(hl, rows);
     const again = draw(hl, rows);
-    release(hl);
+    dev.release(hl);
     assert.deepEqual([...again], [...first]);
-    const one = repeatedRow(flat, 1);
+    const one = dev.repeatedRow(flat, 1);
     assert.equal(draw(one, [byCounter[17]!])[0], first[17]);
-    release(one);
+    dev.release(one);
     assert.ok(new Set(first.subarray(0, 64)).size >= 20, `counters 0..63 gave ${new Set(first.subarray(0, 64)).size} distinct tokens`);
     assert.ok(new Set(first.subarray(64)).size >= 20, `seeds 0..63 gave ${new Set(first.subarray(64)).size} distinct tokens`);
   });
@@ -292,9 +273,9 @@ describe('CUDA sampling kernel', needCuda, () => {
       ...packSamplingRows(Array.from({ length: B }, (_, r) => ({ params: params(settings[(r + k) % settings.length]!), seed: seed + 1000 * k + r, counter: k }))),
     });
     const a = inputs(0);
-    const hl = upload(DType.F32, [B, V], a.x);
-    const hp = upload(DType.F32, [B, 4], a.params);
-    const hs = upload(DType.I32, [B, 2], a.seeds);
+    const hl = dev.upload(DType.F32, [B, V], a.x);
+    const hp = dev.upload(DType.F32, [B, 4], a.params);
+    const hs = dev.upload(DType.I32, [B, 2], a.seeds);
     n.cudaRelease(n.cudaOpSample(hl, hp, hs)); // warms the pool: the capture allocates nothing new
     n.cudaCaptureBegin();
     let ho = -1;
@@ -317,21 +298,21 @@ describe('CUDA sampling kernel', needCuda, () => {
     }
     n.cudaGraphRelease(graph);
     n.cudaRelease(ho);
-    release(hl, hp, hs);
+    dev.release(hl, hp, hs);
   });
 
   it('bad inputs throw errors naming the op', () => {
-    const hl = upload(DType.F32, [2, 10], new Float32Array(20));
-    const hp = upload(DType.F32, [2, 4], new Float32Array(8));
-    const hs = upload(DType.I32, [2, 2], new Int32Array(4));
-    const flat = upload(DType.F32, [20], new Float32Array(20));
-    const hp3 = upload(DType.F32, [2, 3], new Float32Array(6));
-    const hsF = upload(DType.F32, [2, 2], new Float32Array(4));
+    const hl = dev.upload(DType.F32, [2, 10], new Float32Array(20));
+    const hp = dev.upload(DType.F32, [2, 4], new Float32Array(8));
+    const hs = dev.upload(DType.I32, [2, 2], new Int32Array(4));
+    const flat = dev.upload(DType.F32, [20], new Float32Array(20));
+    const hp3 = dev.upload(DType.F32, [2, 3], new Float32Array(6));
+    const hsF = dev.upload(DType.F32, [2, 2], new Float32Array(4));
     assert.throws(() => n.cudaOpSample(flat, hp, hs), /sample: logits must be F32 \[B, V\]/);
     assert.throws(() => n.cudaOpSample(hl, hp3, hs), /sample: params must be F32 \[2, 4\]/);
     assert.throws(() => n.cudaOpSample(hl, hp, hsF), /sample: seeds must be I32 \[2, 2\]/);
     assert.throws(() => n.cudaOpSample(hl, hp, 99999), /cudaOpSample: argument 2/);
-    release(hl, hp, hs, flat, hp3, hsF);
+    dev.release(hl, hp, hs, flat, hp3, hsF);
   });
 
   it('speed (reported): V = 128256, B = 1 and 256, replayed from a graph', () => {
@@ -345,11 +326,11 @@ describe('CUDA sampling kernel', needCuda, () => {
     ];
     const reps = 20;
     for (const B of [1, 256]) {
-      const hl = repeatedRow(x, B);
+      const hl = dev.repeatedRow(x, B);
       for (const [name, s] of settings) {
         const packed = packSamplingRows(rowsOf(s, B, 1));
-        const hp = upload(DType.F32, [B, 4], packed.params);
-        const hs = upload(DType.I32, [B, 2], packed.seeds);
+        const hp = dev.upload(DType.F32, [B, 4], packed.params);
+        const hs = dev.upload(DType.I32, [B, 2], packed.seeds);
         n.cudaRelease(n.cudaOpSample(hl, hp, hs));
         n.cudaCaptureBegin();
         const outs: number[] = [];
@@ -366,9 +347,9 @@ describe('CUDA sampling kernel', needCuda, () => {
         report.push(`sample B=${B} V=${V} ${name}: ${((ms * 1000) / reps).toFixed(1)} µs per call`);
         n.cudaGraphRelease(graph);
         for (const h of outs) n.cudaRelease(h);
-        release(hp, hs);
+        dev.release(hp, hs);
       }
-      release(hl);
+      dev.release(hl);
     }
   });
 });

@@ -3,7 +3,11 @@
 // the CPU). Larger M goes through cuBLAS: with Precision::BF16, BF16/F16 weights
 // are used as they are and quantized ones dequantized to bf16 a chunk of rows at a time, the
 // activations rounded to bf16/f16, tensor cores with f32 accumulation; with Precision::F32 the
-// weights are dequantized to f32 and multiplied in plain f32 (what the CPU computes).
+// weights are dequantized to f32 and multiplied in plain f32 (what the CPU computes); between the
+// GEMV rows and 64, Q4_K/Q6_K in bf16 precision take the tensor-core kernel (matmul_mma.cu).
+// matmul_group and matmul_silu_mul run a layer's q, k, v (and gate, up with SwiGLU) as one GEMV
+// launch at decode; a tensor whose q8_K rows an op already wrote (DeviceTensor::q8k) is not
+// quantized again.
 #include <cublas_v2.h>
 
 #include <algorithm>

@@ -75,6 +75,13 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
   });
   after(async () => stop(serial));
 
+  it('reports the whole KV cache free before the first request', async () => {
+    assert.ok(serial.engine.info.kvBlocks > 0);
+    assert.equal(await metric(serial.url, 'ktserve_kv_blocks_total'), serial.engine.info.kvBlocks);
+    assert.equal(await metric(serial.url, 'ktserve_kv_blocks_free'), serial.engine.info.kvBlocks);
+    assert.equal(await metric(serial.url, 'ktserve_kv_blocks_used'), 0);
+  });
+
   it('answers each request alone', async () => {
     for (const c of conversations) alone.set(c, await ask(serial.client, c, 12));
   });

@@ -27,6 +27,8 @@ export class WorkerEngineClient implements EngineClient {
     private readonly worker: Worker,
     readonly info: EngineReadyInfo,
   ) {
+    // Before the first step the worker has sent no stats; the cache it reported at start is all free.
+    this.latest = { ...emptyStats, kvBlocksFree: info.kvBlocks, kvBlocksTotal: info.kvBlocks };
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {

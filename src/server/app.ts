@@ -4,7 +4,8 @@
 // Fastify because it validates bodies with JSON schemas (ajv) before a handler runs, enforces a body limit, has
 // one error handler for everything, and is fast and well kept; none of its plugins are needed here.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { apiKeyCheck } from './auth.js';
+import { protectRoutes } from './auth.js';
+import { registerCors } from './cors.js';
 import { ApiError, toApiError } from './errors.js';
 import type { GenerationDeps } from './generation.js';
 import { ServerMetrics } from './metrics.js';
@@ -14,6 +15,8 @@ import { registerChatRoute } from './openai/chat.js';
 import { registerCompletionsRoute } from './openai/completions.js';
 import { registerModelsRoutes } from './openai/models.js';
 import { resolveOptions, type ServerContext, type ServerOptions } from './request-options.js';
+import { RouteMethods, routedPath } from './route-methods.js';
+import { answerClientError, answerExpectations, isOllamaPath } from './transport-errors.js';
 
 export type { ServerOptions, ModelDescription } from './request-options.js';
 
@@ -24,10 +27,25 @@ declare module 'fastify' {
   }
 }
 
-/** Ollama's clients read `error` as a string; everyone else gets OpenAI's object. */
+/** Ollama's routes answer errors in Ollama's shape: the route the router chose decides, else the decoded path. */
 function sendError(req: FastifyRequest, reply: FastifyReply, e: ApiError): FastifyReply {
   reply.code(e.status).headers(e.headers);
-  return reply.send(req.url.startsWith('/api/') ? e.ollamaBody() : e.openAiBody());
+  return reply.send(isOllamaPath(req.routeOptions.url ?? routedPath(req.url)) ? e.ollamaBody() : e.openAiBody());
+}
+
+/** JSON bodies only: a browser sends text/plain or form bodies cross-origin without asking first (no preflight). */
+function registerJsonBodies(app: FastifyInstance): void {
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, json);
+  app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: 'string' }, json);
+}
+
+/** Duplicate Host headers make "which host was asked for" ambiguous (RFC 9112 §3.2: answer 400). */
+function hostCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') n++;
+  return n;
 }
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
@@ -37,44 +55,49 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: ctx.bodyLimit,
+    // A client that sends headers and then trickles (or withholds) the body must not hold a connection forever.
+    requestTimeout: ctx.requestTimeoutMs,
+    // Node takes the timeout only at construction (setting it later, as Fastify does, has no effect), and checks
+    // for it only this often (30 s by default, too coarse for the limit to mean much).
+    http: {
+      requestTimeout: ctx.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(ctx.requestTimeoutMs / 2))),
+    },
+    clientErrorHandler: answerClientError,
     // A wrong type is the client's error to hear about, not something to coerce ("0.5" stays a string → 400).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allowUnionTypes: true } },
   });
   app.decorate('ktserve', { metrics, context: ctx });
-
-  // Bodies are JSON whatever the Content-Type says: `curl -d` sends application/x-www-form-urlencoded.
-  const json = app.getDefaultJsonParser('error', 'error');
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, json);
+  answerExpectations(app.server);
+  registerJsonBodies(app);
 
   app.addHook('onRequest', async (req, reply) => {
     // Counted when the socket is done with the response, so streamed (hijacked) responses count too.
     reply.raw.once('close', () => metrics.httpResponse(req.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
-    reply.header('access-control-allow-origin', '*');
+    if (hostCount(req.raw.rawHeaders) > 1) throw new ApiError(400, 'more than one Host header', { code: 'bad_http_request' });
   });
-  if (ctx.apiKey !== undefined) {
-    const check = apiKeyCheck(ctx.apiKey);
-    app.addHook('onRequest', async (req) => check(req));
-  }
+  registerCors(app, ctx.allowedOrigins);
+  const methods = new RouteMethods();
+  methods.track(app);
+  if (ctx.apiKey !== undefined) protectRoutes(app, [ctx.apiKey]);
 
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err, req.body);
-    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    if (e.status >= 500) req.log.error({ err: e.cause ?? err }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
     return sendError(req, reply, e);
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(req, reply, new ApiError(404, `No route for ${req.method} ${req.url.split('?')[0]}`, { code: 'not_found' })),
-  );
-
-  // CORS preflight, so browser-based chat UIs can call the API directly.
-  app.options('*', async (_req, reply) => {
-    reply
-      .code(204)
-      .header('access-control-allow-methods', 'GET, POST, OPTIONS')
-      .header('access-control-allow-headers', 'authorization, content-type')
-      .header('access-control-max-age', '86400');
-    return reply.send();
+  app.setNotFoundHandler((req, reply) => {
+    const path = routedPath(req.url);
+    const allow = methods.allowed(path);
+    if (allow.length > 0) {
+      const e = new ApiError(405, `${req.method} is not allowed on ${path}; use ${allow.join(' or ')}`, {
+        code: 'method_not_allowed',
+        headers: { allow: allow.join(', ') },
+      });
+      return sendError(req, reply, e);
+    }
+    return sendError(req, reply, new ApiError(404, `No route for ${req.method} ${path}`, { code: 'not_found' }));
   });
 
   app.get('/health', async (_req, reply) => {

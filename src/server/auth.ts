@@ -1,28 +1,68 @@
 // API-key check (--api_key): `Authorization: Bearer <key>` on the API routes; a missing or wrong key is a 401,
 // never a 500. Health, metrics and version stay open for load balancers and scrapers.
+//
+// The check hangs on the routes themselves (added as each route is registered), never on a pattern over the raw
+// request URL: the router decodes percent-escapes and accepts absolute-form targets, so a URL test and the route
+// the router picks can disagree (`/%761/chat/completions`, `POST http://x/v1/...` both got in that way).
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions, onRequestHookHandler } from 'fastify';
 import { ApiError } from './errors.js';
 
-const PROTECTED = /^\/(v1|api)(\/|$|\?)/;
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Which configured API key the request presented (a digest prefix, never the key); undefined without keys. */
+    apiKeyId?: string | undefined;
+  }
+}
+
+/** Routes that need the key: everything under /v1 and /api but Ollama's version probe. */
+export function isProtectedRoute(url: string): boolean {
+  return (url === '/v1' || url.startsWith('/v1/') || url === '/api' || url.startsWith('/api/')) && url !== '/api/version';
+}
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** Returns an onRequest check that throws a 401 ApiError for a protected path without the right key. */
-export function apiKeyCheck(apiKey: string): (req: FastifyRequest) => void {
-  const expected = digest(apiKey);
+/** A key's public name, for logs and for per-key cache isolation: 16 hex digits of its SHA-256. */
+export function apiKeyId(key: string): string {
+  return digest(key).toString('hex').slice(0, 16);
+}
+
+function unauthorized(message: string): ApiError {
+  // RFC 6750: a 401 names the scheme the client should use.
+  return new ApiError(401, message, { code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
+}
+
+/** Checks a request's bearer token against the keys; returns the matching key's id or throws a 401. */
+export function apiKeyCheck(keys: readonly string[]): (req: FastifyRequest) => string {
+  if (keys.length === 0 || keys.some((k) => k === '')) throw new RangeError('API keys must be non-empty');
+  const expected = keys.map((k) => ({ digest: digest(k), id: apiKeyId(k) }));
   return (req) => {
-    if (req.method === 'OPTIONS' || !PROTECTED.test(req.url) || req.url.startsWith('/api/version')) return;
     const header = req.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-    if (!match) {
-      throw new ApiError(401, 'Missing API key: send it as "Authorization: Bearer <key>".', { code: 'invalid_api_key' });
-    }
-    // Comparing digests of equal length keeps the comparison's time independent of where the keys differ.
-    if (!timingSafeEqual(digest(match[1]!), expected)) {
-      throw new ApiError(401, 'Incorrect API key.', { code: 'invalid_api_key' });
-    }
+    const match = typeof header === 'string' ? /^Bearer\s+(\S.*)$/i.exec(header.trim()) : null;
+    if (!match) throw unauthorized('Missing API key: send it as "Authorization: Bearer <key>".');
+    // Digests of equal length keep each comparison's time independent of where the keys differ; every key is
+    // compared, so the time does not say which one came close either.
+    const got = digest(match[1]!);
+    let id: string | undefined;
+    for (const k of expected) if (timingSafeEqual(got, k.digest)) id = k.id;
+    if (id === undefined) throw unauthorized('Incorrect API key.');
+    return id;
   };
+}
+
+/** Adds the key check to every protected route registered from now on; call before registering routes. */
+export function protectRoutes(app: FastifyInstance, keys: readonly string[]): void {
+  const check = apiKeyCheck(keys);
+  const hook: onRequestHookHandler = async (req) => {
+    if (req.method === 'OPTIONS') return;
+    req.apiKeyId = check(req);
+  };
+  app.addHook('onRoute', (route: RouteOptions) => {
+    if (!isProtectedRoute(route.url)) return;
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    // First, so no other route hook runs for a request without the key.
+    route.onRequest = [hook, ...own];
+  });
 }

@@ -130,11 +130,12 @@ export function toApiError(err: unknown, body?: unknown): ApiError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return badRequest(`request body is not valid JSON: ${fe.message ?? ''}`, null, 'invalid_json');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError(415, fe.message ?? 'unsupported content type');
+      return new ApiError(415, 'the request body must be JSON, sent with "Content-Type: application/json"', { code: 'unsupported_media_type' });
   }
   // Errors of the JSON parser itself (secure-json-parse throws SyntaxError) arrive with statusCode 400.
   if (err instanceof SyntaxError) return badRequest(`request body is not valid JSON: ${err.message}`, null, 'invalid_json');
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
-  const message = err instanceof Error ? err.message : String(err);
+  // An unexpected failure's message is the server's business (it is logged with its cause), not the client's.
+  const message = status >= 500 ? 'internal server error' : err instanceof Error ? err.message : String(err);
   return new ApiError(status, message, { cause: err });
 }

@@ -2,6 +2,7 @@
 import type { FastifyServerOptions } from 'fastify';
 import type { EngineClient } from '../engine/engine-api.js';
 import type { ChatTemplate, Tokenizer } from '../tokenizer/index.js';
+import { DEFAULT_ALLOWED_ORIGINS } from './cors.js';
 
 /** What Ollama's /api/tags and /api/show report about the model (all optional; unknown fields are left empty). */
 export interface ModelDescription {
@@ -38,6 +39,10 @@ export interface ServerOptions {
   maxQueue?: number | undefined;
   /** Largest request body in bytes (default 16 MiB); larger bodies get a 413. */
   bodyLimit?: number | undefined;
+  /** Origins whose pages may call the server from a browser (--allowed_origins; default: localhost pages). */
+  allowedOrigins?: readonly string[] | undefined;
+  /** Milliseconds to receive a whole request, headers and body (default 60 s); slower requests get a 408. */
+  requestTimeoutMs?: number | undefined;
   /** Fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** For Ollama's /api/tags and /api/show. */
@@ -47,10 +52,13 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 
 /** The options routes read, with defaults filled and the values checked once. */
 export interface ServerContext extends ServerOptions {
   bodyLimit: number;
+  allowedOrigins: readonly string[];
+  requestTimeoutMs: number;
   version: string;
   model: ModelDescription;
   /** Seconds since the epoch when the server was built, for `created` fields. */
@@ -68,6 +76,8 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
   return {
     ...opts,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    allowedOrigins: opts.allowedOrigins ?? DEFAULT_ALLOWED_ORIGINS,
+    requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     version: opts.version ?? '0.1.0',
     model: opts.model ?? {},
     startedAt: Math.floor(Date.now() / 1000),

@@ -57,11 +57,16 @@ export class FakeEngine implements EngineClient {
   private timer: NodeJS.Timeout | undefined;
   private steps = 0;
   private closed = false;
+  /** Thrown by the next submit, as a bug in the engine client would be (tests of what a 500 tells the client). */
+  failNextSubmit: Error | undefined;
 
   constructor(private readonly opts: FakeEngineOptions) {}
 
   async submit(req: GenerationRequest, onEvent: (e: EngineEvent) => void): Promise<void> {
     if (this.closed) throw new RequestRejectedError('invalid', 'engine is shut down');
+    const failure = this.failNextSubmit;
+    this.failNextSubmit = undefined;
+    if (failure) throw failure;
     if (this.opts.maxInFlight !== undefined && this.active.size >= this.opts.maxInFlight) {
       throw new RequestRejectedError('queue_full', `fake engine: ${this.active.size} requests in flight`);
     }

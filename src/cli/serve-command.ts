@@ -29,6 +29,8 @@ export interface ServeFlags {
   apiKey?: string | undefined;
   blockSize: number;
   maxQueue: number;
+  /** undefined: --max_batch_size (a request's choices fit one step's batch), at most maxQueue. */
+  maxChoicesPerRequest?: number | undefined;
   servedModelName?: string | undefined;
   prefixCache: boolean;
   backend: 'cpu' | 'cuda';
@@ -36,6 +38,9 @@ export interface ServeFlags {
 
 /** Refuses flag combinations that cannot work, naming the flag and why. */
 export function checkServeFlags(f: ServeFlags): void {
+  if (f.maxChoicesPerRequest !== undefined && f.maxChoicesPerRequest > f.maxQueue) {
+    throw new UsageError(`--max_choices_per_request ${f.maxChoicesPerRequest} exceeds --max_queue ${f.maxQueue}: such requests could never be queued`);
+  }
   if (f.cacheLens === undefined) return checkOptimizeConfig(f);
   if (f.cacheLens < f.blockSize) throw new UsageError(`--cache_lens ${f.cacheLens} is smaller than one KV block (--block_size ${f.blockSize})`);
   if (f.cacheLens < f.maxNewTokens + 1) {
@@ -50,6 +55,14 @@ function checkOptimizeConfig(f: ServeFlags): void {
   if (f.optimizeConfigPath !== undefined) {
     throw new UsageError(`--optimize_config_path ${f.optimizeConfigPath}: placement rules apply to hybrid CPU/GPU MoE models, which this build does not run yet`);
   }
+}
+
+/**
+ * Choices one request may ask for. By default one step's batch: vLLM bounds n only loosely and OpenAI at 128, but
+ * beyond the batch a request's choices queue behind each other, and it holds the engine for several rounds.
+ */
+function maxChoicesPerRequest(f: ServeFlags): number {
+  return f.maxChoicesPerRequest ?? Math.min(f.maxBatchSize, f.maxQueue);
 }
 
 async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
@@ -101,6 +114,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     apiKey: f.apiKey,
     forceThink: f.forceThink,
     maxQueue: f.maxQueue,
+    maxChoicesPerRequest: maxChoicesPerRequest(f),
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,

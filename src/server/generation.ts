@@ -51,7 +51,7 @@ export interface GenerationDeps {
   engine: EngineClient;
   tokenizer: Tokenizer;
   metrics: ServerMetrics;
-  /** New requests get a 503 while the engine reports this many or more waiting. */
+  /** A request gets a 503 while its choices don't fit beside the engine's waiting requests. */
   maxQueue?: number | undefined;
 }
 
@@ -236,11 +236,16 @@ export class Generation {
 
 /**
  * Submits the choices of one request, cancelled when the client disconnects. Throws an ApiError (503 queue full,
- * 400 too large) when the engine refuses.
+ * 400 too large) when the engine refuses. Each choice is one engine request, so a request is queued only when
+ * all of its choices fit (the routes refuse with a 400 what could never fit: checkChoiceCount).
  */
 export async function launch(deps: GenerationDeps, reply: FastifyReply, plans: readonly ChoicePlan[]): Promise<Generation> {
-  if (deps.maxQueue !== undefined && deps.engine.stats().waiting >= deps.maxQueue) {
-    throw fromRejection(new RequestRejectedError('queue_full', `the queue is full (${deps.maxQueue} requests waiting); retry later`));
+  const waiting = deps.engine.stats().waiting;
+  if (deps.maxQueue !== undefined && waiting + plans.length > deps.maxQueue) {
+    const message = plans.length === 1
+      ? `the queue is full (${deps.maxQueue} requests waiting); retry later`
+      : `the queue has no room for this request's ${plans.length} choices (${waiting} of ${deps.maxQueue} places taken); retry later`;
+    throw fromRejection(new RequestRejectedError('queue_full', message));
   }
   const gen = new Generation(deps, plans);
   gen.watchDisconnect(reply);

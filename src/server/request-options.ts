@@ -34,8 +34,10 @@ export interface ServerOptions {
   apiKey?: string | undefined;
   /** R1-style models: the assistant turn starts with `<think>\n`, and text up to `</think>` is reasoning. */
   forceThink: boolean;
-  /** When set, new requests get a 503 while the engine reports this many or more waiting requests. */
+  /** When set, a request gets a 503 while its choices don't fit beside the engine's waiting requests. */
   maxQueue?: number | undefined;
+  /** Most choices (prompts × n) one request may ask for (default 128, OpenAI's bound on n); more → 400. */
+  maxChoicesPerRequest?: number | undefined;
   /** Largest request body in bytes (default 16 MiB); larger bodies get a 413. */
   bodyLimit?: number | undefined;
   /** Fastify's logger option (default off). */
@@ -47,9 +49,11 @@ export interface ServerOptions {
 }
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+export const DEFAULT_MAX_CHOICES_PER_REQUEST = 128;
 
 /** The options routes read, with defaults filled and the values checked once. */
 export interface ServerContext extends ServerOptions {
+  maxChoicesPerRequest: number;
   bodyLimit: number;
   version: string;
   model: ModelDescription;
@@ -65,8 +69,13 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     throw new RangeError(`maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
   }
   if (opts.apiKey !== undefined && opts.apiKey === '') throw new RangeError('apiKey must not be empty');
+  const maxChoices = opts.maxChoicesPerRequest ?? DEFAULT_MAX_CHOICES_PER_REQUEST;
+  if (!Number.isInteger(maxChoices) || maxChoices < 1) {
+    throw new RangeError(`maxChoicesPerRequest must be a positive integer, got ${opts.maxChoicesPerRequest}`);
+  }
   return {
     ...opts,
+    maxChoicesPerRequest: maxChoices,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     version: opts.version ?? '0.1.0',
     model: opts.model ?? {},

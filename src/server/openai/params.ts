@@ -76,6 +76,34 @@ export function choicePlans(ctx: ServerContext, body: CommonBody, input: PlanInp
   });
 }
 
+/**
+ * Refuses, before any prompt is tokenized, a request whose choices (prompts × n, one engine request each) exceed
+ * --max_choices_per_request, or --max_queue (such a request could never be queued: a 400, not a 503 forever).
+ */
+export function checkChoiceCount(ctx: ServerContext, prompts: number, n: number): void {
+  const choices = prompts * n;
+  const what = prompts === 1 ? `n is ${n}` : `${prompts} prompts × n ${n} = ${choices} choices`;
+  const param = n > ctx.maxChoicesPerRequest || prompts === 1 ? 'n' : 'prompt';
+  const fewer = prompts === 1 ? 'lower n' : 'send fewer prompts or a lower n';
+  if (choices > ctx.maxChoicesPerRequest) {
+    throw badRequest(
+      `${what}, but this server takes at most ${ctx.maxChoicesPerRequest} choices per request (--max_choices_per_request); ${fewer}`,
+      param, 'too_many_choices',
+    );
+  }
+  if (ctx.maxQueue !== undefined && choices > ctx.maxQueue) {
+    throw badRequest(
+      `${what}, but this server queues at most ${ctx.maxQueue} (--max_queue), so the request could never be queued; ${fewer}`,
+      param, 'too_many_choices',
+    );
+  }
+}
+
+/** Prompts in a /v1/completions `prompt` (its shapes are checked later, in completionPrompts): a list of ids is one. */
+export function promptCount(prompt: unknown): number {
+  return Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number' ? prompt.length : 1;
+}
+
 export function requestId(prefix: string): string {
   return `${prefix}-${randomUUID().replace(/-/g, '')}`;
 }

@@ -1,5 +1,5 @@
 // `ktserve serve`: the OpenAI/Ollama HTTP server over the engine worker, with KTransformers' flags.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { WorkerEngineClient } from '../engine/worker-client.js';
 import type { EngineOptions } from '../engine/worker-protocol.js';
 import { ensureDemoModel } from '../models/demo-model.js';
@@ -27,6 +27,8 @@ export interface ServeFlags {
   backendType: 'balance_serve' | 'ktransformers';
   forceThink: boolean;
   apiKey?: string | undefined;
+  /** A file of more accepted keys, one per line. */
+  apiKeyFile?: string | undefined;
   blockSize: number;
   maxQueue: number;
   /** undefined: --max_batch_size (a request's choices fit one step's batch), at most maxQueue. */
@@ -65,6 +67,19 @@ function maxChoicesPerRequest(f: ServeFlags): number {
   return f.maxChoicesPerRequest ?? Math.min(f.maxBatchSize, f.maxQueue);
 }
 
+/** --api_key_file: one key per line; blank lines and lines starting with # are skipped. */
+export function readApiKeyFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--api_key_file ${path}: ${(e as Error).message}`);
+  }
+  const keys = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  if (keys.length === 0) throw new UsageError(`--api_key_file ${path} holds no key (one per line; # starts a comment)`);
+  return keys;
+}
+
 async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
   if (f.demo || (f.model === undefined && f.modelPath === undefined && f.ggufPath === undefined)) {
     const path = await ensureDemoModel();
@@ -76,6 +91,7 @@ async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
 
 export async function runServe(f: ServeFlags): Promise<void> {
   checkServeFlags(f);
+  const apiKeys = f.apiKeyFile === undefined ? undefined : readApiKeyFile(f.apiKeyFile);
   const location = await modelLocation(f);
   const files = openModelFiles(location);
   // KTransformers' single-request mode: one sequence at a time.
@@ -112,6 +128,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     maxModelLen: Math.min(files.config.maxPositions, info.kvTokens),
     maxNewTokens: f.maxNewTokens,
     apiKey: f.apiKey,
+    apiKeys,
     forceThink: f.forceThink,
     maxQueue: f.maxQueue,
     maxChoicesPerRequest: maxChoicesPerRequest(f),

@@ -4,7 +4,7 @@
 // Fastify because it validates bodies with JSON schemas (ajv) before a handler runs, enforces a body limit, has
 // one error handler for everything, and is fast and well kept; none of its plugins are needed here.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { apiKeyCheck } from './auth.js';
+import { apiKeysCheck } from './api-keys.js';
 import { ApiError, toApiError } from './errors.js';
 import type { GenerationDeps } from './generation.js';
 import { ServerMetrics } from './metrics.js';
@@ -52,8 +52,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     reply.raw.once('close', () => metrics.httpResponse(req.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
     reply.header('access-control-allow-origin', '*');
   });
-  if (ctx.apiKey !== undefined) {
-    const check = apiKeyCheck(ctx.apiKey);
+  app.decorateRequest('apiKeyId', undefined);
+  if (ctx.apiKeys.length > 0) {
+    const check = apiKeysCheck(ctx.apiKeys);
     app.addHook('onRequest', async (req) => check(req));
   }
 

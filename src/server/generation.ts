@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { RequestRejectedError, type EngineClient, type EngineEvent, type TokenLogprobInfo } from '../engine/engine-api.js';
 import type { SamplingParams } from '../engine/sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import { cacheSaltFor } from './cache-isolation.js';
 import { ApiError, fromRejection } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { TextStream, type ReasoningMode } from './text-stream.js';
@@ -19,6 +20,8 @@ export interface ChoicePlan {
   stopIds: number[];
   stopStrings: string[];
   reasoning: ReasoningMode;
+  /** The request's cache_salt; submitted combined with the API key's identity (cacheSaltFor). */
+  cacheSalt?: string | undefined;
 }
 
 export interface TokenOut {
@@ -159,7 +162,12 @@ export class Generation {
     this.resolveDone = resolve;
   });
 
-  constructor(private readonly deps: GenerationDeps, plans: readonly ChoicePlan[]) {
+  constructor(
+    private readonly deps: GenerationDeps,
+    plans: readonly ChoicePlan[],
+    /** Whose request this is (req.apiKeyId): its prefix-cache entries are that key's alone. */
+    private readonly apiKeyId?: string | undefined,
+  ) {
     const arrivedAt = performance.now();
     this.runs = plans.map((p) => new ChoiceRun(deps, p, arrivedAt, (out) => this.push(out), () => this.cancelled));
     if (plans.length === 0) this.resolveDone();
@@ -176,6 +184,7 @@ export class Generation {
             sampling: run.plan.sampling,
             maxTokens: run.plan.maxTokens,
             stopIds: run.plan.stopIds,
+            cacheSalt: cacheSaltFor(this.apiKeyId, run.plan.cacheSalt),
           },
           (e) => {
             run.onEvent(e);
@@ -247,7 +256,7 @@ export async function launch(deps: GenerationDeps, reply: FastifyReply, plans: r
       : `the queue has no room for this request's ${plans.length} choices (${waiting} of ${deps.maxQueue} places taken); retry later`;
     throw fromRejection(new RequestRejectedError('queue_full', message));
   }
-  const gen = new Generation(deps, plans);
+  const gen = new Generation(deps, plans, reply.request.apiKeyId);
   gen.watchDisconnect(reply);
   await gen.start();
   return gen;

@@ -72,6 +72,7 @@ export function choicePlans(ctx: ServerContext, body: CommonBody, input: PlanInp
       stopIds,
       stopStrings: stops,
       reasoning: input.reasoning,
+      cacheSalt: body.cache_salt ?? undefined,
     };
   });
 }

@@ -1,7 +1,6 @@
 // An EngineClient over the real EngineCore (scheduler, paged KV bookkeeping, prefix cache) with a runner that runs
 // no model: every sampled token is `token`. Steps run only when the test calls step() (or drive()), so tests count
 // scheduling in engine steps, not wall time, and read real prefix-cache hits (cached_tokens) through the server.
-import type { FastifyInstance } from 'fastify';
 import { CpuBackend } from '../../src/backend/cpu-backend.js';
 import type { EngineClient, EngineEvent, EngineStats, GenerationRequest } from '../../src/engine/engine-api.js';
 import { EngineCore } from '../../src/engine/engine-core.js';
@@ -9,10 +8,8 @@ import type { StepRunner } from '../../src/engine/model-runner.js';
 import type { ModelConfig } from '../../src/models/config.js';
 import { PagedKvCache } from '../../src/models/kv-cache.js';
 import type { CausalLM } from '../../src/models/registry.js';
-import { buildServer, type ServerOptions } from '../../src/server/app.js';
-import { ChatTemplate } from '../../src/tokenizer/index.js';
-import { fixturePath } from '../fixtures.js';
-import { fixtureTokenizer } from './fake-engine.js';
+import type { ServerOptions } from '../../src/server/app.js';
+import { fixtureTokenizer, startServerOver, type FakeServer } from './fake-engine.js';
 
 export interface SteppedEngineOptions {
   vocabSize: number;
@@ -125,12 +122,7 @@ export async function drive(engine: SteppedEngine, pending: readonly Promise<unk
   }
 }
 
-export interface SteppedServer {
-  url: string;
-  app: FastifyInstance;
-  engine: SteppedEngine;
-  close(): Promise<void>;
-}
+export type SteppedServer = FakeServer<SteppedEngine>;
 
 /** A server over a SteppedEngine with the llama fixture's tokenizer and chat template; `token` is the id of " a". */
 export async function startSteppedServer(
@@ -140,27 +132,7 @@ export async function startSteppedServer(
   const tokenizer = fixtureTokenizer('llama');
   const token = tokenizer.encode(' a', { addSpecialTokens: false })[0]!;
   const engine = new SteppedEngine({ ...engineOpts, vocabSize: tokenizer.vocabSize, token });
-  const app = buildServer({
-    engine,
-    tokenizer,
-    chatTemplate: ChatTemplate.fromTokenizerConfig(fixturePath('llama')),
-    modelName: 'tiny-llama',
-    maxModelLen: 512,
-    maxNewTokens: 64,
-    forceThink: false,
-    maxQueue: engineOpts.maxQueue,
-    ...serverOpts,
-  });
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return {
-    url,
-    app,
-    engine,
-    close: async () => {
-      await engine.shutdown();
-      await app.close();
-    },
-  };
+  return startServerOver(engine, { maxQueue: engineOpts.maxQueue, ...serverOpts, fixture: 'llama' });
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {

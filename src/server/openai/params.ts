@@ -84,20 +84,15 @@ export function choicePlans(ctx: ServerContext, body: CommonBody, input: PlanInp
 export function checkChoiceCount(ctx: ServerContext, prompts: number, n: number): void {
   const choices = prompts * n;
   const what = prompts === 1 ? `n is ${n}` : `${prompts} prompts × n ${n} = ${choices} choices`;
-  const param = n > ctx.maxChoicesPerRequest || prompts === 1 ? 'n' : 'prompt';
   const fewer = prompts === 1 ? 'lower n' : 'send fewer prompts or a lower n';
-  if (choices > ctx.maxChoicesPerRequest) {
-    throw badRequest(
-      `${what}, but this server takes at most ${ctx.maxChoicesPerRequest} choices per request (--max_choices_per_request); ${fewer}`,
-      param, 'too_many_choices',
-    );
-  }
-  if (ctx.maxQueue !== undefined && choices > ctx.maxQueue) {
-    throw badRequest(
-      `${what}, but this server queues at most ${ctx.maxQueue} (--max_queue), so the request could never be queued; ${fewer}`,
-      param, 'too_many_choices',
-    );
-  }
+  // The field at fault: n where it alone is too many, else the prompt list that multiplies it.
+  const refuse = (limit: number, why: string): never => {
+    throw badRequest(`${what}, but ${why}; ${fewer}`, n > limit || prompts === 1 ? 'n' : 'prompt', 'too_many_choices');
+  };
+  const cap = ctx.maxChoicesPerRequest;
+  if (choices > cap) refuse(cap, `this server takes at most ${cap} choices per request (--max_choices_per_request)`);
+  const queue = ctx.maxQueue;
+  if (queue !== undefined && choices > queue) refuse(queue, `this server queues at most ${queue} (--max_queue), so the request could never be queued`);
 }
 
 /** Prompts in a /v1/completions `prompt` (its shapes are checked later, in completionPrompts): a list of ids is one. */

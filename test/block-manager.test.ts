@@ -110,3 +110,18 @@ test('blocks whose content was evicted and overwritten are never hit', () => {
   const e = seqOf([8, 8, 8, 8, 1]);
   assert.equal(bm.attachCachedPrefix(e), 4, 'the new content is what is cached now');
 });
+
+test('salted sequences share cached blocks only with sequences of the same salt', () => {
+  const bm = new BlockManager(32, 4, new PrefixCache(32, 4, 'model'));
+  const prompt = range(100, 13); // 3 full blocks reusable, the last token computed
+  const salted = (cacheSalt: string | undefined) => new Sequence({ id: nextId++, promptIds: prompt, maxTokens: 8, cacheSalt });
+  const a = salted('tenant-a');
+  compute(bm, a, prompt.length);
+  assert.equal(bm.attachCachedPrefix(salted('tenant-a')), 12, 'same salt: hit');
+  assert.equal(bm.attachCachedPrefix(salted('tenant-b')), 0, 'other salt: miss');
+  assert.equal(bm.attachCachedPrefix(salted(undefined)), 0, 'no salt: miss');
+  const plain = salted(undefined);
+  compute(bm, plain, prompt.length);
+  assert.equal(bm.attachCachedPrefix(salted(undefined)), 12, 'unsalted requests share among themselves');
+  assert.equal(bm.attachCachedPrefix(salted('tenant-b')), 0);
+});

@@ -71,3 +71,27 @@ test('a different salt (model identity) gives different keys for the same tokens
   const y = new PrefixCache(2, 4, 'model-b');
   assert.notEqual(x.keyOf(x.rootKey, t, 0), y.keyOf(y.rootKey, t, 0));
 });
+
+test('a request salt (cache_salt, API key) separates keys of the same tokens; no salt keeps the model root', () => {
+  const cache = new PrefixCache(4, 4, 'model');
+  const t = [1, 2, 3, 4];
+  assert.equal(cache.rootKeyFor(''), cache.rootKey, 'unsalted requests keep the keys they had');
+  const roots = ['', 'tenant-a', 'tenant-b', 'tenant-a\u0000'].map((s) => cache.rootKeyFor(s));
+  assert.equal(new Set(roots).size, 4);
+  assert.equal(cache.rootKeyFor('tenant-a'), roots[1], 'deterministic');
+  // The request salt is mixed into the model's root, so two models still differ under the same salt.
+  const other = new PrefixCache(4, 4, 'other-model');
+  assert.notEqual(other.rootKeyFor('tenant-a'), cache.rootKeyFor('tenant-a'));
+  assert.notEqual(cache.keyOf(roots[1]!, t, 0), cache.keyOf(roots[2]!, t, 0));
+});
+
+test('a first block registered under one salt never hits for another, even when the keys collide', () => {
+  const cache = new PrefixCache(4, 4, 'model');
+  const t = [1, 2, 3, 4];
+  const key = cache.keyOf(cache.rootKeyFor('a'), t, 0);
+  cache.register(0, key, -1, 0, t, 0, 'a');
+  assert.equal(cache.find(key, -1, 0, t, 0, 'a'), 0);
+  // Same key, same tokens, other salt (what a 53-bit collision would look like): verified, so a miss.
+  assert.equal(cache.find(key, -1, 0, t, 0, 'b'), -1);
+  assert.equal(cache.find(key, -1, 0, t, 0), -1, 'nor for unsalted requests');
+});

@@ -198,3 +198,14 @@ test('a failed step ends its sequences with error; sampled tokens may come as a 
   assert.deepEqual([s.stats.blocksUsed, s.size], [0, 0]);
   assert.throws(() => s.onStepDone(plan, []), /not the planned step/);
 });
+
+test('cache salts: a prompt is served from the cache only to requests of the same salt', () => {
+  const { s, runner } = setup({ numBlocks: 100, blockSize: 4, chunkSize: 64 });
+  const prompt = range(500, 21); // 5 full blocks reusable
+  const salts = ['a', 'a', 'b', undefined, undefined, 'b'];
+  const seqs = salts.map((cacheSalt, id) => new Sequence({ id, promptIds: prompt, maxTokens: 3, cacheSalt }));
+  // Each arrives after the previous one finished, so the cache holds everything it can.
+  const r = driveToCompletion(s, runner, seqs.map((seq, i) => ({ step: i * 10, seq })));
+  for (const seq of seqs) expectAlone(seq, r.tokens.get(seq.id), r.finishReasons.get(seq.id));
+  assert.deepEqual(seqs.map((q) => q.numCachedPromptTokens), [0, 20, 0, 0, 20, 20]);
+});

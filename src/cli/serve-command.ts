@@ -1,5 +1,5 @@
 // `ktserve serve`: the OpenAI/Ollama HTTP server over the engine worker, with KTransformers' flags.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { WorkerEngineClient } from '../engine/worker-client.js';
 import type { EngineOptions } from '../engine/worker-protocol.js';
 import { ensureDemoModel } from '../models/demo-model.js';
@@ -27,8 +27,12 @@ export interface ServeFlags {
   backendType: 'balance_serve' | 'ktransformers';
   forceThink: boolean;
   apiKey?: string | undefined;
+  /** A file of more accepted keys, one per line. */
+  apiKeyFile?: string | undefined;
   blockSize: number;
   maxQueue: number;
+  /** undefined: --max_batch_size (a request's choices fit one step's batch), at most maxQueue. */
+  maxChoicesPerRequest?: number | undefined;
   servedModelName?: string | undefined;
   prefixCache: boolean;
   backend: 'cpu' | 'cuda';
@@ -36,6 +40,9 @@ export interface ServeFlags {
 
 /** Refuses flag combinations that cannot work, naming the flag and why. */
 export function checkServeFlags(f: ServeFlags): void {
+  if (f.maxChoicesPerRequest !== undefined && f.maxChoicesPerRequest > f.maxQueue) {
+    throw new UsageError(`--max_choices_per_request ${f.maxChoicesPerRequest} exceeds --max_queue ${f.maxQueue}: such requests could never be queued`);
+  }
   if (f.cacheLens === undefined) return checkOptimizeConfig(f);
   if (f.cacheLens < f.blockSize) throw new UsageError(`--cache_lens ${f.cacheLens} is smaller than one KV block (--block_size ${f.blockSize})`);
   if (f.cacheLens < f.maxNewTokens + 1) {
@@ -52,6 +59,27 @@ function checkOptimizeConfig(f: ServeFlags): void {
   }
 }
 
+/**
+ * Choices one request may ask for. By default one step's batch: vLLM bounds n only loosely and OpenAI at 128, but
+ * beyond the batch a request's choices queue behind each other, and it holds the engine for several rounds.
+ */
+function maxChoicesPerRequest(f: ServeFlags): number {
+  return f.maxChoicesPerRequest ?? Math.min(f.maxBatchSize, f.maxQueue);
+}
+
+/** --api_key_file: one key per line; blank lines and lines starting with # are skipped. */
+export function readApiKeyFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--api_key_file ${path}: ${(e as Error).message}`);
+  }
+  const keys = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  if (keys.length === 0) throw new UsageError(`--api_key_file ${path} holds no key (one per line; # starts a comment)`);
+  return keys;
+}
+
 async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
   if (f.demo || (f.model === undefined && f.modelPath === undefined && f.ggufPath === undefined)) {
     const path = await ensureDemoModel();
@@ -63,6 +91,7 @@ async function modelLocation(f: ServeFlags): Promise<ModelLocation> {
 
 export async function runServe(f: ServeFlags): Promise<void> {
   checkServeFlags(f);
+  const apiKeys = f.apiKeyFile === undefined ? undefined : readApiKeyFile(f.apiKeyFile);
   const location = await modelLocation(f);
   const files = openModelFiles(location);
   // KTransformers' single-request mode: one sequence at a time.
@@ -99,8 +128,10 @@ export async function runServe(f: ServeFlags): Promise<void> {
     maxModelLen: Math.min(files.config.maxPositions, info.kvTokens),
     maxNewTokens: f.maxNewTokens,
     apiKey: f.apiKey,
+    apiKeys,
     forceThink: f.forceThink,
     maxQueue: f.maxQueue,
+    maxChoicesPerRequest: maxChoicesPerRequest(f),
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,

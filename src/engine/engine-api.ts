@@ -12,6 +12,11 @@ export interface GenerationRequest {
   maxTokens: number;
   /** Token ids that end generation (EOS, EOT…); empty with ignore_eos. */
   stopIds: number[];
+  /**
+   * Prefix-cache isolation domain: only requests with the same salt share cached KV blocks (absent: the
+   * shared domain). The server derives it from the API key and the request's cache_salt (cacheSaltFor).
+   */
+  cacheSalt?: string | undefined;
 }
 
 export interface TokenLogprobInfo {

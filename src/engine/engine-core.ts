@@ -84,7 +84,9 @@ export class EngineCore {
       deviceSeed: requestSeed(req.sampling),
       wantLogprobs: req.sampling.logprobs > 0,
     };
-    const seq = new Sequence<RequestState>({ id: this.nextSeq++, promptIds: req.promptIds, maxTokens: req.maxTokens, stopIds: req.stopIds, params: state });
+    const seq = new Sequence<RequestState>({
+      id: this.nextSeq++, promptIds: req.promptIds, maxTokens: req.maxTokens, stopIds: req.stopIds, params: state, cacheSalt: req.cacheSalt,
+    });
     try {
       this.scheduler.add(seq);
     } catch (err) {

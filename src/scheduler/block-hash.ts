@@ -37,8 +37,11 @@ export function chainHash(parent: number, tokens: ArrayLike<number>, start: numb
   return (b & 0x1fffff) * TWO_POW_32 + (a >>> 0);
 }
 
-/** Root key from the model identity, so caches of two models (or two weight files) never share a key. */
-export function saltKey(salt: string): number {
+/**
+ * Root key of a chain: from the model identity (parent 0), so caches of two models (or two weight files) never
+ * share a key; or from a request salt under the model's root, so requests of two salts never do either.
+ */
+export function saltKey(salt: string, parent = 0): number {
   const codes = Array.from(salt, (c) => c.codePointAt(0) ?? 0);
-  return chainHash(0, codes, 0, codes.length);
+  return chainHash(parent, codes, 0, codes.length);
 }

@@ -98,7 +98,7 @@ export class BlockManager {
     let parentGeneration = 0;
     let n = 0;
     for (; n < maxBlocks; n++) {
-      const id = cache.find(this.blockKey(seq, n), parent, parentGeneration, seq.tokens, n * this.blockSize);
+      const id = cache.find(this.blockKey(seq, n), parent, parentGeneration, seq.tokens, n * this.blockSize, seq.cacheSalt);
       if (id < 0) break;
       this.retain(id);
       seq.blockTable.push(id);
@@ -123,12 +123,12 @@ export class BlockManager {
     for (let b = seq.numRegisteredBlocks; b < full; b++) {
       const key = this.blockKey(seq, b);
       const start = b * this.blockSize;
-      let canonical = cache.find(key, seq.chainBlock, seq.chainGeneration, seq.tokens, start);
+      let canonical = cache.find(key, seq.chainBlock, seq.chainGeneration, seq.tokens, start, seq.cacheSalt);
       if (canonical < 0) {
         // Ours becomes the cached copy. A same-content copy made concurrently by another sequence stays
         // canonical otherwise, and later blocks chain to it, so lookups can walk the whole prefix.
         canonical = seq.blockTable[b]!;
-        const displaced = cache.register(canonical, key, seq.chainBlock, seq.chainGeneration, seq.tokens, start);
+        const displaced = cache.register(canonical, key, seq.chainBlock, seq.chainGeneration, seq.tokens, start, seq.cacheSalt);
         if (displaced >= 0 && this.refs[displaced] === 0) {
           this.lruRemove(displaced);
           this.freeStack[this.freeTop++] = displaced;
@@ -143,7 +143,8 @@ export class BlockManager {
   private blockKey(seq: Sequence, b: number): number {
     const cache = this.cache!;
     for (let i = seq.blockKeys.length; i <= b; i++) {
-      seq.blockKeys.push(cache.keyOf(i === 0 ? cache.rootKey : seq.blockKeys[i - 1]!, seq.tokens, i * this.blockSize));
+      const parent = i === 0 ? cache.rootKeyFor(seq.cacheSalt) : seq.blockKeys[i - 1]!;
+      seq.blockKeys.push(cache.keyOf(parent, seq.tokens, i * this.blockSize));
     }
     return seq.blockKeys[b]!;
   }

@@ -18,6 +18,8 @@ export interface SequenceInit<P> {
   stopIds?: Iterable<number>;
   /** Whatever the engine needs per request (sampling params…); the scheduler never looks inside. */
   params?: P;
+  /** Prefix-cache isolation: only sequences with the same salt share cached blocks (absent or '': the shared chain). */
+  cacheSalt?: string | undefined;
 }
 
 export class Sequence<P = unknown> {
@@ -28,6 +30,8 @@ export class Sequence<P = unknown> {
   readonly maxTokens: number;
   readonly stopIds: ReadonlySet<number>;
   readonly params: P | undefined;
+  /** '' when the request has none. */
+  readonly cacheSalt: string;
 
   status: SequenceStatus = 'waiting';
   finishReason: FinishReason | undefined;
@@ -66,6 +70,7 @@ export class Sequence<P = unknown> {
     this.maxTokens = init.maxTokens;
     this.stopIds = new Set(init.stopIds ?? []);
     this.params = init.params;
+    this.cacheSalt = init.cacheSalt ?? '';
   }
 
   get length(): number {

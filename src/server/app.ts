@@ -79,7 +79,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   registerCors(app, ctx.allowedOrigins);
   const methods = new RouteMethods();
   methods.track(app);
-  if (ctx.apiKey !== undefined) protectRoutes(app, [ctx.apiKey]);
+  app.decorateRequest('apiKeyId', undefined);
+  if (ctx.apiKeys.length > 0) protectRoutes(app, ctx.apiKeys);
 
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err, req.body);

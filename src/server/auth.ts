@@ -6,14 +6,8 @@
 // the router picks can disagree (`/%761/chat/completions`, `POST http://x/v1/...` both got in that way).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, RouteOptions, onRequestHookHandler } from 'fastify';
+import { apiKeyIdOf } from './cache-isolation.js';
 import { ApiError } from './errors.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Which configured API key the request presented (a digest prefix, never the key); undefined without keys. */
-    apiKeyId?: string | undefined;
-  }
-}
 
 /** Routes that need the key: everything under /v1 and /api but Ollama's version probe. */
 export function isProtectedRoute(url: string): boolean {
@@ -24,20 +18,15 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** A key's public name, for logs and for per-key cache isolation: 16 hex digits of its SHA-256. */
-export function apiKeyId(key: string): string {
-  return digest(key).toString('hex').slice(0, 16);
-}
-
 function unauthorized(message: string): ApiError {
   // RFC 6750: a 401 names the scheme the client should use.
   return new ApiError(401, message, { code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
 }
 
-/** Checks a request's bearer token against the keys; returns the matching key's id or throws a 401. */
+/** Checks a request's bearer token against the keys; returns the matching key's id (sets req.apiKeyId) or throws a 401. */
 export function apiKeyCheck(keys: readonly string[]): (req: FastifyRequest) => string {
   if (keys.length === 0 || keys.some((k) => k === '')) throw new RangeError('API keys must be non-empty');
-  const expected = keys.map((k) => ({ digest: digest(k), id: apiKeyId(k) }));
+  const expected = keys.map((k) => ({ digest: digest(k), id: apiKeyIdOf(k) }));
   return (req) => {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S.*)$/i.exec(header.trim()) : null;

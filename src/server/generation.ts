@@ -4,6 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { RequestRejectedError, type EngineClient, type EngineEvent, type TokenLogprobInfo } from '../engine/engine-api.js';
 import type { SamplingParams } from '../engine/sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
+import { cacheSaltFor } from './cache-isolation.js';
 import { ApiError, fromRejection } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
 import { TextStream, type ReasoningMode } from './text-stream.js';
@@ -19,6 +20,8 @@ export interface ChoicePlan {
   stopIds: number[];
   stopStrings: string[];
   reasoning: ReasoningMode;
+  /** The request's cache_salt; submitted combined with the API key's identity (cacheSaltFor). */
+  cacheSalt?: string | undefined;
 }
 
 export interface TokenOut {
@@ -51,7 +54,7 @@ export interface GenerationDeps {
   engine: EngineClient;
   tokenizer: Tokenizer;
   metrics: ServerMetrics;
-  /** New requests get a 503 while the engine reports this many or more waiting. */
+  /** A request gets a 503 while its choices don't fit beside the engine's waiting requests. */
   maxQueue?: number | undefined;
 }
 
@@ -159,7 +162,12 @@ export class Generation {
     this.resolveDone = resolve;
   });
 
-  constructor(private readonly deps: GenerationDeps, plans: readonly ChoicePlan[]) {
+  constructor(
+    private readonly deps: GenerationDeps,
+    plans: readonly ChoicePlan[],
+    /** Whose request this is (req.apiKeyId): its prefix-cache entries are that key's alone. */
+    private readonly apiKeyId?: string | undefined,
+  ) {
     const arrivedAt = performance.now();
     this.runs = plans.map((p) => new ChoiceRun(deps, p, arrivedAt, (out) => this.push(out), () => this.cancelled));
     if (plans.length === 0) this.resolveDone();
@@ -176,6 +184,7 @@ export class Generation {
             sampling: run.plan.sampling,
             maxTokens: run.plan.maxTokens,
             stopIds: run.plan.stopIds,
+            cacheSalt: cacheSaltFor(this.apiKeyId, run.plan.cacheSalt),
           },
           (e) => {
             run.onEvent(e);
@@ -236,13 +245,18 @@ export class Generation {
 
 /**
  * Submits the choices of one request, cancelled when the client disconnects. Throws an ApiError (503 queue full,
- * 400 too large) when the engine refuses.
+ * 400 too large) when the engine refuses. Each choice is one engine request, so a request is queued only when
+ * all of its choices fit (the routes refuse with a 400 what could never fit: checkChoiceCount).
  */
 export async function launch(deps: GenerationDeps, reply: FastifyReply, plans: readonly ChoicePlan[]): Promise<Generation> {
-  if (deps.maxQueue !== undefined && deps.engine.stats().waiting >= deps.maxQueue) {
-    throw fromRejection(new RequestRejectedError('queue_full', `the queue is full (${deps.maxQueue} requests waiting); retry later`));
+  const waiting = deps.engine.stats().waiting;
+  if (deps.maxQueue !== undefined && waiting + plans.length > deps.maxQueue) {
+    const message = plans.length === 1
+      ? `the queue is full (${deps.maxQueue} requests waiting); retry later`
+      : `the queue has no room for this request's ${plans.length} choices (${waiting} of ${deps.maxQueue} places taken); retry later`;
+    throw fromRejection(new RequestRejectedError('queue_full', message));
   }
-  const gen = new Generation(deps, plans);
+  const gen = new Generation(deps, plans, reply.request.apiKeyId);
   gen.watchDisconnect(reply);
   await gen.start();
   return gen;

@@ -33,10 +33,17 @@ export interface ServerOptions {
   maxNewTokens: number;
   /** When set, /v1/* and /api/* need `Authorization: Bearer <apiKey>`; /health, /metrics, /version stay open. */
   apiKey?: string | undefined;
+  /**
+   * More accepted keys (--api_key_file), beside apiKey. Each key's requests have prefix-cache entries of their
+   * own: a tenant never hits (nor times) another's cached prompt, at the cost of no prefix sharing across keys.
+   */
+  apiKeys?: readonly string[] | undefined;
   /** R1-style models: the assistant turn starts with `<think>\n`, and text up to `</think>` is reasoning. */
   forceThink: boolean;
-  /** When set, new requests get a 503 while the engine reports this many or more waiting requests. */
+  /** When set, a request gets a 503 while its choices don't fit beside the engine's waiting requests. */
   maxQueue?: number | undefined;
+  /** Most choices (prompts × n) one request may ask for (default 128, OpenAI's bound on n); more → 400. */
+  maxChoicesPerRequest?: number | undefined;
   /** Largest request body in bytes (default 16 MiB); larger bodies get a 413. */
   bodyLimit?: number | undefined;
   /** Origins whose pages may call the server from a browser (--allowed_origins; default: localhost pages). */
@@ -53,9 +60,13 @@ export interface ServerOptions {
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_CHOICES_PER_REQUEST = 128;
 
 /** The options routes read, with defaults filled and the values checked once. */
 export interface ServerContext extends ServerOptions {
+  /** Every accepted key (apiKey and apiKeys), without repeats; empty: no key needed. */
+  apiKeys: readonly string[];
+  maxChoicesPerRequest: number;
   bodyLimit: number;
   allowedOrigins: readonly string[];
   requestTimeoutMs: number;
@@ -73,8 +84,16 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     throw new RangeError(`maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
   }
   if (opts.apiKey !== undefined && opts.apiKey === '') throw new RangeError('apiKey must not be empty');
+  const apiKeys = [...new Set([...(opts.apiKey === undefined ? [] : [opts.apiKey]), ...(opts.apiKeys ?? [])])];
+  if (apiKeys.includes('')) throw new RangeError('apiKeys must not hold an empty key');
+  const maxChoices = opts.maxChoicesPerRequest ?? DEFAULT_MAX_CHOICES_PER_REQUEST;
+  if (!Number.isInteger(maxChoices) || maxChoices < 1) {
+    throw new RangeError(`maxChoicesPerRequest must be a positive integer, got ${opts.maxChoicesPerRequest}`);
+  }
   return {
     ...opts,
+    apiKeys,
+    maxChoicesPerRequest: maxChoices,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
     allowedOrigins: opts.allowedOrigins ?? DEFAULT_ALLOWED_ORIGINS,
     requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,

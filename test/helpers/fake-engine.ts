@@ -171,11 +171,11 @@ export class FakeEngine implements EngineClient {
   }
 }
 
-/** A server on an ephemeral port over a FakeEngine, with a fixture model's real tokenizer and chat template. */
-export interface FakeServer {
+/** A server on an ephemeral port over an engine (a FakeEngine by default), with a fixture model's real tokenizer and chat template. */
+export interface FakeServer<E extends EngineClient = FakeEngine> {
   url: string;
   app: FastifyInstance;
-  engine: FakeEngine;
+  engine: E;
   tokenizer: Tokenizer;
   close(): Promise<void>;
 }
@@ -196,9 +196,15 @@ export async function startFakeServer(
   engineOpts: FakeEngineOptions,
   serverOpts: Partial<ServerOptions> & { fixture?: 'llama' | 'qwen3' | 'deepseek' } = {},
 ): Promise<FakeServer> {
+  return startServerOver(new FakeEngine(engineOpts), serverOpts);
+}
+
+export async function startServerOver<E extends EngineClient>(
+  engine: E,
+  serverOpts: Partial<ServerOptions> & { fixture?: 'llama' | 'qwen3' | 'deepseek' } = {},
+): Promise<FakeServer<E>> {
   const fixture = serverOpts.fixture ?? 'llama';
   const tokenizer = fixtureTokenizer(fixture);
-  const engine = new FakeEngine(engineOpts);
   const app = buildServer({
     engine,
     tokenizer,

@@ -6,7 +6,7 @@ import { collect, launch, totalUsage, type GenerationDeps } from '../generation.
 import { chatPrompt, maxTokensFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { chatLogprobs } from './logprobs.js';
-import { choicePlans, openAiSampling, requestId, usageBody } from './params.js';
+import { checkChoiceCount, choicePlans, openAiSampling, requestId, usageBody } from './params.js';
 import { chatBodySchema, type ChatBody } from './schemas.js';
 import { streamOpenAi, type ChunkShape } from './stream.js';
 
@@ -16,6 +16,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ServerContext, deps
     if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) {
       throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs');
     }
+    checkChoiceCount(ctx, 1, body.n ?? 1);
     const top = body.logprobs === true ? body.top_logprobs ?? 0 : undefined;
     // The engine returns the chosen token's logprob with at least one alternative; we drop what wasn't asked for.
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'top_logprobs');

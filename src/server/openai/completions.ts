@@ -6,7 +6,7 @@ import { collect, launch, totalUsage, type ChoicePlan, type GenerationDeps, type
 import { completionPrompts, maxTokensFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { legacyLogprobs, type LegacyLogprobs } from './logprobs.js';
-import { choicePlans, openAiSampling, requestId, usageBody } from './params.js';
+import { checkChoiceCount, choicePlans, openAiSampling, promptCount, requestId, usageBody } from './params.js';
 import { completionBodySchema, type CompletionBody } from './schemas.js';
 import { streamOpenAi } from './stream.js';
 
@@ -17,6 +17,7 @@ export function registerCompletionsRoute(app: FastifyInstance, ctx: ServerContex
     if (body.suffix != null && body.suffix !== '') throw badRequest('suffix is not supported', 'suffix');
     const n = body.n ?? 1;
     if (body.best_of != null && body.best_of !== n) throw badRequest('best_of other than n is not supported', 'best_of');
+    checkChoiceCount(ctx, promptCount(body.prompt), n);
     const top = body.logprobs ?? undefined;
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'logprobs');
     const prompts = completionPrompts(ctx, body.prompt);

@@ -72,8 +72,32 @@ export function choicePlans(ctx: ServerContext, body: CommonBody, input: PlanInp
       stopIds,
       stopStrings: stops,
       reasoning: input.reasoning,
+      cacheSalt: body.cache_salt ?? undefined,
     };
   });
+}
+
+/**
+ * Refuses, before any prompt is tokenized, a request whose choices (prompts × n, one engine request each) exceed
+ * --max_choices_per_request, or --max_queue (such a request could never be queued: a 400, not a 503 forever).
+ */
+export function checkChoiceCount(ctx: ServerContext, prompts: number, n: number): void {
+  const choices = prompts * n;
+  const what = prompts === 1 ? `n is ${n}` : `${prompts} prompts × n ${n} = ${choices} choices`;
+  const fewer = prompts === 1 ? 'lower n' : 'send fewer prompts or a lower n';
+  // The field at fault: n where it alone is too many, else the prompt list that multiplies it.
+  const refuse = (limit: number, why: string): never => {
+    throw badRequest(`${what}, but ${why}; ${fewer}`, n > limit || prompts === 1 ? 'n' : 'prompt', 'too_many_choices');
+  };
+  const cap = ctx.maxChoicesPerRequest;
+  if (choices > cap) refuse(cap, `this server takes at most ${cap} choices per request (--max_choices_per_request)`);
+  const queue = ctx.maxQueue;
+  if (queue !== undefined && choices > queue) refuse(queue, `this server queues at most ${queue} (--max_queue), so the request could never be queued`);
+}
+
+/** Prompts in a /v1/completions `prompt` (its shapes are checked later, in completionPrompts): a list of ids is one. */
+export function promptCount(prompt: unknown): number {
+  return Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number' ? prompt.length : 1;
 }
 
 export function requestId(prefix: string): string {

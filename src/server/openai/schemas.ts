@@ -1,6 +1,7 @@
 // JSON schemas of the OpenAI request bodies (checked by Fastify before a handler runs; a violation is a 400 naming
 // the field) and the TypeScript shapes they guarantee. Optional fields also accept null, as many clients send it.
 import { MAX_LOGPROBS } from '../../engine/sampling-params.js';
+import { MAX_CACHE_SALT_LENGTH } from '../cache-isolation.js';
 
 const nullable = (type: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: [type, 'null'], ...extra });
 
@@ -28,6 +29,8 @@ const common = {
   stream_options: nullable('object', { properties: { include_usage: nullable('boolean') } }),
   ignore_eos: nullable('boolean'),
   user: nullable('string'),
+  // vLLM's field: only requests with the same salt share prefix-cache entries. Empty is refused, as vLLM does.
+  cache_salt: nullable('string', { minLength: 1, maxLength: MAX_CACHE_SALT_LENGTH }),
 } as const;
 
 const contentPart = {
@@ -97,6 +100,7 @@ export interface CommonBody {
   stream_options?: { include_usage?: boolean | null } | null;
   ignore_eos?: boolean | null;
   user?: string | null;
+  cache_salt?: string | null;
 }
 
 export interface ChatBody extends CommonBody {

@@ -115,7 +115,7 @@ it('--max_choices_per_request beyond --max_queue is refused at start, naming bot
   const flags: ServeFlags = {
     host: '127.0.0.1', port: 0, demo: true, maxNewTokens: 16, gpuMemoryUtilization: 0.9, cudaGraphs: false, kvCacheDtype: 'f32',
     chunkSize: 512, maxBatchSize: 32, backendType: 'balance_serve', forceThink: false, blockSize: 16, maxQueue: 8, prefixCache: true,
-    backend: 'cpu',
+    backend: 'cpu', shutdownTimeout: 10,
   };
   checkServeFlags({ ...flags, maxChoicesPerRequest: 8 });
   assert.throws(

@@ -59,6 +59,8 @@ const serveFlags = [
   { name: 'max_queue', type: 'int', help: 'waiting requests before new ones get 503 (each choice of a request counts as one)', default: 1024, min: 1 },
   { name: 'max_choices_per_request', type: 'int', help: 'most choices (prompts × n) one request may ask for; more get a 400 (default: --max_batch_size, at most --max_queue)', min: 1 },
   { name: 'served_model_name', type: 'string', help: 'model name reported by /v1/models' },
+  { name: 'allowed_origins', type: 'string', help: 'comma-separated origins whose web pages may call the API; * = any, *.example.com-style wildcards (default: localhost pages only, as Ollama)' },
+  { name: 'shutdown_timeout', type: 'float', help: 'seconds requests in flight get to finish on SIGTERM/SIGINT before they are ended with an error', default: 10, min: 0 },
   { name: 'backend', type: 'string', help: 'where the model runs: auto (cuda where a GPU build sees a device, else cpu), cpu, cuda', default: 'auto', choices: ['auto', 'cpu', 'cuda'] },
   { name: 'prefix_cache', type: 'bool', help: 'reuse KV blocks of shared prompt prefixes (--no-prefix_cache to disable)', default: true },
 ] as const satisfies readonly FlagSpec[];
@@ -120,6 +122,8 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         blockSize: f.block_size,
         maxQueue: f.max_queue,
         maxChoicesPerRequest: f.max_choices_per_request,
+        allowedOrigins: f.allowed_origins?.split(',').map((o) => o.trim()).filter((o) => o !== ''),
+        shutdownTimeout: f.shutdown_timeout,
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
         backend,

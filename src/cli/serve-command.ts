@@ -29,6 +29,10 @@ export interface ServeFlags {
   apiKey?: string | undefined;
   /** A file of more accepted keys, one per line. */
   apiKeyFile?: string | undefined;
+  /** Origins whose web pages may call the API (--allowed_origins; undefined: localhost pages). */
+  allowedOrigins?: string[] | undefined;
+  /** Seconds requests in flight get to finish after SIGTERM/SIGINT (--shutdown_timeout). */
+  shutdownTimeout: number;
   blockSize: number;
   maxQueue: number;
   /** undefined: --max_batch_size (a request's choices fit one step's batch), at most maxQueue. */
@@ -132,6 +136,9 @@ export async function runServe(f: ServeFlags): Promise<void> {
     forceThink: f.forceThink,
     maxQueue: f.maxQueue,
     maxChoicesPerRequest: maxChoicesPerRequest(f),
+    allowedOrigins: f.allowedOrigins,
+    // Errors only until issue 13's access log: a 500's cause must reach the operator, not the client.
+    logger: { level: 'error', stream: process.stderr },
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,
@@ -144,17 +151,25 @@ export async function runServe(f: ServeFlags): Promise<void> {
   process.stderr.write(`ktserve: listening on http://${f.host}:${port} (OpenAI /v1, Ollama /api, /health, /metrics)\n`);
 
   let closing = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = async (signal: string): Promise<void> => {
     if (closing) return;
     closing = true;
-    process.stderr.write(`ktserve: ${signal}: stopping\n`);
-    // In-flight streams get a grace period, then the process goes regardless.
-    setTimeout(() => process.exit(0), 10_000).unref();
-    void app
-      .close()
-      .then(() => engine.shutdown())
-      .then(() => process.exit(0));
+    const graceMs = f.shutdownTimeout * 1000;
+    process.stderr.write(`ktserve: ${signal}: stopping; requests in flight get ${f.shutdownTimeout} s to finish\n`);
+    // Listening stops now; requests on open connections get a 503 while the ones in flight finish.
+    const closed = app.close();
+    const { cut } = await app.ktserve.drain(graceMs);
+    if (cut > 0) process.stderr.write(`ktserve: ${cut} request(s) still running after ${f.shutdownTimeout} s were ended with an error event / 503\n`);
+    // Connections that went idle after their last answer would otherwise hold close() until keep-alive expires.
+    app.server.closeIdleConnections();
+    const late = setTimeout(() => app.server.closeAllConnections(), 2000);
+    await closed;
+    clearTimeout(late);
+    await engine.shutdown();
+    process.stderr.write('ktserve: stopped\n');
+    // An orchestrated stop is not a failure, cut requests or not: they were told, and the count is logged above.
+    process.exit(0);
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }

@@ -8,6 +8,7 @@ import { protectRoutes } from './auth.js';
 import { registerCors } from './cors.js';
 import { ApiError, toApiError } from './errors.js';
 import type { GenerationDeps } from './generation.js';
+import { InFlightRequests, SHUTDOWN_MESSAGE } from './in-flight.js';
 import { ServerMetrics } from './metrics.js';
 import { registerOllamaGeneration } from './ollama/generate.js';
 import { registerOllamaInfo } from './ollama/info.js';
@@ -22,8 +23,8 @@ export type { ServerOptions, ModelDescription } from './request-options.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The server's own metrics (for tests and the CLI's start-up line). */
-    ktserve: { metrics: ServerMetrics; context: ServerContext };
+    /** The server's own metrics (for tests and the CLI's start-up line), and its graceful stop. */
+    ktserve: { metrics: ServerMetrics; context: ServerContext; drain: (graceMs: number) => Promise<DrainResult> };
   }
 }
 
@@ -48,10 +49,17 @@ function hostCount(raw: readonly string[]): number {
   return n;
 }
 
+export interface DrainResult {
+  /** Requests still in flight when the grace period ended, ended with an error event or a 503. */
+  cut: number;
+}
+
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx = resolveOptions(opts);
   const metrics = new ServerMetrics();
-  const deps: GenerationDeps = { engine: ctx.engine, tokenizer: ctx.tokenizer, metrics, maxQueue: ctx.maxQueue };
+  const inFlight = new InFlightRequests(ctx.engine);
+  const deps: GenerationDeps = { engine: inFlight, tokenizer: ctx.tokenizer, metrics, maxQueue: ctx.maxQueue };
+  let draining = false;
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: ctx.bodyLimit,
@@ -64,10 +72,18 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(ctx.requestTimeoutMs / 2))),
     },
     clientErrorHandler: answerClientError,
+    // Requests that arrive while closing get our 503 (the draining hook below), in the API's error shape.
+    return503OnClosing: false,
     // A wrong type is the client's error to hear about, not something to coerce ("0.5" stays a string → 400).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allowUnionTypes: true } },
   });
-  app.decorate('ktserve', { metrics, context: ctx });
+  // Stops taking generation requests, waits up to graceMs for those in flight, then ends the rest.
+  const drain = async (graceMs: number): Promise<DrainResult> => {
+    draining = true;
+    if (await inFlight.settled(graceMs)) return { cut: 0 };
+    return { cut: inFlight.cut(SHUTDOWN_MESSAGE) };
+  };
+  app.decorate('ktserve', { metrics, context: ctx, drain });
   answerExpectations(app.server);
   registerJsonBodies(app);
 
@@ -75,6 +91,10 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     // Counted when the socket is done with the response, so streamed (hijacked) responses count too.
     reply.raw.once('close', () => metrics.httpResponse(req.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
     if (hostCount(req.raw.rawHeaders) > 1) throw new ApiError(400, 'more than one Host header', { code: 'bad_http_request' });
+    if (draining && req.method === 'POST') {
+      reply.header('connection', 'close');
+      throw new ApiError(503, SHUTDOWN_MESSAGE, { code: 'server_shutting_down' });
+    }
   });
   registerCors(app, ctx.allowedOrigins);
   const methods = new RouteMethods();
@@ -102,6 +122,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   });
 
   app.get('/health', async (_req, reply) => {
+    // Load balancers stop sending work once a stopping instance says so.
+    if (draining) return reply.code(503).send({ status: 'shutting_down' });
     try {
       ctx.engine.stats(); // a snapshot read; throws only if the engine is gone
     } catch (e) {

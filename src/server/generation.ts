@@ -6,6 +6,7 @@ import type { SamplingParams } from '../engine/sampling-params.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { cacheSaltFor } from './cache-isolation.js';
 import { ApiError, fromRejection } from './errors.js';
+import { SHUTDOWN_MESSAGE } from './in-flight.js';
 import type { ServerMetrics } from './metrics.js';
 import { TextStream, type ReasoningMode } from './text-stream.js';
 
@@ -305,8 +306,9 @@ export async function collect(gen: Generation, indexes: readonly number[]): Prom
   return [...acc.values()];
 }
 
-/** The engine failed a request (finish reason 'error'): a 500 that says why. */
+/** The engine failed a request (finish reason 'error'): a 500 that says why; a 503 when a shutdown ended it. */
 export function engineFailure(message: string): ApiError {
+  if (message === SHUTDOWN_MESSAGE) return new ApiError(503, message, { code: 'server_shutting_down' });
   return new ApiError(500, message, { code: 'engine_error' });
 }
 

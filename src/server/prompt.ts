@@ -2,6 +2,7 @@
 // completion prompts in their four shapes, and the context-length checks that decide max_tokens.
 import { ChatTemplateError, type ChatMessage } from '../tokenizer/index.js';
 import { badRequest, ApiError } from './errors.js';
+import { checkJsonBounds } from './json-bounds.js';
 import type { ServerContext } from './request-options.js';
 import type { ReasoningMode } from './text-stream.js';
 
@@ -36,6 +37,8 @@ export interface ChatPrompt {
 /** Renders the conversation for the model to answer; the assistant turn is left open. */
 export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], templateArgs?: Record<string, unknown>): ChatPrompt {
   if (wire.length === 0) throw badRequest('messages must not be empty', 'messages');
+  if (templateArgs !== undefined) checkJsonBounds(templateArgs, 'chat_template_kwargs');
+  wire.forEach((m, i) => m.tool_calls !== undefined && checkJsonBounds(m.tool_calls, `messages[${i}].tool_calls`));
   const messages: ChatMessage[] = wire.map((m, i) => {
     const msg: ChatMessage = { role: m.role, content: messageText(m, i) };
     if (m.name !== undefined) msg.name = m.name;
@@ -49,8 +52,7 @@ export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], tem
     try {
       text = ctx.chatTemplate.render(messages, { addGenerationPrompt: true, ...(templateArgs ? { extra: templateArgs } : {}) });
     } catch (e) {
-      if (e instanceof ChatTemplateError) throw badRequest(`chat template: ${e.message}`, 'messages');
-      throw e;
+      throw templateFailure(e);
     }
   } else {
     // No template in the model files: a plain transcript is better than refusing chat altogether.
@@ -63,6 +65,20 @@ export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], tem
   // A prompt that ends inside an open think block (--force_think, or a template that opens it, as newer R1
   // templates do) is answered with reasoning first; otherwise the model may still open one itself.
   return { ids, reasoning: ctx.forceThink || opened ? 'forced' : 'detect' };
+}
+
+/**
+ * A template's refusal (raise_exception) is the client's to read, in the template's words. When the interpreter
+ * stops on the input, the request is still what it could not render, but its message is about our internals: the
+ * client gets ours. Anything else is our fault: a 500 (whose message toApiError keeps to itself).
+ */
+function templateFailure(e: unknown): unknown {
+  if (!(e instanceof ChatTemplateError)) return e;
+  if (e.failure === 'raised') return badRequest(`the chat template refused these messages: ${e.message}`, 'messages');
+  return new ApiError(400, "the model's chat template could not render these messages (check their roles, order and content)", {
+    param: 'messages',
+    cause: e,
+  });
 }
 
 function tokenIds(ctx: ServerContext, v: unknown[], param: string): number[] {

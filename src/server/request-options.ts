@@ -1,7 +1,7 @@
 // Server-wide options of buildServer, their defaults, and the per-model facts every route reads.
 import type { FastifyServerOptions } from 'fastify';
 import type { EngineClient } from '../engine/engine-api.js';
-import type { ChatTemplate, Tokenizer } from '../tokenizer/index.js';
+import { SpecialTexts, type ChatTemplate, type Tokenizer } from '../tokenizer/index.js';
 
 /** What Ollama's /api/tags and /api/show report about the model (all optional; unknown fields are left empty). */
 export interface ModelDescription {
@@ -55,6 +55,8 @@ export interface ServerContext extends ServerOptions {
   model: ModelDescription;
   /** Seconds since the epoch when the server was built, for `created` fields. */
   startedAt: number;
+  /** The tokenizer's special-token texts, to keep them out of client text in chat prompts. */
+  specialTexts: SpecialTexts;
 }
 
 export function resolveOptions(opts: ServerOptions): ServerContext {
@@ -71,5 +73,6 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     version: opts.version ?? '0.1.0',
     model: opts.model ?? {},
     startedAt: Math.floor(Date.now() / 1000),
+    specialTexts: SpecialTexts.of(opts.tokenizer),
   };
 }

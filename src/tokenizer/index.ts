@@ -13,6 +13,7 @@ export { IncrementalDetokenizer, type IncrementalDetokenizerOptions } from './de
 export {
   ChatTemplate, ChatTemplateError, type ChatMessage, type ChatRenderOptions, type ChatTemplateSpecials,
 } from './chat-template.js';
+export { ClientTextPlaceholders, SpecialTexts } from './client-text.js';
 export { UnsupportedTokenizerError } from './config.js';
 export { UnsupportedRegexError } from './regex.js';
 

@@ -1,7 +1,7 @@
 // The encode/decode pipeline shared by every vocabulary source: added tokens are cut out first, the text between
 // them is normalized, pre-tokenized into pieces and each piece encoded by the model; special tokens go around.
 
-import { AddedTokenMatcher, type AddedToken, type Segment } from './added-tokens.js';
+import { AddedTokenMatcher, type AddedToken, type MatchFilter, type Segment } from './added-tokens.js';
 import type { Normalizer } from './normalizer.js';
 import type { PreTokenizer } from './pre-tokenizer.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer } from './types.js';
@@ -56,7 +56,11 @@ export class PipelineTokenizer implements Tokenizer {
     const addSpecial = opts?.addSpecialTokens ?? true;
     const out: number[] = addSpecial ? [...this.parts.prefixIds] : [];
     const segments: Segment[] = [];
-    this.rawMatcher.split(text, segments);
+    const ranges = opts?.textRanges ?? [];
+    const parseSpecial = opts?.parseSpecial ?? true;
+    this.rawMatcher.split(text, segments, !parseSpecial ? notSpecial : ranges.length > 0 ? outside(ranges) : undefined);
+    // Offsets in normalized text are not offsets in `text`: with text ranges, no special is matched there at all.
+    const normalizedFilter = !parseSpecial || ranges.length > 0 ? notSpecial : undefined;
     let atStart = true;
     for (const seg of segments) {
       if (typeof seg === 'number') {
@@ -67,7 +71,7 @@ export class PipelineTokenizer implements Tokenizer {
           this.encodeText(normalized, atStart, out);
         } else {
           const inner: Segment[] = [];
-          this.normalizedMatcher.split(normalized, inner);
+          this.normalizedMatcher.split(normalized, inner, normalizedFilter);
           inner.forEach((s, i) => (typeof s === 'number' ? out.push(s) : this.encodeText(s, atStart && i === 0, out)));
         }
       }
@@ -107,6 +111,24 @@ export class PipelineTokenizer implements Tokenizer {
   tokenBytes(id: number): Uint8Array | undefined {
     return this.parts.tokenBytes(id);
   }
+}
+
+const notSpecial: MatchFilter = (token) => !token.special;
+
+/** Refuses special tokens over any part of the (sorted, disjoint) ranges. */
+function outside(ranges: ReadonlyArray<readonly [number, number]>): MatchFilter {
+  return (token, start, end) => {
+    if (!token.special) return true;
+    // The first range ending after `start`; the match overlaps it when that range starts before `end`.
+    let lo = 0;
+    let hi = ranges.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ranges[mid]![1] <= start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === ranges.length || ranges[lo]![0] >= end;
+  };
 }
 
 /** Token texts llama.cpp treats as ending generation whatever the metadata says; we do the same for both sources. */

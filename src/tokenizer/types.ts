@@ -3,6 +3,16 @@
 export interface EncodeOptions {
   /** Add what the model adds around a text (BOS per the post-processor / add_bos_token). Default true. */
   addSpecialTokens?: boolean;
+  /**
+   * Special (control) token texts in the text become those tokens (default true). False encodes them as the
+   * characters they are, as llama.cpp's parse_special = false does; other added tokens still match.
+   */
+  parseSpecial?: boolean;
+  /**
+   * Stretches [start, end) of the text, in order and apart, that are text whatever they contain: no special token
+   * is matched over any part of them (client text inside a rendered chat template).
+   */
+  textRanges?: ReadonlyArray<readonly [number, number]>;
 }
 
 export interface DecodeOptions {

@@ -5,7 +5,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { SamplingParams } from '../../engine/sampling-params.js';
 import { badRequest } from '../errors.js';
 import { collect, launch, type ChoicePlan, type GenerationDeps } from '../generation.js';
-import { chatPrompt, maxTokensFor, stopIdsFor } from '../prompt.js';
+import { chatPrompt } from '../chat-prompt.js';
+import { maxTokensFor, stopIdsFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { buildSampling, stopStrings, type FieldNames } from '../sampling-fields.js';
 import { EventStream } from '../sse.js';
@@ -74,6 +75,8 @@ export function registerOllamaGeneration(app: FastifyInstance, ctx: ServerContex
     });
     let job: Job;
     if (body.raw) {
+      // A raw prompt is the client's whole prompt, markup included: its special-token texts are control tokens
+      // (as in Ollama and llama.cpp). Templated prompts and /api/chat keep the client's text as text.
       job = { kind: 'generate', promptIds: [...context, ...ctx.tokenizer.encode(prompt, { addSpecialTokens: context.length === 0 })], reasoning: 'off', body };
     } else {
       const messages = [...(body.system ? [{ role: 'system', content: body.system }] : []), { role: 'user', content: prompt }];

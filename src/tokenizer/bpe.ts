@@ -2,10 +2,11 @@
 // the adjacent pair with the lowest merge rank is merged (leftmost first on ties) until no pair has a merge.
 // Pieces repeat a lot in real text, so results are cached per piece.
 
-import { byteChar, bytesToAlphabet, utf8 } from './byte-level.js';
+import { alphabetByteLength, byteChar, bytesToAlphabet, utf8 } from './byte-level.js';
 import { UnsupportedTokenizerError } from './config.js';
 import { Heap } from './heap.js';
 import { PairTable } from './pair-table.js';
+import { codePoints } from './normalizer.js';
 import { PieceCache } from './piece-cache.js';
 
 /**
@@ -38,6 +39,8 @@ export class BpeModel {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly byteFallbackIds = new Int32Array(256).fill(-1);
   private readonly cache = new PieceCache();
+  /** See PieceModel. */
+  readonly codePointsPerToken: number | undefined;
 
   constructor(private readonly opts: BpeModelOptions) {
     const { vocab } = opts;
@@ -57,6 +60,25 @@ export class BpeModel {
       const hex = b.toString(16).toUpperCase().padStart(2, '0');
       this.byteFallbackIds[b] = vocab.get(`<0x${hex}>`) ?? -1;
     }
+    this.codePointsPerToken = this.longestToken();
+  }
+
+  /**
+   * Byte-level: every token stands for at most its byte length of code points, and every byte has a token. Per
+   * character: a token stands for its own characters; a character missing from the vocabulary takes byte
+   * fallback tokens or one <unk> (fused <unk> runs, or no way out at all, leave the count open).
+   */
+  private longestToken(): number | undefined {
+    let longest = 1;
+    if (this.opts.byteLevel) {
+      if (this.byteIds.some((id) => id < 0)) return undefined;
+      for (const piece of this.pieces) if (piece !== undefined) longest = Math.max(longest, alphabetByteLength(piece));
+      return longest;
+    }
+    const fallback = this.opts.byteFallback && this.byteFallbackIds.every((id) => id >= 0);
+    if (!fallback && (this.opts.unkId === undefined || this.opts.fuseUnk)) return undefined;
+    for (const piece of this.pieces) if (piece !== undefined) longest = Math.max(longest, codePoints(piece));
+    return longest;
   }
 
   /** Appends the ids of one pre-tokenized piece. */

@@ -6,7 +6,7 @@ import { loadTokenizerFromGguf } from './from-gguf.js';
 
 import type { Tokenizer as TokenizerApi } from './types.js';
 
-export type { DecodeOptions, EncodeOptions } from './types.js';
+export type { DecodeOptions, EncodeOptions, TokenizerSource } from './types.js';
 export { loadTokenizerFromDir, tokenizerFromJson } from './from-hf.js';
 export { loadTokenizerFromGguf } from './from-gguf.js';
 export { IncrementalDetokenizer, type IncrementalDetokenizerOptions } from './detokenizer.js';
@@ -14,6 +14,7 @@ export {
   ChatTemplate, ChatTemplateError, type ChatMessage, type ChatRenderOptions, type ChatTemplateSpecials,
 } from './chat-template.js';
 export { ClientTextPlaceholders, SpecialTexts } from './client-text.js';
+export { EncodeWorkerPool, EncodeWorkerError } from './encode-workers.js';
 export { UnsupportedTokenizerError } from './config.js';
 export { UnsupportedRegexError } from './regex.js';
 

@@ -41,6 +41,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allowUnionTypes: true } },
   });
   app.decorate('ktserve', { metrics, context: ctx });
+  app.addHook('onClose', async () => ctx.encodeWorkers?.close());
 
   // Bodies are JSON whatever the Content-Type says: `curl -d` sends application/x-www-form-urlencoded.
   const json = app.getDefaultJsonParser('error', 'error');

@@ -4,6 +4,7 @@
 import { ChatTemplateError, ClientTextPlaceholders, type ChatMessage } from '../tokenizer/index.js';
 import { ApiError, badRequest } from './errors.js';
 import { checkJsonBounds } from './json-bounds.js';
+import { encodeText } from './prompt.js';
 import type { ServerContext } from './request-options.js';
 import type { ReasoningMode } from './text-stream.js';
 
@@ -57,7 +58,7 @@ function chatMessages(wire: readonly WireMessage[]): ChatMessage[] {
 }
 
 /** Renders the conversation for the model to answer; the assistant turn is left open. */
-export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], opts: ChatPromptOptions = {}): ChatPrompt {
+export async function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], opts: ChatPromptOptions = {}): Promise<ChatPrompt> {
   if (wire.length === 0) throw badRequest('messages must not be empty', 'messages');
   const { templateArgs } = opts;
   if (templateArgs !== undefined) checkJsonBounds(templateArgs, 'chat_template_kwargs');
@@ -83,7 +84,7 @@ export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], opt
   const opened = /<think>\n?$/.test(text);
   if (ctx.forceThink && !opened) text += '<think>\n';
   // The template writes BOS itself where the model wants one; the transcript fallback has no template to do it.
-  const ids = ctx.tokenizer.encode(text, { addSpecialTokens: !ctx.chatTemplate, textRanges });
+  const ids = await encodeText(ctx, text, { addSpecialTokens: !ctx.chatTemplate, textRanges }, 'messages');
   // A prompt that ends inside an open think block (--force_think, or a template that opens it, as newer R1
   // templates do) is answered with reasoning first; otherwise the model may still open one itself.
   return { ids, reasoning: ctx.forceThink || opened ? 'forced' : 'detect' };

@@ -1,7 +1,7 @@
 // Server-wide options of buildServer, their defaults, and the per-model facts every route reads.
 import type { FastifyServerOptions } from 'fastify';
 import type { EngineClient } from '../engine/engine-api.js';
-import { SpecialTexts, type ChatTemplate, type Tokenizer } from '../tokenizer/index.js';
+import { EncodeWorkerPool, SpecialTexts, type ChatTemplate, type Tokenizer } from '../tokenizer/index.js';
 
 /** What Ollama's /api/tags and /api/show report about the model (all optional; unknown fields are left empty). */
 export interface ModelDescription {
@@ -44,7 +44,14 @@ export interface ServerOptions {
   model?: ModelDescription | undefined;
   /** Reported by GET /api/version and /version. */
   version?: string | undefined;
+  /**
+   * Worker threads that tokenize long prompts off the event loop (default 2, started on first use); 0 tokenizes
+   * everything inline. Only for a tokenizer that can be built again from its files (Tokenizer.source).
+   */
+  tokenizerWorkers?: number | undefined;
 }
+
+export const DEFAULT_TOKENIZER_WORKERS = 2;
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 
@@ -57,6 +64,8 @@ export interface ServerContext extends ServerOptions {
   startedAt: number;
   /** The tokenizer's special-token texts, to keep them out of client text in chat prompts. */
   specialTexts: SpecialTexts;
+  /** Where long prompts are tokenized; undefined: inline. Closed with the server. */
+  encodeWorkers: EncodeWorkerPool | undefined;
 }
 
 export function resolveOptions(opts: ServerOptions): ServerContext {
@@ -67,6 +76,9 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     throw new RangeError(`maxNewTokens must be a positive integer, got ${opts.maxNewTokens}`);
   }
   if (opts.apiKey !== undefined && opts.apiKey === '') throw new RangeError('apiKey must not be empty');
+  const workers = opts.tokenizerWorkers ?? DEFAULT_TOKENIZER_WORKERS;
+  if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`tokenizerWorkers must be an integer ≥ 0, got ${workers}`);
+  const source = opts.tokenizer.source;
   return {
     ...opts,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -74,5 +86,6 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     model: opts.model ?? {},
     startedAt: Math.floor(Date.now() / 1000),
     specialTexts: SpecialTexts.of(opts.tokenizer),
+    encodeWorkers: source !== undefined && workers > 0 ? new EncodeWorkerPool(source, workers) : undefined,
   };
 }

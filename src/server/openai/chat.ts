@@ -20,7 +20,7 @@ export function registerChatRoute(app: FastifyInstance, ctx: ServerContext, deps
     const top = body.logprobs === true ? body.top_logprobs ?? 0 : undefined;
     // The engine returns the chosen token's logprob with at least one alternative; we drop what wasn't asked for.
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'top_logprobs');
-    const prompt = chatPrompt(ctx, body.messages, {
+    const prompt = await chatPrompt(ctx, body.messages, {
       templateArgs: body.chat_template_kwargs ?? undefined,
       parseSpecial: body.parse_special ?? false,
     });

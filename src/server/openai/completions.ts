@@ -19,7 +19,7 @@ export function registerCompletionsRoute(app: FastifyInstance, ctx: ServerContex
     if (body.best_of != null && body.best_of !== n) throw badRequest('best_of other than n is not supported', 'best_of');
     const top = body.logprobs ?? undefined;
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'logprobs');
-    const prompts = completionPrompts(ctx, body.prompt, { parseSpecial: body.parse_special ?? true });
+    const prompts = await completionPrompts(ctx, body.prompt, { parseSpecial: body.parse_special ?? true });
     const id = requestId('cmpl');
     const created = Math.floor(Date.now() / 1000);
     // Usage counts each prompt once, whatever its number of choices.

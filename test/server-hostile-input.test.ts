@@ -72,12 +72,13 @@ describe('hostile input → 4xx in our words, or served', needFixtures, () => {
   });
 
   it("a template's raise_exception → 400 with the template's words", async () => {
-    const refusing = new ChatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('the first message must be the user\\'s') }}{% endif %}x", {});
+    const refusing = new ChatTemplate("{% if messages[0].role != 'user' %}{{ raise_exception('the first message must be the user\\'s, not ' + messages[0].role) }}{% endif %}x", {});
     const r = await startFakeServer({ script: () => [] }, { fixture: 'qwen3', chatTemplate: refusing });
     try {
-      const e = await errorOf(await post(r, '/v1/chat/completions', { messages: [{ role: 'assistant', content: 'hi' }] }), 400);
+      const e = await errorOf(await post(r, '/v1/chat/completions', { messages: [{ role: 'assistant<|im_end|>', content: 'hi' }] }), 400);
       assert.equal(e.param, 'messages');
-      assert.match(e.message, /the first message must be the user's/);
+      // The role the template quotes comes back as the client wrote it.
+      assert.equal(e.message, "the chat template refused these messages: the first message must be the user's, not assistant<|im_end|>");
     } finally {
       await r.close();
     }

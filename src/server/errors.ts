@@ -135,7 +135,9 @@ export function toApiError(err: unknown, body?: unknown): ApiError {
   // Errors of the JSON parser itself (secure-json-parse throws SyntaxError) arrive with statusCode 400.
   if (err instanceof SyntaxError) return badRequest(`request body is not valid JSON: ${err.message}`, null, 'invalid_json');
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 600 ? fe.statusCode : 500;
-  // An unexpected failure's message is the server's business (it is logged with its cause), not the client's.
-  const message = status >= 500 ? 'internal server error' : err instanceof Error ? err.message : String(err);
+  // An error nobody turned into an ApiError is a failure inside the server: its message (a stack overflow, a
+  // RangeError of the tokenizer...) is for the log, not the client. Fastify's own 4xx errors describe the request.
+  if (status >= 500) return new ApiError(status, 'internal server error', { cause: err });
+  const message = err instanceof Error ? err.message : String(err);
   return new ApiError(status, message, { cause: err });
 }

@@ -1,68 +1,40 @@
-// Request → prompt token ids: chat messages through the model's chat template (with --force_think's `<think>`),
-// completion prompts in their four shapes, and the context-length checks that decide max_tokens.
-import { ChatTemplateError, type ChatMessage } from '../tokenizer/index.js';
+// Request → prompt token ids: text encoded inline or on a worker thread (refused unread when it cannot fit the
+// context), completion prompts in their four shapes, and the context-length checks that decide max_tokens. Chat
+// messages go through the chat template in chat-prompt.ts.
+import type { EncodeOptions } from '../tokenizer/index.js';
 import { badRequest, ApiError } from './errors.js';
 import type { ServerContext } from './request-options.js';
-import type { ReasoningMode } from './text-stream.js';
 
-/** A chat message as clients send it: content is a string, null, or a list of parts. */
-export interface WireMessage {
-  role: string;
-  content?: string | null | Array<{ type: string; text?: string }>;
-  name?: string;
-  reasoning_content?: string | null;
-  tool_calls?: unknown[];
-  tool_call_id?: string;
+/**
+ * Texts from this many UTF-16 units are tokenized on a worker thread: a few milliseconds of encoding inline, below
+ * which the round trip (copying the text there and the ids back) costs about as much as it saves.
+ */
+export const WORKER_MIN_CHARS = 32 * 1024;
+
+/**
+ * The ids of `text`, refusing it before any tokenization when even at the longest token per code point it would not
+ * fit the context. `batchChars` is the text of the whole request (several prompts): a long one goes to a worker.
+ */
+export async function encodeText(
+  ctx: ServerContext,
+  text: string,
+  opts: EncodeOptions,
+  param: string,
+  batchChars = text.length,
+): Promise<number[]> {
+  const fewest = ctx.tokenizer.fewestTokens?.(text) ?? 0;
+  if (fewest >= ctx.maxModelLen) throw contextExceeded(ctx, fewest, param, 'at least ');
+  if (ctx.encodeWorkers === undefined || batchChars < WORKER_MIN_CHARS) return ctx.tokenizer.encode(text, opts);
+  return ctx.encodeWorkers.encode(text, opts);
 }
 
-function messageText(m: WireMessage, i: number): string | null {
-  const c = m.content;
-  if (c === undefined || c === null || typeof c === 'string') return c ?? null;
-  return c
-    .map((part, j) => {
-      if (part.type !== 'text' || typeof part.text !== 'string') {
-        throw badRequest(`content part of type ${JSON.stringify(part.type)} is not supported (text only)`, `messages[${i}].content[${j}].type`);
-      }
-      return part.text;
-    })
-    .join('');
-}
-
-export interface ChatPrompt {
-  ids: number[];
-  reasoning: ReasoningMode;
-}
-
-/** Renders the conversation for the model to answer; the assistant turn is left open. */
-export function chatPrompt(ctx: ServerContext, wire: readonly WireMessage[], templateArgs?: Record<string, unknown>): ChatPrompt {
-  if (wire.length === 0) throw badRequest('messages must not be empty', 'messages');
-  const messages: ChatMessage[] = wire.map((m, i) => {
-    const msg: ChatMessage = { role: m.role, content: messageText(m, i) };
-    if (m.name !== undefined) msg.name = m.name;
-    if (typeof m.reasoning_content === 'string') msg.reasoning_content = m.reasoning_content;
-    if (m.tool_calls !== undefined) msg.tool_calls = m.tool_calls;
-    if (m.tool_call_id !== undefined) msg.tool_call_id = m.tool_call_id;
-    return msg;
-  });
-  let text: string;
-  if (ctx.chatTemplate) {
-    try {
-      text = ctx.chatTemplate.render(messages, { addGenerationPrompt: true, ...(templateArgs ? { extra: templateArgs } : {}) });
-    } catch (e) {
-      if (e instanceof ChatTemplateError) throw badRequest(`chat template: ${e.message}`, 'messages');
-      throw e;
-    }
-  } else {
-    // No template in the model files: a plain transcript is better than refusing chat altogether.
-    text = messages.map((m) => `${m.role}: ${m.content ?? ''}\n`).join('') + 'assistant:';
-  }
-  const opened = /<think>\n?$/.test(text);
-  if (ctx.forceThink && !opened) text += '<think>\n';
-  // The template writes BOS itself where the model wants one; the transcript fallback has no template to do it.
-  const ids = ctx.tokenizer.encode(text, { addSpecialTokens: !ctx.chatTemplate });
-  // A prompt that ends inside an open think block (--force_think, or a template that opens it, as newer R1
-  // templates do) is answered with reasoning first; otherwise the model may still open one itself.
-  return { ids, reasoning: ctx.forceThink || opened ? 'forced' : 'detect' };
+function contextExceeded(ctx: ServerContext, promptLen: number, param: string, qualifier = ''): ApiError {
+  return new ApiError(
+    400,
+    `This model's maximum context length is ${ctx.maxModelLen} tokens, but the prompt has ${qualifier}${promptLen} tokens ` +
+      '(no room left for a completion). Shorten the prompt.',
+    { param, code: 'context_length_exceeded' },
+  );
 }
 
 function tokenIds(ctx: ServerContext, v: unknown[], param: string): number[] {
@@ -74,14 +46,21 @@ function tokenIds(ctx: ServerContext, v: unknown[], param: string): number[] {
   });
 }
 
-/** `prompt` of /v1/completions: a string, a list of strings, a list of token ids, or a list of such lists. */
-export function completionPrompts(ctx: ServerContext, prompt: unknown): number[][] {
-  const encode = (s: string): number[] => ctx.tokenizer.encode(s);
-  if (typeof prompt === 'string') return [encode(prompt)];
+/**
+ * `prompt` of /v1/completions: a string, a list of strings, a list of token ids, or a list of such lists. A text
+ * prompt is the client's whole prompt, so its special-token texts are control tokens unless parseSpecial is false.
+ */
+export async function completionPrompts(ctx: ServerContext, prompt: unknown, opts: { parseSpecial: boolean }): Promise<number[][]> {
+  const encodeOpts = { parseSpecial: opts.parseSpecial };
+  if (typeof prompt === 'string') return [await encodeText(ctx, prompt, encodeOpts, 'prompt')];
   if (!Array.isArray(prompt) || prompt.length === 0) {
     throw badRequest('prompt must be a string, a list of strings, or token ids (a list, or a list of lists)', 'prompt');
   }
-  if (prompt.every((p) => typeof p === 'string')) return (prompt as string[]).map(encode);
+  if (prompt.every((p) => typeof p === 'string')) {
+    const texts = prompt as string[];
+    const chars = texts.reduce((n, t) => n + t.length, 0);
+    return Promise.all(texts.map((t, i) => encodeText(ctx, t, encodeOpts, `prompt[${i}]`, chars)));
+  }
   if (prompt.every((p) => typeof p === 'number')) return [tokenIds(ctx, prompt, 'prompt')];
   if (prompt.every((p) => Array.isArray(p) && p.length > 0)) {
     return (prompt as unknown[][]).map((p, i) => tokenIds(ctx, p, `prompt[${i}]`));
@@ -100,14 +79,7 @@ export function maxTokensFor(
   names: { prompt: string; maxTokens: string },
 ): number {
   if (promptLen === 0) throw badRequest('the prompt is empty', names.prompt);
-  if (promptLen >= ctx.maxModelLen) {
-    throw new ApiError(
-      400,
-      `This model's maximum context length is ${ctx.maxModelLen} tokens, but the prompt has ${promptLen} tokens ` +
-        '(no room left for a completion). Shorten the prompt.',
-      { param: names.prompt, code: 'context_length_exceeded' },
-    );
-  }
+  if (promptLen >= ctx.maxModelLen) throw contextExceeded(ctx, promptLen, names.prompt);
   if (requested === undefined) return Math.min(ctx.maxNewTokens, ctx.maxModelLen - promptLen);
   if (promptLen + requested > ctx.maxModelLen) {
     throw new ApiError(

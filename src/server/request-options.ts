@@ -1,7 +1,7 @@
 // Server-wide options of buildServer, their defaults, and the per-model facts every route reads.
 import type { FastifyServerOptions } from 'fastify';
 import type { EngineClient } from '../engine/engine-api.js';
-import type { ChatTemplate, Tokenizer } from '../tokenizer/index.js';
+import { EncodeWorkerPool, SpecialTexts, type ChatTemplate, type Tokenizer } from '../tokenizer/index.js';
 import { DEFAULT_ALLOWED_ORIGINS } from './cors.js';
 
 /** What Ollama's /api/tags and /api/show report about the model (all optional; unknown fields are left empty). */
@@ -56,7 +56,14 @@ export interface ServerOptions {
   model?: ModelDescription | undefined;
   /** Reported by GET /api/version and /version. */
   version?: string | undefined;
+  /**
+   * Worker threads that tokenize long prompts off the event loop (default 2, started on first use); 0 tokenizes
+   * everything inline. Only for a tokenizer that can be built again from its files (Tokenizer.source).
+   */
+  tokenizerWorkers?: number | undefined;
 }
+
+export const DEFAULT_TOKENIZER_WORKERS = 2;
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -74,6 +81,10 @@ export interface ServerContext extends ServerOptions {
   model: ModelDescription;
   /** Seconds since the epoch when the server was built, for `created` fields. */
   startedAt: number;
+  /** The tokenizer's special-token texts, to keep them out of client text in chat prompts. */
+  specialTexts: SpecialTexts;
+  /** Where long prompts are tokenized; undefined: inline. Closed with the server. */
+  encodeWorkers: EncodeWorkerPool | undefined;
 }
 
 export function resolveOptions(opts: ServerOptions): ServerContext {
@@ -90,6 +101,9 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
   if (!Number.isInteger(maxChoices) || maxChoices < 1) {
     throw new RangeError(`maxChoicesPerRequest must be a positive integer, got ${opts.maxChoicesPerRequest}`);
   }
+  const workers = opts.tokenizerWorkers ?? DEFAULT_TOKENIZER_WORKERS;
+  if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`tokenizerWorkers must be an integer ≥ 0, got ${workers}`);
+  const source = opts.tokenizer.source;
   return {
     ...opts,
     apiKeys,
@@ -100,5 +114,7 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     version: opts.version ?? '0.1.0',
     model: opts.model ?? {},
     startedAt: Math.floor(Date.now() / 1000),
+    specialTexts: SpecialTexts.of(opts.tokenizer),
+    encodeWorkers: source !== undefined && workers > 0 ? new EncodeWorkerPool(source, workers) : undefined,
   };
 }

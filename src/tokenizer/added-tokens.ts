@@ -18,6 +18,9 @@ export interface AddedToken {
 /** A stretch of text, or an added token's id. */
 export type Segment = string | number;
 
+/** Whether a match of `token` over text[start, end) may stand as the token; when not, that text stays text. */
+export type MatchFilter = (token: AddedToken, start: number, end: number) => boolean;
+
 interface TrieNode {
   next: Map<number, TrieNode>;
   token?: AddedToken;
@@ -52,8 +55,8 @@ export class AddedTokenMatcher {
     this.size = size;
   }
 
-  /** Cuts `text` into text stretches and token ids, appending to `out`. */
-  split(text: string, out: Segment[]): void {
+  /** Cuts `text` into text stretches and token ids, appending to `out`; `accept` can refuse matches. */
+  split(text: string, out: Segment[], accept?: MatchFilter): void {
     if (this.size === 0) {
       if (text.length > 0) out.push(text);
       return;
@@ -61,7 +64,7 @@ export class AddedTokenMatcher {
     let emitted = 0; // text before this offset is already in `out`
     let i = 0;
     while (i < text.length) {
-      const match = this.longestAt(text, i);
+      const match = this.longestAt(text, i, accept);
       if (!match) {
         i++;
         continue;
@@ -81,12 +84,13 @@ export class AddedTokenMatcher {
     if (emitted < text.length) out.push(text.slice(emitted));
   }
 
-  private longestAt(text: string, at: number): { token: AddedToken; end: number } | undefined {
+  /** The longest (accepted) token whose content starts at `at`. */
+  longestAt(text: string, at: number, accept?: MatchFilter): { token: AddedToken; end: number } | undefined {
     let node = this.root.next.get(text.charCodeAt(at));
     let best: { token: AddedToken; end: number } | undefined;
     let j = at + 1;
     while (node) {
-      if (node.token) best = { token: node.token, end: j };
+      if (node.token && (!accept || accept(node.token, at, j))) best = { token: node.token, end: j };
       if (j >= text.length) break;
       node = node.next.get(text.charCodeAt(j));
       j++;

@@ -2,13 +2,19 @@
 // the adjacent pair with the lowest merge rank is merged (leftmost first on ties) until no pair has a merge.
 // Pieces repeat a lot in real text, so results are cached per piece.
 
-import { byteChar, bytesToAlphabet, utf8 } from './byte-level.js';
+import { alphabetByteLength, byteChar, bytesToAlphabet, utf8 } from './byte-level.js';
+import { UnsupportedTokenizerError } from './config.js';
 import { Heap } from './heap.js';
 import { PairTable } from './pair-table.js';
+import { codePoints } from './normalizer.js';
 import { PieceCache } from './piece-cache.js';
 
-/** Heap entries pack (rank, position) into one double-exact number; positions stay below this. */
-const POS_SPACE = 2 ** 21;
+/**
+ * Heap entries pack (rank, position) into one double-exact number: rank · positions + position, where positions is
+ * the piece's length rounded up to a power of two. A JS string has < 2^30 UTF-16 units (< 2^32 UTF-8 bytes), so
+ * up to 2^21 merge ranks every piece fits within 2^53; no real vocabulary has a tenth of that many merges.
+ */
+const MAX_MERGES = 2 ** 21;
 /** Up to this many symbols a quadratic scan beats the heap's bookkeeping. */
 const SMALL_WORD = 48;
 
@@ -33,9 +39,12 @@ export class BpeModel {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly byteFallbackIds = new Int32Array(256).fill(-1);
   private readonly cache = new PieceCache();
+  /** See PieceModel. */
+  readonly codePointsPerToken: number | undefined;
 
   constructor(private readonly opts: BpeModelOptions) {
     const { vocab } = opts;
+    if (opts.merges.length > MAX_MERGES) throw new UnsupportedTokenizerError(`${opts.merges.length} BPE merges (at most ${MAX_MERGES})`);
     this.merges = new PairTable(opts.merges.length);
     for (const [piece, id] of vocab) this.pieces[id] = piece;
     // Merged ids are looked up lazily: a third of the load time of a 100k-merge vocabulary saved.
@@ -51,6 +60,25 @@ export class BpeModel {
       const hex = b.toString(16).toUpperCase().padStart(2, '0');
       this.byteFallbackIds[b] = vocab.get(`<0x${hex}>`) ?? -1;
     }
+    this.codePointsPerToken = this.longestToken();
+  }
+
+  /**
+   * Byte-level: every token stands for at most its byte length of code points, and every byte has a token. Per
+   * character: a token stands for its own characters; a character missing from the vocabulary takes byte
+   * fallback tokens or one <unk> (fused <unk> runs, or no way out at all, leave the count open).
+   */
+  private longestToken(): number | undefined {
+    let longest = 1;
+    if (this.opts.byteLevel) {
+      if (this.byteIds.some((id) => id < 0)) return undefined;
+      for (const piece of this.pieces) if (piece !== undefined) longest = Math.max(longest, alphabetByteLength(piece));
+      return longest;
+    }
+    const fallback = this.opts.byteFallback && this.byteFallbackIds.every((id) => id >= 0);
+    if (!fallback && (this.opts.unkId === undefined || this.opts.fuseUnk)) return undefined;
+    for (const piece of this.pieces) if (piece !== undefined) longest = Math.max(longest, codePoints(piece));
+    return longest;
   }
 
   /** Appends the ids of one pre-tokenized piece. */
@@ -156,7 +184,9 @@ export class BpeModel {
   /** Linked list of symbols and a min-heap of candidate merges keyed by (rank, position). */
   private mergeLarge(initial: number[]): number[] {
     const n = initial.length;
-    if (n >= POS_SPACE) throw new RangeError(`a pre-tokenized piece of ${n} symbols is too long for BPE`);
+    // Like Hugging Face's and llama.cpp's BPE, no limit on a piece's length: a run of millions of symbols
+    // (one word, or whitespace) merges as any other piece does.
+    const positions = 2 ** Math.ceil(Math.log2(n));
     const ids = Int32Array.from(initial);
     const next = new Int32Array(n);
     const prev = new Int32Array(n);
@@ -170,13 +200,13 @@ export class BpeModel {
       const right = next[pos]!;
       if (pos < 0 || right < 0) return;
       const slot = this.merges.find(ids[pos]!, ids[right]!);
-      if (slot >= 0) heap.push(this.merges.rankAt(slot) * POS_SPACE + pos);
+      if (slot >= 0) heap.push(this.merges.rankAt(slot) * positions + pos);
     };
     for (let i = 0; i + 1 < n; i++) push(i);
     while (heap.size > 0) {
       const top = heap.pop();
-      const rank = Math.floor(top / POS_SPACE);
-      const pos = top - rank * POS_SPACE;
+      const rank = Math.floor(top / positions);
+      const pos = top - rank * positions;
       const right = next[pos]!;
       if (!alive[pos] || right < 0) continue;
       // Stale entry: the pair at pos has changed since it was queued.

@@ -45,6 +45,12 @@ export function alphabetToBytes(token: string): Uint8Array {
   return out;
 }
 
+/** alphabetToBytes(token).length, without making the bytes. */
+export function alphabetByteLength(token: string): number {
+  for (let i = 0; i < token.length; i++) if (charByte(token.charCodeAt(i)) < 0) return Buffer.byteLength(token, 'utf8');
+  return token.length;
+}
+
 /** The parts one after the other in one array. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;

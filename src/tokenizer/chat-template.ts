@@ -30,11 +30,20 @@ export interface ChatRenderOptions {
 /** Special-token strings the template may use: bos_token, eos_token, and any others. */
 export type ChatTemplateSpecials = { bos_token?: string; eos_token?: string } & Record<string, string | undefined>;
 
-/** A template that cannot be parsed, or that called raise_exception (its message is the template's). */
+/**
+ * Why a template gave no text: it does not parse ('parse'), it called raise_exception to refuse its input
+ * ('raised': the message is the template's own, written for the caller), or the interpreter stopped on something the
+ * input did not have or had the wrong type of ('runtime': the message is the interpreter's, not for clients).
+ */
+export type ChatTemplateFailure = 'parse' | 'raised' | 'runtime';
+
 export class ChatTemplateError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly failure: ChatTemplateFailure;
+
+  constructor(message: string, options?: { cause?: unknown; failure?: ChatTemplateFailure }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ChatTemplateError';
+    this.failure = options?.failure ?? 'raised';
   }
 }
 
@@ -45,7 +54,7 @@ export class ChatTemplate {
     try {
       this.template = new Template(source);
     } catch (e) {
-      throw new ChatTemplateError(`chat template does not parse: ${(e as Error).message}`, { cause: e });
+      throw new ChatTemplateError(`chat template does not parse: ${(e as Error).message}`, { cause: e, failure: 'parse' });
     }
   }
 
@@ -102,13 +111,19 @@ export class ChatTemplate {
       ...(opts.tools !== undefined ? { tools: opts.tools } : {}),
       ...opts.extra,
     };
-    for (const [name, value] of Object.entries(context)) if (value !== undefined) env.set(name, value);
     try {
+      // Setting a variable converts the value to the interpreter's types, recursively: inside the try, as rendering.
+      for (const [name, value] of Object.entries(context)) if (value !== undefined) env.set(name, value);
       const result = new Interpreter(env).run(this.template.parsed);
       return String(result.value);
     } catch (e) {
       if (e instanceof ChatTemplateError) throw e;
-      throw new ChatTemplateError(`chat template failed: ${(e as Error).message}`, { cause: e });
+      // The interpreter reports what it cannot do with plain Errors; a TypeError, RangeError... is a bug of ours or
+      // of the interpreter, and goes up as it is.
+      if (e instanceof Error && e.constructor === Error) {
+        throw new ChatTemplateError(`chat template failed: ${e.message}`, { cause: e, failure: 'runtime' });
+      }
+      throw e;
     }
   }
 }

@@ -87,13 +87,16 @@ export function loadTokenizerFromGguf(metadata: Map<string, GgufValue>): Tokeniz
     vocab,
     tokens,
     model,
-    ...(normalizer ? { normalizer } : {}),
+    // llama.cpp's SentencePiece normalizer only adds a space and swaps spaces for ▁: it never shortens text.
+    ...(normalizer ? { normalizer, normalizerShrink: { ascii: 1, other: 1 } } : {}),
     ...(preTokenizer ? { preTokenizer } : {}),
     addedTokens,
     prefixIds: addBos && bosId !== undefined ? [bosId] : [],
     suffixIds: addEos && eosId !== undefined ? [eosId] : [],
     bosId,
     eosIds,
+    // The tokenizer.* keys only: the same arrays, not the rest of a model's metadata.
+    source: { kind: 'gguf-metadata', metadata: new Map([...metadata].filter(([key]) => key.startsWith('tokenizer.'))) },
     decode: (ids) => {
       const text = utf8Lossy.decode(concatBytes(ids.map(pieceBytes)));
       // llama.cpp drops the space the tokenizer put before the first word.

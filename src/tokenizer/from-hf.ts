@@ -10,7 +10,7 @@ import { buildDecoder } from './decoder.js';
 import { buildNormalizer } from './normalizer.js';
 import { END_OF_TURN_TEXTS, PipelineTokenizer } from './pipeline.js';
 import { buildPreTokenizer } from './pre-tokenizer.js';
-import type { Tokenizer } from './types.js';
+import type { Tokenizer, TokenizerSource } from './types.js';
 
 /** Loads `dir/tokenizer.json`, with `tokenizer_config.json` and `generation_config.json` when present. */
 export function loadTokenizerFromDir(dir: string): Tokenizer {
@@ -22,11 +22,14 @@ export function loadTokenizerFromDir(dir: string): Tokenizer {
   };
   const tokenizerJson = read('tokenizer.json');
   if (!tokenizerJson) throw new Error(`no tokenizer.json in ${dir}`);
-  return tokenizerFromJson(tokenizerJson, read('tokenizer_config.json'), read('generation_config.json'));
+  return tokenizerFromJson(tokenizerJson, read('tokenizer_config.json'), read('generation_config.json'), { kind: 'hf-dir', dir });
 }
 
-/** Builds a tokenizer from parsed tokenizer.json (and optional tokenizer_config / generation_config objects). */
-export function tokenizerFromJson(json: JsonObject, config?: JsonObject, generation?: JsonObject): Tokenizer {
+/**
+ * Builds a tokenizer from parsed tokenizer.json (and optional tokenizer_config / generation_config objects);
+ * `source` says where they came from, if they can be read again there.
+ */
+export function tokenizerFromJson(json: JsonObject, config?: JsonObject, generation?: JsonObject, source?: TokenizerSource): Tokenizer {
   const model = isObject(json.model) ? json.model : {};
   if (model.type !== 'BPE' && !(model.type === undefined && isObject(model.vocab) && Array.isArray(model.merges))) {
     throw new UnsupportedTokenizerError(`model type ${JSON.stringify(model.type)} (only BPE)`);
@@ -70,13 +73,14 @@ export function tokenizerFromJson(json: JsonObject, config?: JsonObject, generat
     vocab: fullVocab,
     tokens,
     model: bpe,
-    ...(normalizer ? { normalizer } : {}),
-    ...(pre ? { preTokenizer: pre.run } : {}),
+    ...(normalizer ? { normalizer: normalizer.run, normalizerShrink: normalizer.shrink } : {}),
+    ...(pre ? { preTokenizer: pre.run, preTokenizerDropsText: pre.dropsText } : {}),
     addedTokens,
     prefixIds: template.prefixIds,
     suffixIds: template.suffixIds,
     bosId,
     eosIds: eosIds(config, generation, fullVocab, addedTokens),
+    source,
     decode: (ids) => decoder.run(ids.map((id) => tokens[id]!)).join(''),
     tokenBytes: (id) => (tokens[id] === undefined ? undefined : decoder.tokenBytes(tokens[id]!)),
   });

@@ -16,16 +16,18 @@ export interface BuiltPreTokenizer {
   run: PreTokenizer;
   /** A ByteLevel step is present: the model encodes UTF-8 bytes through the byte alphabet. */
   byteLevel: boolean;
+  /** Some step removes text (a split with behavior Removed: Whitespace, WhitespaceSplit...); the others keep all. */
+  dropsText: boolean;
 }
 
 export function buildPreTokenizer(cfg: unknown): BuiltPreTokenizer | undefined {
   if (!isObject(cfg)) return undefined;
-  const state = { byteLevel: false };
+  const state = { byteLevel: false, dropsText: false };
   const run = build(cfg, state);
-  return { run, byteLevel: state.byteLevel };
+  return { run, ...state };
 }
 
-function build(cfg: JsonObject, state: { byteLevel: boolean }): PreTokenizer {
+function build(cfg: JsonObject, state: { byteLevel: boolean; dropsText: boolean }): PreTokenizer {
   if (state.byteLevel) {
     // Later steps would see alphabet characters in Hugging Face; we keep raw text until the model, so refuse.
     throw new UnsupportedTokenizerError('a pre-tokenizer after ByteLevel');
@@ -38,7 +40,9 @@ function build(cfg: JsonObject, state: { byteLevel: boolean }): PreTokenizer {
     case 'Split': {
       const p = patternOf(cfg);
       const re = 'regex' in p ? compileOnigurumaRegex(p.regex) : literalRegex(p.literal);
-      return splitter(re, behaviorOf(cfg), cfg.invert === true);
+      const behavior = behaviorOf(cfg);
+      state.dropsText ||= behavior === 'Removed';
+      return splitter(re, behavior, cfg.invert === true);
     }
     case 'ByteLevel': {
       state.byteLevel = true;
@@ -51,11 +55,16 @@ function build(cfg: JsonObject, state: { byteLevel: boolean }): PreTokenizer {
     }
     case 'Digits':
       return splitter(cfg.individual_digits === true ? /\p{N}/gu : /\p{N}+/gu, 'Isolated', false);
-    case 'Punctuation':
-      return splitter(/[\p{P}\p{S}]/gu, behaviorOf(cfg), false);
+    case 'Punctuation': {
+      const behavior = behaviorOf(cfg);
+      state.dropsText ||= behavior === 'Removed';
+      return splitter(/[\p{P}\p{S}]/gu, behavior, false);
+    }
     case 'Whitespace':
+      state.dropsText = true;
       return splitter(/[\p{L}\p{M}\p{Nd}\p{Pc}]+|[^\p{L}\p{M}\p{Nd}\p{Pc}\s]+/gu, 'Removed', true);
     case 'WhitespaceSplit':
+      state.dropsText = true;
       return splitter(/\s+/gu, 'Removed', false);
     case 'Metaspace':
       return metaspace(cfg);

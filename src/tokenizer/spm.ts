@@ -5,6 +5,7 @@
 
 import { utf8 } from './byte-level.js';
 import { Heap } from './heap.js';
+import { codePoints } from './normalizer.js';
 import { PieceCache } from './piece-cache.js';
 
 export interface SpmModelOptions {
@@ -24,12 +25,20 @@ interface Bigram {
 export class SpmModel {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly cache = new PieceCache();
+  /**
+   * See PieceModel: merged symbols are vocabulary entries; a symbol left that is not one is a single character,
+   * written as byte tokens (or <unk>s), unless some byte has neither.
+   */
+  readonly codePointsPerToken: number | undefined;
 
   constructor(private readonly opts: SpmModelOptions) {
     for (let b = 0; b < 256; b++) {
       const hex = b.toString(16).toUpperCase().padStart(2, '0');
       this.byteIds[b] = opts.vocab.get(`<0x${hex}>`) ?? opts.vocab.get(String.fromCharCode(b)) ?? -1;
     }
+    let longest = 1;
+    for (const piece of opts.vocab.keys()) longest = Math.max(longest, codePoints(piece));
+    this.codePointsPerToken = opts.unkId !== undefined || this.byteIds.every((id) => id >= 0) ? longest : undefined;
   }
 
   encodePiece(text: string, out: number[]): void {

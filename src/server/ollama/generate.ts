@@ -5,7 +5,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { SamplingParams } from '../../engine/sampling-params.js';
 import { badRequest } from '../errors.js';
 import { collect, launch, type ChoicePlan, type GenerationDeps } from '../generation.js';
-import { chatPrompt, maxTokensFor, stopIdsFor } from '../prompt.js';
+import { chatPrompt } from '../chat-prompt.js';
+import { encodeText, maxTokensFor, stopIdsFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { buildSampling, stopStrings, type FieldNames } from '../sampling-fields.js';
 import { EventStream } from '../sse.js';
@@ -74,10 +75,13 @@ export function registerOllamaGeneration(app: FastifyInstance, ctx: ServerContex
     });
     let job: Job;
     if (body.raw) {
-      job = { kind: 'generate', promptIds: [...context, ...ctx.tokenizer.encode(prompt, { addSpecialTokens: context.length === 0 })], reasoning: 'off', body };
+      // A raw prompt is the client's whole prompt, markup included: its special-token texts are control tokens
+      // (as in Ollama and llama.cpp). Templated prompts and /api/chat keep the client's text as text.
+      const ids = await encodeText(ctx, prompt, { addSpecialTokens: context.length === 0 }, 'prompt');
+      job = { kind: 'generate', promptIds: [...context, ...ids], reasoning: 'off', body };
     } else {
       const messages = [...(body.system ? [{ role: 'system', content: body.system }] : []), { role: 'user', content: prompt }];
-      const p = chatPrompt(ctx, messages);
+      const p = await chatPrompt(ctx, messages);
       job = { kind: 'generate', promptIds: [...context, ...p.ids], reasoning: p.reasoning, body };
     }
     return respond(ctx, deps, reply, job);
@@ -91,7 +95,7 @@ export function registerOllamaGeneration(app: FastifyInstance, ctx: ServerContex
     messages.forEach((m, i) => {
       if (m.images && m.images.length > 0) throw badRequest('images are not supported', `messages[${i}].images`);
     });
-    const p = chatPrompt(ctx, messages.map((m) => ({ role: m.role, content: m.content ?? '', reasoning_content: m.thinking ?? null })));
+    const p = await chatPrompt(ctx, messages.map((m) => ({ role: m.role, content: m.content ?? '', reasoning_content: m.thinking ?? null })));
     return respond(ctx, deps, reply, { kind: 'chat', promptIds: p.ids, reasoning: p.reasoning, body });
   });
 }

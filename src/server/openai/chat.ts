@@ -3,7 +3,8 @@
 import type { FastifyInstance } from 'fastify';
 import { badRequest } from '../errors.js';
 import { collect, launch, totalUsage, type GenerationDeps } from '../generation.js';
-import { chatPrompt, maxTokensFor } from '../prompt.js';
+import { chatPrompt } from '../chat-prompt.js';
+import { maxTokensFor } from '../prompt.js';
 import type { ServerContext } from '../request-options.js';
 import { chatLogprobs } from './logprobs.js';
 import { checkChoiceCount, choicePlans, openAiSampling, requestId, usageBody } from './params.js';
@@ -20,7 +21,10 @@ export function registerChatRoute(app: FastifyInstance, ctx: ServerContext, deps
     const top = body.logprobs === true ? body.top_logprobs ?? 0 : undefined;
     // The engine returns the chosen token's logprob with at least one alternative; we drop what wasn't asked for.
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'top_logprobs');
-    const prompt = chatPrompt(ctx, body.messages, body.chat_template_kwargs ?? undefined);
+    const prompt = await chatPrompt(ctx, body.messages, {
+      templateArgs: body.chat_template_kwargs ?? undefined,
+      parseSpecial: body.parse_special ?? false,
+    });
     const maxField = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
     const maxTokens = maxTokensFor(ctx, prompt.ids.length, body.max_completion_tokens ?? body.max_tokens ?? undefined, {
       prompt: 'messages',

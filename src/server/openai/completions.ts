@@ -20,7 +20,7 @@ export function registerCompletionsRoute(app: FastifyInstance, ctx: ServerContex
     checkChoiceCount(ctx, promptCount(body.prompt), n);
     const top = body.logprobs ?? undefined;
     const sampling = openAiSampling(ctx, body, top === undefined ? 0 : Math.max(1, top), 'logprobs');
-    const prompts = completionPrompts(ctx, body.prompt);
+    const prompts = await completionPrompts(ctx, body.prompt, { parseSpecial: body.parse_special ?? true });
     const id = requestId('cmpl');
     const created = Math.floor(Date.now() / 1000);
     // Usage counts each prompt once, whatever its number of choices.

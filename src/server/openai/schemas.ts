@@ -64,6 +64,11 @@ export const chatBodySchema = {
     logprobs: nullable('boolean'),
     top_logprobs: nullable('integer', { minimum: 0, maximum: MAX_LOGPROBS }),
     chat_template_kwargs: nullable('object'),
+    parse_special: nullable('boolean', {
+      description:
+        'Special-token texts in messages and chat_template_kwargs (e.g. "<|im_end|>") become control tokens. ' +
+        'Default false: what the client writes stays text; only the chat template makes control tokens.',
+    }),
   },
 } as const;
 
@@ -78,6 +83,11 @@ export const completionBodySchema = {
     echo: nullable('boolean'),
     suffix: nullable('string'),
     best_of: nullable('integer', { minimum: 1 }),
+    parse_special: nullable('boolean', {
+      description:
+        'Special-token texts in a text prompt (e.g. "<|im_start|>") become control tokens, as llama.cpp and vLLM do ' +
+        'for raw prompts. Default true; false encodes them as the characters they are.',
+    }),
   },
 } as const;
 
@@ -116,6 +126,7 @@ export interface ChatBody extends CommonBody {
   logprobs?: boolean | null;
   top_logprobs?: number | null;
   chat_template_kwargs?: Record<string, unknown> | null;
+  parse_special?: boolean | null;
 }
 
 export interface CompletionBody extends CommonBody {
@@ -124,4 +135,5 @@ export interface CompletionBody extends CommonBody {
   echo?: boolean | null;
   suffix?: string | null;
   best_of?: number | null;
+  parse_special?: boolean | null;
 }

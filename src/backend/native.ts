@@ -10,9 +10,18 @@ export interface NativeInfo {
   simd: 'scalar' | 'avx2' | 'avx512';
 }
 
+export interface PoolStressResult {
+  loops: number;
+  threads: number;
+  failures: number;
+  firstFailure: string;
+}
+
 export interface NativeAddon {
   readonly cuda: boolean;
   info(): NativeInfo;
+  /** Self-checking ThreadPool stress (native/cpu/thread_pool_stress.h); threads 0 uses the process-wide pool. */
+  threadPoolStress(loops: number, threads: number, seed: number, nested?: boolean): PoolStressResult;
 
   // --- quantized weight types (native/napi/quant_napi.cpp) ---
   /** Dequantizes `n` elements of GGML type `type` from raw block bytes. */

@@ -1,0 +1,101 @@
+// `ktserve serve` as a child process, for suites that must watch the server from outside: whether the process
+// survives, its exit status and last words on stderr, and its resident memory over time (/proc/<pid>/status).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('repository root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+/** The built CLI (npm run build puts it there). */
+export const ktserveMain = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+
+export interface KtserveProcess {
+  url: string;
+  pid: number;
+  /** Everything the server wrote to stderr so far (its start-up lines, logged errors, a crash's stack). */
+  stderr(): string;
+  /** null while it runs; how it ended otherwise. */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | null;
+  /** Resident set size in KiB (VmRSS), or undefined where /proc is not there or the process is gone. */
+  rssKiB(): number | undefined;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves with how it ended. */
+  stop(graceMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Kept short: a crash's stack is at the end, and a long-running server's log must not grow without bound. */
+const STDERR_KEEP = 64 * 1024;
+
+/**
+ * Starts `ktserve serve <args> --port 0` and resolves once it says where it listens. Rejects, with its stderr,
+ * if it exits first or takes longer than `startMs`.
+ */
+export async function startKtserve(args: readonly string[], startMs = 60_000): Promise<KtserveProcess> {
+  const child: ChildProcess = spawn(process.execPath, [ktserveMain, 'serve', ...args, '--host', '127.0.0.1', '--port', '0'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  let ended: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      ended = { code, signal };
+      resolve(ended);
+    });
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    log += d.toString();
+    if (log.length > STDERR_KEEP * 2) log = log.slice(-STDERR_KEEP);
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ktserve did not start in ${startMs} ms:\n${log}`));
+    }, startMs);
+    const onData = (): void => {
+      const m = /listening on (http:\/\/[\d.:]+)/.exec(log);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stderr!.off('data', onData);
+      resolve(m[1]!);
+    };
+    child.stderr!.on('data', onData);
+    void exit.then((e) => {
+      clearTimeout(timer);
+      reject(new Error(`ktserve exited (code ${e.code}, signal ${e.signal}) before listening:\n${log}`));
+    });
+  });
+  const pid = child.pid!;
+  return {
+    url,
+    pid,
+    stderr: () => log,
+    exited: () => ended,
+    rssKiB: () => (ended === null ? procRssKiB(pid) : undefined),
+    stop: async (graceMs = 10_000) => {
+      if (ended !== null) return ended;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const e = await exit;
+      clearTimeout(timer);
+      return e;
+    },
+  };
+}
+
+/** VmRSS of a process in KiB, from Linux's /proc; undefined elsewhere or once it is gone. */
+export function procRssKiB(pid: number): number | undefined {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}

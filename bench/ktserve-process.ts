@@ -99,3 +99,38 @@ export function procRssKiB(pid: number): number | undefined {
     return undefined;
   }
 }
+
+/** The server a benchmark drives: one it started (and stops), or one given by URL (and maybe its pid). */
+export interface ServerTarget {
+  url: string;
+  /** Set when the benchmark started the server. */
+  process?: KtserveProcess;
+  /** The server's RSS in KiB, where its pid is known and /proc readable. */
+  rssKiB(): number | undefined;
+  /** Whether the server process is known to have exited. */
+  dead(): boolean;
+  close(): Promise<void>;
+}
+
+/** Targets `url` when given, else starts `ktserve serve <serveArgs>`; `pid` lets RSS be read for a given URL. */
+export async function serverTarget(o: { url?: string | undefined; pid?: number | undefined; serveArgs: readonly string[] }): Promise<ServerTarget> {
+  if (o.url !== undefined) {
+    const pid = o.pid;
+    return {
+      url: o.url.replace(/\/+$/, '').replace(/\/v1$/, ''),
+      rssKiB: () => (pid === undefined ? undefined : procRssKiB(pid)),
+      dead: () => false,
+      close: async () => undefined,
+    };
+  }
+  const p = await startKtserve(o.serveArgs);
+  return {
+    url: p.url,
+    process: p,
+    rssKiB: () => p.rssKiB(),
+    dead: () => p.exited() !== null,
+    close: async () => {
+      await p.stop();
+    },
+  };
+}

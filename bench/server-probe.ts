@@ -122,3 +122,14 @@ export function greedyDiff(before: Map<string, string>, after: Map<string, strin
   }
   return out;
 }
+
+/**
+ * The state to compare against after a stress run: greedy answers, then the gauges once idle. The answers come
+ * first because they also warm the server up: its engine gauges read 0 blocks in all until the first request.
+ */
+export async function baseline(url: string, timeoutMs = 60_000): Promise<{ answers: Map<string, string>; gauges: EngineGauges }> {
+  const answers = await greedyAnswers(url);
+  const idle = await waitForIdle(url, timeoutMs);
+  if (!idle.idle) throw new Error(`the server is not idle before the run: ${JSON.stringify(idle.gauges)}`);
+  return { answers, gauges: idle.gauges };
+}

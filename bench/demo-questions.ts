@@ -32,6 +32,11 @@ export class QuestionSource {
     }
   }
 
+  /** A multiplication: the demo model answers with its working (`47*8 = 40*8 + 7*8 = …`), some 20 tokens. */
+  multiplication(): string {
+    return `What is ${this.int(13, 99)}*${this.int(3, 9)}?`;
+  }
+
   /**
    * A question with a long list in front, so its prefill takes several engine steps: about `tokens` prompt tokens
    * (the demo tokenizer reads digits one at a time: "57, " is 4 tokens).

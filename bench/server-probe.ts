@@ -21,14 +21,18 @@ export function parsePrometheus(text: string): Map<string, number> {
   return out;
 }
 
-/** The sum of a labelled counter's samples whose labels match `labels` (e.g. {reason: 'abort'}). */
-export function sumLabelled(text: string, name: string, labels: Record<string, string> = {}): number {
+/** The sum of a labelled series' samples whose labels match `labels` (a value, or a pattern: {status: /^5/}). */
+export function sumLabelled(text: string, name: string, labels: Record<string, string | RegExp> = {}): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
     const close = line.lastIndexOf('}');
-    const labelText = line.slice(name.length + 1, close);
-    if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`))) sum += Number(line.slice(close + 1));
+    const have = new Map([...line.slice(name.length + 1, close).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    const match = Object.entries(labels).every(([k, v]) => {
+      const got = have.get(k);
+      return got !== undefined && (typeof v === 'string' ? got === v : v.test(got));
+    });
+    if (match) sum += Number(line.slice(close + 1));
   }
   return sum;
 }

@@ -4,26 +4,21 @@
 // Run: npm run build && npm run bench:storm -- --waves 5 --per_wave 60   (or --url http://host:port)
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closeDispatcher, createDispatcher } from '../src/bench/http-client.js';
-import { HelpRequested, parseFlags, UsageError, type FlagSpec, type ParsedFlags } from '../src/cli/args.js';
+import type { FlagSpec, ParsedFlags } from '../src/cli/args.js';
 import { Rng } from '../src/engine/rng.js';
-import { formatNumber, renderTable, rssLine, sampleRss, words, writeResult } from './bench-table.js';
+import { afterChecks, finish, firstModel, formatNumber, renderTable, rssLine, runBenchCli, sampleRss, TARGET_FLAGS, withTarget } from './bench-cli.js';
 import { QuestionSource } from './demo-questions.js';
-import { serverTarget } from './ktserve-process.js';
-import { baseline, engineGauges, greedyAnswers, greedyDiff, metricsText, sumLabelled, waitForIdle } from './server-probe.js';
+import { baseline, engineGauges, metricsText, sumLabelled, waitForIdle } from './server-probe.js';
 import { ABORT_MODES, stormClient, type AbortMode, type StormOutcome, type StormPlan, type StormTarget } from './storm-clients.js';
 
 const flags = [
-  { name: 'url', type: 'string', help: 'a running server to storm (default: start ktserve serve with --serve_args)' },
-  { name: 'pid', type: 'int', help: "the --url server's pid, to sample its RSS from /proc" },
-  { name: 'serve_args', type: 'string', help: 'arguments of the ktserve serve this bench starts', default: '--demo --max_new_tokens 256' },
+  ...TARGET_FLAGS,
   { name: 'waves', type: 'int', help: 'waves of clients', default: 5, min: 1 },
   { name: 'per_wave', type: 'int', help: 'clients per wave, all started at once', default: 60, min: 1 },
   { name: 'pause_ms', type: 'int', help: 'pause between waves (the server is not waited for)', default: 200, min: 0 },
   { name: 'max_tokens', type: 'int', help: 'max_tokens of each request (with ignore_eos: they would run long)', default: 128, min: 1 },
   { name: 'long_tokens', type: 'int', help: 'prompt tokens of the prefill-abort requests', default: 700, min: 1 },
   { name: 'seed', type: 'int', help: 'seed of the plan (modes, abort points, questions)', default: 0 },
-  { name: 'drain_timeout', type: 'float', help: 'seconds the server may take to be idle after the last wave', default: 60, min: 1 },
   { name: 'out', type: 'string', help: 'JSON result file', default: join(tmpdir(), 'ktserve-storm.json') },
 ] as const satisfies readonly FlagSpec[];
 
@@ -75,95 +70,74 @@ async function serverCounters(url: string): Promise<{ aborts: number; http5xx: n
   };
 }
 
-async function main(f: Flags): Promise<number> {
-  const target = await serverTarget({ url: f.url, pid: f.pid, serveArgs: words(f.serve_args) });
-  const dispatcher = await createDispatcher();
-  try {
-    const before = await baseline(target.url, f.drain_timeout * 1000);
-    const countersBefore = await serverCounters(target.url);
-    const model = ((await (await fetch(`${target.url}/v1/models`)).json()) as { data?: { id?: string }[] }).data?.[0]?.id ?? 'default';
-    const t: StormTarget = { url: target.url, model, ...(dispatcher ? { dispatcher } : {}) };
-    const rng = Rng.fromSeed(f.seed);
-    const q = new QuestionSource(f.seed);
-    const rss = sampleRss(() => target.rssKiB(), 500);
-    // Peak load the storm put on the engine, sampled while it runs.
-    let peak = { running: 0, waiting: 0, kvUsed: 0 };
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const g = await engineGauges(target.url).catch(() => undefined);
-        if (g) peak = { running: Math.max(peak.running, g.running), waiting: Math.max(peak.waiting, g.waiting), kvUsed: Math.max(peak.kvUsed, g.kvUsed) };
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
-
-    const results: { mode: AbortMode; outcome: StormOutcome }[] = [];
-    const t0 = performance.now();
-    for (let w = 0; w < f.waves; w++) {
-      const wave = plans(f, rng, q);
-      const outcomes = await Promise.all(wave.map((p) => stormClient(t, p)));
-      wave.forEach((p, i) => results.push({ mode: p.mode, outcome: outcomes[i]! }));
-      process.stderr.write(`storm: wave ${w + 1}/${f.waves} done, ${outcomes.filter((o) => o.kind === 'aborted').length} aborted\n`);
-      if (w + 1 < f.waves) await new Promise((r) => setTimeout(r, f.pause_ms));
+const main = (f: Flags): Promise<number> => withTarget(f, async (target, dispatcher) => {
+  const before = await baseline(target.url, f.drain_timeout * 1000);
+  const countersBefore = await serverCounters(target.url);
+  const t: StormTarget = { url: target.url, model: await firstModel(target.url), ...(dispatcher ? { dispatcher } : {}) };
+  const rng = Rng.fromSeed(f.seed);
+  const q = new QuestionSource(f.seed);
+  const rss = sampleRss(() => target.rssKiB(), 500);
+  // Peak load the storm put on the engine, sampled while it runs.
+  let peak = { running: 0, waiting: 0, kvUsed: 0 };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const g = await engineGauges(target.url).catch(() => undefined);
+      if (g) peak = { running: Math.max(peak.running, g.running), waiting: Math.max(peak.waiting, g.waiting), kvUsed: Math.max(peak.kvUsed, g.kvUsed) };
+      await new Promise((r) => setTimeout(r, 100));
     }
-    const stormS = (performance.now() - t0) / 1000;
-    sampling = false;
-    await sampler;
-    const drain = await waitForIdle(target.url, f.drain_timeout * 1000, 10);
-    rss.stop();
-    const alive = !target.dead() && (await fetch(`${target.url}/health`).then((r) => r.status === 200, () => false));
-    const changed = alive ? greedyDiff(before.answers, await greedyAnswers(target.url)) : ['(server gone)'];
-    const countersAfter = alive ? await serverCounters(target.url) : countersBefore;
+  })();
 
-    const modes = tally(results);
-    const clientHttp5xx = results.filter((r) => r.outcome.kind === 'http-error' && r.outcome.status >= 500).length;
-    const server5xx = countersAfter.http5xx - countersBefore.http5xx;
-    const reasons = [
-      ...(alive ? [] : ['the server is gone']),
-      ...(drain.idle ? [] : [`not idle ${f.drain_timeout} s after the storm: ${JSON.stringify(drain.gauges)}`]),
-      ...(drain.gauges.kvFree === before.gauges.kvFree ? [] : [`KV blocks free ${drain.gauges.kvFree}, ${before.gauges.kvFree} before`]),
-      ...(clientHttp5xx > 0 ? [`${clientHttp5xx} clients got a 5xx`] : []),
-      ...(server5xx > 0 ? [`the server counted ${server5xx} 5xx responses`] : []),
-      ...changed.map((d) => `greedy answer changed: ${d}`),
-    ];
-    const aborted = results.filter((r) => r.outcome.kind === 'aborted').length;
-    const rows = ABORT_MODES.map((m) => {
-      const x = modes[m];
-      const errs = [...Object.entries(x.httpErrors).map(([s, n]) => `HTTP ${s} ×${n}`), ...Object.entries(x.networkErrors).map(([s, n]) => `${s} ×${n}`)];
-      return [m, String(x.launched), String(x.aborted), String(x.completed), errs.join(', ') || '-'];
-    });
-    process.stdout.write(
-      `disconnect storm: ${f.waves} waves × ${f.per_wave} clients against ${target.url}${target.process ? ` (ktserve serve ${f.serve_args})` : ''}\n\n` +
-        `${renderTable(['mode', 'launched', 'aborted', 'finished first', 'errors'], rows)}\n\n` +
-        `aborted ${aborted} of ${results.length} requests in ${formatNumber(stormS)} s; engine aborts counted: ${countersAfter.aborts - countersBefore.aborts}\n` +
-        `peak during the storm: running ${peak.running}, waiting ${peak.waiting}, KV blocks used ${peak.kvUsed}\n` +
-        `drain: ${drain.idle ? `idle ${formatNumber(drain.ms)} ms after the last wave` : 'NOT idle'} (running ${drain.gauges.running}, waiting ${drain.gauges.waiting})\n` +
-        `KV free blocks: ${before.gauges.kvFree}/${before.gauges.kvTotal} before, ${drain.gauges.kvFree}/${drain.gauges.kvTotal} after\n` +
-        `${rssLine(rss.samples)}\n` +
-        `greedy answers: ${changed.length === 0 ? 'unchanged' : 'CHANGED'}; 5xx: clients ${clientHttp5xx}, server-counted ${server5xx}\n` +
-        `verdict: ${reasons.length === 0 ? 'OK' : `FAIL: ${reasons.join('; ')}`}\n`,
-    );
-    writeResult(f.out, {
-      flags: f, url: target.url, storm_s: stormS, requests: results.length, aborted, modes, peak,
-      drain: { idle: drain.idle, ms: drain.ms, gauges: drain.gauges }, kv_before: before.gauges,
-      engine_aborts: countersAfter.aborts - countersBefore.aborts, client_5xx: clientHttp5xx, server_5xx: server5xx,
-      greedy_changed: changed, rss_samples: rss.samples, alive, ok: reasons.length === 0, reasons,
-    });
-    process.stdout.write(`wrote ${f.out}\n`);
-    if (target.process && !alive) process.stderr.write(target.process.stderr().slice(-3000));
-    return reasons.length === 0 ? 0 : 1;
-  } finally {
-    await closeDispatcher(dispatcher);
-    await target.close();
+  const results: { mode: AbortMode; outcome: StormOutcome }[] = [];
+  const t0 = performance.now();
+  for (let w = 0; w < f.waves; w++) {
+    const wave = plans(f, rng, q);
+    const outcomes = await Promise.all(wave.map((p) => stormClient(t, p)));
+    wave.forEach((p, i) => results.push({ mode: p.mode, outcome: outcomes[i]! }));
+    process.stderr.write(`storm: wave ${w + 1}/${f.waves} done, ${outcomes.filter((o) => o.kind === 'aborted').length} aborted\n`);
+    if (w + 1 < f.waves) await new Promise((r) => setTimeout(r, f.pause_ms));
   }
-}
+  const stormS = (performance.now() - t0) / 1000;
+  sampling = false;
+  await sampler;
+  const drain = await waitForIdle(target.url, f.drain_timeout * 1000, 10);
+  rss.stop();
+  const { alive, changed } = await afterChecks(target, before.answers);
+  const countersAfter = alive ? await serverCounters(target.url) : countersBefore;
 
-try {
-  process.exitCode = await main(parseFlags(process.argv.slice(2), flags, { command: 'npm run bench:storm --', description: 'Waves of clients that disconnect at random points; the server must drain clean.' }));
-} catch (e) {
-  if (e instanceof HelpRequested) process.stdout.write(e.text);
-  else if (e instanceof UsageError) {
-    process.stderr.write(`storm: ${e.message}\n`);
-    process.exitCode = 2;
-  } else throw e;
-}
+  const modes = tally(results);
+  const clientHttp5xx = results.filter((r) => r.outcome.kind === 'http-error' && r.outcome.status >= 500).length;
+  const server5xx = countersAfter.http5xx - countersBefore.http5xx;
+  const reasons = [
+    ...(alive ? [] : ['the server is gone']),
+    ...(drain.idle ? [] : [`not idle ${f.drain_timeout} s after the storm: ${JSON.stringify(drain.gauges)}`]),
+    ...(drain.gauges.kvFree === before.gauges.kvFree ? [] : [`KV blocks free ${drain.gauges.kvFree}, ${before.gauges.kvFree} before`]),
+    ...(clientHttp5xx > 0 ? [`${clientHttp5xx} clients got a 5xx`] : []),
+    ...(server5xx > 0 ? [`the server counted ${server5xx} 5xx responses`] : []),
+    ...changed.map((d) => `greedy answer changed: ${d}`),
+  ];
+  const aborted = results.filter((r) => r.outcome.kind === 'aborted').length;
+  const rows = ABORT_MODES.map((m) => {
+    const x = modes[m];
+    const errs = [...Object.entries(x.httpErrors).map(([s, n]) => `HTTP ${s} ×${n}`), ...Object.entries(x.networkErrors).map(([s, n]) => `${s} ×${n}`)];
+    return [m, String(x.launched), String(x.aborted), String(x.completed), errs.join(', ') || '-'];
+  });
+  process.stdout.write(
+    `disconnect storm: ${f.waves} waves × ${f.per_wave} clients against ${target.url}${target.process ? ` (ktserve serve ${f.serve_args})` : ''}\n\n` +
+      `${renderTable(['mode', 'launched', 'aborted', 'finished first', 'errors'], rows)}\n\n` +
+      `aborted ${aborted} of ${results.length} requests in ${formatNumber(stormS)} s; engine aborts counted: ${countersAfter.aborts - countersBefore.aborts}\n` +
+      `peak during the storm: running ${peak.running}, waiting ${peak.waiting}, KV blocks used ${peak.kvUsed}\n` +
+      `drain: ${drain.idle ? `idle ${formatNumber(drain.ms)} ms after the last wave` : 'NOT idle'} (running ${drain.gauges.running}, waiting ${drain.gauges.waiting})\n` +
+      `KV free blocks: ${before.gauges.kvFree}/${before.gauges.kvTotal} before, ${drain.gauges.kvFree}/${drain.gauges.kvTotal} after\n` +
+      `${rssLine(rss.samples)}\n` +
+      `greedy answers: ${changed.length === 0 ? 'unchanged' : 'CHANGED'}; 5xx: clients ${clientHttp5xx}, server-counted ${server5xx}\n`,
+  );
+  return finish(target, f.out, {
+    flags: f, url: target.url, storm_s: stormS, requests: results.length, aborted, modes, peak,
+    drain: { idle: drain.idle, ms: drain.ms, gauges: drain.gauges }, kv_before: before.gauges,
+    engine_aborts: countersAfter.aborts - countersBefore.aborts, client_5xx: clientHttp5xx, server_5xx: server5xx,
+    greedy_changed: changed, rss_samples: rss.samples, alive,
+  }, reasons, alive);
+});
+
+await runBenchCli('storm', flags, { command: 'npm run bench:storm --', description: 'Waves of clients that disconnect at random points; the server must drain clean.' }, main);

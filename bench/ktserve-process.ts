@@ -1,22 +1,11 @@
 // `ktserve serve` as a child process, for suites that must watch the server from outside: whether the process
 // survives, its exit status and last words on stderr, and its resident memory over time (/proc/<pid>/status).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('repository root not found');
-    dir = up;
-  }
-  return dir;
-}
-
-/** The built CLI (npm run build puts it there). */
-export const ktserveMain = join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+/** The built CLI: this file runs as dist/bench/ktserve-process.js, beside dist/src/ (npm run build puts both there). */
+export const ktserveMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 export interface KtserveProcess {
   url: string;

@@ -1,39 +1,29 @@
 // Soak benchmark: N clients loop for M minutes over a mix of OpenAI chat (streamed and not) and Ollama chat against
 // one ktserve, then the server must drain to idle with every KV block back. Prints a table, writes JSON; exits 1 on
-// any failed request, a server that dies, or KV blocks that do not come back.
+// any failed request, a server that dies, KV blocks that do not come back, or a greedy answer that changed.
 // Run: npm run build && npm run bench:soak -- --clients 8 --minutes 1   (or --url http://host:port [--pid N])
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { summarize } from '../src/bench/metrics.js';
-import { closeDispatcher, createDispatcher } from '../src/bench/http-client.js';
-import { HelpRequested, parseFlags, UsageError, type FlagSpec, type ParsedFlags } from '../src/cli/args.js';
-import { formatNumber, renderTable, rssLine, sampleRss, words, writeResult } from './bench-table.js';
+import type { FlagSpec, ParsedFlags } from '../src/cli/args.js';
+import { afterChecks, finish, firstModel, formatNumber, renderTable, rssLine, runBenchCli, sampleRss, TARGET_FLAGS, withTarget } from './bench-cli.js';
 import { QuestionSource } from './demo-questions.js';
-import { serverTarget } from './ktserve-process.js';
-import { baseline, greedyAnswers, greedyDiff, waitForIdle } from './server-probe.js';
-import { SOAK_KINDS, soakRequest, type SoakKind, type SoakRecord, type SoakTarget } from './soak-requests.js';
+import { baseline, waitForIdle } from './server-probe.js';
+import { SOAK_KINDS, soakRequest, type SoakRecord, type SoakTarget } from './soak-requests.js';
 
 const flags = [
-  { name: 'url', type: 'string', help: 'a running server to soak (default: start ktserve serve with --serve_args)' },
-  { name: 'pid', type: 'int', help: "the --url server's pid, to sample its RSS from /proc" },
-  { name: 'serve_args', type: 'string', help: 'arguments of the ktserve serve this bench starts', default: '--demo --max_new_tokens 256' },
+  ...TARGET_FLAGS,
   { name: 'clients', type: 'int', help: 'concurrent clients, each sending one request after another', default: 16, min: 1 },
   { name: 'minutes', type: 'float', help: 'how long the clients keep sending', default: 2, min: 0.01 },
   { name: 'max_tokens', type: 'int', help: 'max_tokens (OpenAI, with ignore_eos) / num_predict (Ollama) per request', default: 48, min: 1 },
   { name: 'long_share', type: 'float', help: 'fraction of requests with a ~600-token prompt (long prefill)', default: 0.1, min: 0, max: 1 },
   { name: 'seed', type: 'int', help: 'seed of the questions', default: 0 },
   { name: 'timeout', type: 'float', help: 'seconds one request may take', default: 120, min: 1 },
-  { name: 'drain_timeout', type: 'float', help: 'seconds the server may take to be idle afterwards', default: 60, min: 1 },
   { name: 'sample_ms', type: 'int', help: 'RSS sampling period', default: 1000, min: 50 },
   { name: 'out', type: 'string', help: 'JSON result file', default: join(tmpdir(), 'ktserve-soak.json') },
 ] as const satisfies readonly FlagSpec[];
 
 type Flags = ParsedFlags<typeof flags>;
-
-async function firstModel(url: string): Promise<string> {
-  const v = (await (await fetch(`${url}/v1/models`)).json()) as { data?: { id?: string }[] };
-  return v.data?.[0]?.id ?? 'default';
-}
 
 /** One client: requests back to back until the deadline, cycling through the kinds from its own offset. */
 async function client(index: number, f: Flags, t: SoakTarget, deadline: number, out: SoakRecord[]): Promise<void> {
@@ -44,6 +34,8 @@ async function client(index: number, f: Flags, t: SoakTarget, deadline: number, 
     out.push(await soakRequest(kind, t, question, f.max_tokens));
   }
 }
+
+const HEADER = ['kind', 'done', 'failed', 'TTFT p50 ms', 'TTFT p99 ms', 'E2E p50 ms', 'E2E p99 ms', 'tok/s'];
 
 function row(name: string, rs: readonly SoakRecord[], seconds: number): string[] {
   const ok = rs.filter((r) => r.ok);
@@ -60,68 +52,47 @@ function errorCounts(rs: readonly SoakRecord[]): Record<string, number> {
   return out;
 }
 
-async function main(f: Flags): Promise<number> {
-  const target = await serverTarget({ url: f.url, pid: f.pid, serveArgs: words(f.serve_args) });
-  const dispatcher = await createDispatcher();
-  try {
-    const before = await baseline(target.url, f.drain_timeout * 1000);
-    const t: SoakTarget = { url: target.url, model: await firstModel(target.url), timeoutMs: f.timeout * 1000, ...(dispatcher ? { dispatcher } : {}) };
-    const rss = sampleRss(() => target.rssKiB(), f.sample_ms);
-    const records: SoakRecord[] = [];
-    const t0 = performance.now();
-    const deadline = t0 + f.minutes * 60_000;
-    const progress = setInterval(() => {
-      const failed = records.filter((r) => !r.ok).length;
-      process.stderr.write(`soak: ${((performance.now() - t0) / 1000).toFixed(0)} s, ${records.length} requests, ${failed} failed\n`);
-    }, 10_000);
-    await Promise.all(Array.from({ length: f.clients }, (_, i) => client(i, f, t, deadline, records)));
-    clearInterval(progress);
-    const seconds = (performance.now() - t0) / 1000;
-    const drain = await waitForIdle(target.url, f.drain_timeout * 1000);
-    rss.stop();
-    const alive = !target.dead() && (await fetch(`${target.url}/health`).then((r) => r.status === 200, () => false));
-    const changed = alive ? greedyDiff(before.answers, await greedyAnswers(target.url)) : [];
+const main = (f: Flags): Promise<number> => withTarget(f, async (target, dispatcher) => {
+  const before = await baseline(target.url, f.drain_timeout * 1000);
+  const t: SoakTarget = { url: target.url, model: await firstModel(target.url), timeoutMs: f.timeout * 1000, ...(dispatcher ? { dispatcher } : {}) };
+  const rss = sampleRss(() => target.rssKiB(), f.sample_ms);
+  const records: SoakRecord[] = [];
+  const t0 = performance.now();
+  const progress = setInterval(() => {
+    const failed = records.filter((r) => !r.ok).length;
+    process.stderr.write(`soak: ${((performance.now() - t0) / 1000).toFixed(0)} s, ${records.length} requests, ${failed} failed\n`);
+  }, 10_000);
+  await Promise.all(Array.from({ length: f.clients }, (_, i) => client(i, f, t, t0 + f.minutes * 60_000, records)));
+  clearInterval(progress);
+  const seconds = (performance.now() - t0) / 1000;
+  const drain = await waitForIdle(target.url, f.drain_timeout * 1000);
+  rss.stop();
+  const { alive, changed } = await afterChecks(target, before.answers);
 
-    const errors = errorCounts(records);
-    const failedCount = records.filter((r) => !r.ok).length;
-    const kvBack = drain.idle && drain.gauges.kvFree === before.gauges.kvFree;
-    const reasons = [
-      ...(failedCount > 0 ? [`${failedCount} requests failed`] : []),
-      ...(kvBack ? [] : [`KV blocks free ${drain.gauges.kvFree} after draining, ${before.gauges.kvFree} before (idle: ${drain.idle})`]),
-      ...(alive ? [] : ['the server is gone']),
-      ...changed.map((d) => `greedy answer changed: ${d}`),
-    ];
-    const rows = [...SOAK_KINDS.map((k: SoakKind) => row(k, records.filter((r) => r.kind === k), seconds)), row('all', records, seconds)];
-    process.stdout.write(
-      `soak: ${f.clients} clients × ${f.minutes} min against ${target.url}${target.process ? ` (ktserve serve ${f.serve_args})` : ''}\n\n` +
-        `${renderTable(['kind', 'done', 'failed', 'TTFT p50 ms', 'TTFT p99 ms', 'E2E p50 ms', 'E2E p99 ms', 'tok/s'], rows)}\n\n` +
-        `errors: ${Object.entries(errors).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}\n` +
-        `${rssLine(rss.samples)}\n` +
-        `KV free blocks: ${before.gauges.kvFree}/${before.gauges.kvTotal} at start, ${drain.gauges.kvFree}/${drain.gauges.kvTotal} after draining (${formatNumber(drain.ms)} ms to idle)\n` +
-        `verdict: ${reasons.length === 0 ? 'OK' : `FAIL: ${reasons.join('; ')}`}\n`,
-    );
-    writeResult(f.out, {
-      flags: f, url: target.url, seconds, requests: records.length, failed: failedCount, errors,
-      kinds: Object.fromEntries(rows.map((r) => [r[0], { done: Number(r[1]), failed: Number(r[2]), ttft_p50_ms: r[3], ttft_p99_ms: r[4], e2e_p50_ms: r[5], e2e_p99_ms: r[6], tokens_per_s: r[7] }])),
-      kv: { before: before.gauges, after: drain.gauges, drain_ms: drain.ms, idle: drain.idle },
-      rss_samples: rss.samples, alive, greedy_changed: changed, ok: reasons.length === 0, reasons,
-      first_errors: records.filter((r) => !r.ok).slice(0, 20).map((r) => ({ kind: r.kind, error: r.error })),
-    });
-    process.stdout.write(`wrote ${f.out}\n`);
-    if (target.process && !alive) process.stderr.write(target.process.stderr().slice(-3000));
-    return reasons.length === 0 ? 0 : 1;
-  } finally {
-    await closeDispatcher(dispatcher);
-    await target.close();
-  }
-}
+  const errors = errorCounts(records);
+  const failed = records.filter((r) => !r.ok).length;
+  const reasons = [
+    ...(failed > 0 ? [`${failed} requests failed`] : []),
+    ...(drain.idle && drain.gauges.kvFree === before.gauges.kvFree ? [] : [`KV blocks free ${drain.gauges.kvFree} after draining, ${before.gauges.kvFree} before (idle: ${drain.idle})`]),
+    ...(alive ? [] : ['the server is gone']),
+    ...changed.map((d) => `greedy answer changed: ${d}`),
+  ];
+  const rows = [...SOAK_KINDS.map((k) => row(k, records.filter((r) => r.kind === k), seconds)), row('all', records, seconds)];
+  process.stdout.write(
+    `soak: ${f.clients} clients × ${f.minutes} min against ${target.url}${target.process ? ` (ktserve serve ${f.serve_args})` : ''}\n\n` +
+      `${renderTable(HEADER, rows)}\n\n` +
+      `errors: ${Object.entries(errors).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}\n` +
+      `${rssLine(rss.samples)}\n` +
+      `KV free blocks: ${before.gauges.kvFree}/${before.gauges.kvTotal} at start, ${drain.gauges.kvFree}/${drain.gauges.kvTotal} after draining (${formatNumber(drain.ms)} ms to idle)\n` +
+      `greedy answers: ${changed.length === 0 ? 'unchanged' : 'CHANGED'}\n`,
+  );
+  return finish(target, f.out, {
+    flags: f, url: target.url, seconds, requests: records.length, failed, errors,
+    kinds: Object.fromEntries(rows.map((r) => [r[0], Object.fromEntries(HEADER.slice(1).map((h, i) => [h, r[i + 1]]))])),
+    kv: { before: before.gauges, after: drain.gauges, drain_ms: drain.ms, idle: drain.idle },
+    rss_samples: rss.samples, alive, greedy_changed: changed,
+    first_errors: records.filter((r) => !r.ok).slice(0, 20).map((r) => ({ kind: r.kind, error: r.error })),
+  }, reasons, alive);
+});
 
-try {
-  process.exitCode = await main(parseFlags(process.argv.slice(2), flags, { command: 'npm run bench:soak --', description: 'Soak a ktserve server with a mix of chat requests.' }));
-} catch (e) {
-  if (e instanceof HelpRequested) process.stdout.write(e.text);
-  else if (e instanceof UsageError) {
-    process.stderr.write(`soak: ${e.message}\n`);
-    process.exitCode = 2;
-  } else throw e;
-}
+await runBenchCli('soak', flags, { command: 'npm run bench:soak --', description: 'Soak a ktserve server with a mix of chat requests.' }, main);

@@ -16,7 +16,7 @@ import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT } from '../src/server/request-options.js';
 import { FakeEngine } from './helpers/fake-engine.js';
-import { CATEGORIES, fuzzCases, routesWithoutBase, type FuzzCase } from './helpers/fuzz-cases.js';
+import { CATEGORIES, fuzzCases, fuzzedPaths, routesWithoutBase, type FuzzCase } from './helpers/fuzz-cases.js';
 import { FaultLog, formatGroups, judge } from './helpers/fuzz-verdict.js';
 import { exchange } from './helpers/raw-http.js';
 import { routeTable, type RouteEntry } from './helpers/route-table.js';
@@ -77,6 +77,7 @@ describe(`server fuzz (${rerun})`, () => {
   let server: KtserveProcess;
   let routes: RouteEntry[];
   let run: Run;
+  let labels: string[];
   let answersBefore: Map<string, string>;
   let gaugesBefore: EngineGauges;
 
@@ -87,6 +88,7 @@ describe(`server fuzz (${rerun})`, () => {
     gaugesBefore = (await waitForIdle(server.url)).gauges;
     const cases = fuzzCases(routes, { seed: SEED, bodyLimit: DEFAULT_BODY_LIMIT, randomCount: RANDOM_CASES })
       .filter((c) => ONLY === undefined || ONLY.includes(c.category));
+    labels = cases.map((c) => c.label);
     run = await runCases(server, cases);
     const groups = run.log.all();
     process.stdout.write(`server fuzz: ${run.cases} cases in ${run.seconds.toFixed(1)} s, ${groups.length} fault groups (${rerun})\n`);
@@ -102,6 +104,8 @@ describe(`server fuzz (${rerun})`, () => {
     // Not a failure: such a route still gets the generic cases, but mutations start from `{}`.
     for (const path of missing) process.stdout.write(`note: no valid base body for POST ${path} in test/helpers/fuzz-values.ts\n`);
     assert.ok(routes.some((r) => r.url === '/v1/chat/completions'), 'the route table was read');
+    const unfuzzed = fuzzedPaths(routes).filter((p) => !labels.some((l) => l.includes(` ${p}`)));
+    if (ONLY === undefined) assert.deepEqual(unfuzzed, [], 'routes no case was sent to');
   });
 
   for (const category of CATEGORIES) {

@@ -419,6 +419,11 @@ export function fuzzCases(routes: readonly RouteEntry[], o: CaseOptions): FuzzCa
   ];
 }
 
+/** The concrete path of every route the cases are made for (`:id` filled in). */
+export function fuzzedPaths(routes: readonly RouteEntry[]): string[] {
+  return concrete(routes).map((r) => r.path);
+}
+
 /** POST routes with no valid body in BASE_BODIES: fuzzed from `{}` only, worth a base body of their own. */
 export function routesWithoutBase(routes: readonly RouteEntry[]): string[] {
   return concrete(routes).filter((r) => r.methods.includes('POST') && BASE_BODIES[r.path] === undefined).map((r) => r.path);

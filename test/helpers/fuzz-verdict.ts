@@ -92,24 +92,27 @@ export interface FaultGroup {
   kind: string;
   count: number;
   examples: { label: string; request: string; response: string }[];
+  /** The labels of its first cases, for the JSON report. */
+  labels: string[];
 }
 
 const EXAMPLES_PER_GROUP = 2;
+const LABELS_PER_GROUP = 50;
 
 /** Collects faults into groups (category × kind), in the order they were first seen. */
 export class FaultLog {
   private readonly groups = new Map<string, FaultGroup>();
-  cases = 0;
 
   add(c: FuzzCase, faults: readonly Fault[]): void {
     for (const f of faults) {
       const key = `${c.category}\u0000${f.kind}`;
       let g = this.groups.get(key);
       if (!g) {
-        g = { category: c.category, kind: f.kind, count: 0, examples: [] };
+        g = { category: c.category, kind: f.kind, count: 0, examples: [], labels: [] };
         this.groups.set(key, g);
       }
       g.count++;
+      if (g.labels.length < LABELS_PER_GROUP) g.labels.push(c.label);
       if (g.examples.length < EXAMPLES_PER_GROUP) g.examples.push({ label: c.label, request: describeBytes(c.bytes()), response: f.detail });
     }
   }

@@ -13,7 +13,7 @@ export { formatNumber };
 export const TARGET_FLAGS = [
   { name: 'url', type: 'string', help: 'a running server (default: start ktserve serve with --serve_args)' },
   { name: 'pid', type: 'int', help: "the --url server's pid, to sample its RSS from /proc" },
-  { name: 'serve_args', type: 'string', help: 'arguments of the ktserve serve the bench starts', default: '--demo --max_new_tokens 256' },
+  { name: 'serve_args', type: 'string', help: "arguments of the ktserve serve the bench starts (as --serve_args='--demo …': a value starting with - needs the = form)", default: '--demo --max_new_tokens 256' },
   { name: 'drain_timeout', type: 'float', help: 'seconds the server may take to be idle before and after the run', default: 60, min: 1 },
 ] as const satisfies readonly FlagSpec[];
 

@@ -37,8 +37,8 @@ export function sumLabelled(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
-export async function metricsText(url: string, signal?: AbortSignal): Promise<string> {
-  const res = await fetch(`${url}/metrics`, { signal: signal ?? AbortSignal.timeout(10_000) });
+export async function metricsText(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
   if (!res.ok) throw new Error(`/metrics answered ${res.status}`);
   return res.text();
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startKtserve, type KtserveProcess } from '../bench/ktserve-process.js';
-import { engineGauges, greedyAnswers, greedyDiff, waitForIdle, type EngineGauges } from '../bench/server-probe.js';
+import { baseline, engineGauges, greedyAnswers, greedyDiff, waitForIdle, type EngineGauges } from '../bench/server-probe.js';
 import { demoModelPath } from '../src/models/demo-model.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
@@ -84,8 +84,7 @@ describe(`server fuzz (${rerun})`, () => {
   before(async () => {
     server = await startKtserve(['--demo', '--max_new_tokens', '8', '--cache_lens', '2048']);
     routes = await appRoutes();
-    answersBefore = await greedyAnswers(server.url);
-    gaugesBefore = (await waitForIdle(server.url)).gauges;
+    ({ answers: answersBefore, gauges: gaugesBefore } = await baseline(server.url));
     const cases = fuzzCases(routes, { seed: SEED, bodyLimit: DEFAULT_BODY_LIMIT, randomCount: RANDOM_CASES })
       .filter((c) => ONLY === undefined || ONLY.includes(c.category));
     labels = cases.map((c) => c.label);

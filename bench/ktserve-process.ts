@@ -33,9 +33,13 @@ export async function startKtserve(args: readonly string[], startMs = 60_000): P
   });
   let log = '';
   let ended: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  // If this process ends without stopping the server (an uncaught error, a closed stdout pipe), the server goes too.
+  const orphanGuard = (): void => void child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
       ended = { code, signal };
+      process.off('exit', orphanGuard);
       resolve(ended);
     });
   });

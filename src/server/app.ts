@@ -17,7 +17,7 @@ import { registerCompletionsRoute } from './openai/completions.js';
 import { registerModelsRoutes } from './openai/models.js';
 import { resolveOptions, type ServerContext, type ServerOptions } from './request-options.js';
 import { RouteMethods, routedPath } from './route-methods.js';
-import { answerClientError, answerExpectations, isOllamaPath } from './transport-errors.js';
+import { answerClientError, answerExpectations, isOllamaPath, routerError } from './transport-errors.js';
 
 export type { ServerOptions, ModelDescription } from './request-options.js';
 
@@ -30,8 +30,13 @@ declare module 'fastify' {
 
 /** Ollama's routes answer errors in Ollama's shape: the route the router chose decides, else the decoded path. */
 function sendError(req: FastifyRequest, reply: FastifyReply, e: ApiError): FastifyReply {
+  const route = req.routeOptions.url;
+  return sendShaped(reply, route !== undefined && !route.includes('*') ? route : routedPath(req.url), e);
+}
+
+function sendShaped(reply: FastifyReply, path: string, e: ApiError): FastifyReply {
   reply.code(e.status).headers(e.headers);
-  return reply.send(isOllamaPath(req.routeOptions.url ?? routedPath(req.url)) ? e.ollamaBody() : e.openAiBody());
+  return reply.send(isOllamaPath(path) ? e.ollamaBody() : e.openAiBody());
 }
 
 /** JSON bodies only: a browser sends text/plain or form bodies cross-origin without asking first (no preflight). */
@@ -42,11 +47,34 @@ function registerJsonBodies(app: FastifyInstance): void {
   app.addContentTypeParser(/^application\/[\w.+-]+\+json$/, { parseAs: 'string' }, json);
 }
 
-/** Duplicate Host headers make "which host was asked for" ambiguous (RFC 9112 §3.2: answer 400). */
-function hostCount(raw: readonly string[]): number {
-  let n = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'host') n++;
-  return n;
+/** Headers that must come once: Node keeps the first of several and drops the rest, hiding the ambiguity. */
+const SINGLETON_HEADERS = ['host', 'content-type', 'authorization', 'origin'];
+
+/**
+ * What the request's head says that Node would let pass: no Host or several on HTTP/1.1 (RFC 9112 §3.2: 400),
+ * a repeated singleton header (400), a content coding the server does not decode (RFC 9110 §15.5.16: 415).
+ */
+function headerProblem(req: FastifyRequest): ApiError | undefined {
+  const counts = new Map<string, number>();
+  const raw = req.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  const hosts = counts.get('host') ?? 0;
+  if (hosts > 1 || (hosts === 0 && req.raw.httpVersion === '1.1')) {
+    return new ApiError(400, 'an HTTP/1.1 request needs exactly one Host header', { code: 'bad_http_request' });
+  }
+  for (const name of SINGLETON_HEADERS) {
+    if ((counts.get(name) ?? 0) > 1) return new ApiError(400, `more than one ${name} header`, { code: 'bad_http_request' });
+  }
+  const coding = req.headers['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    return new ApiError(415, `Content-Encoding ${JSON.stringify(coding)} is not supported: send the body uncompressed`, {
+      code: 'unsupported_media_type',
+    });
+  }
+  return undefined;
 }
 
 export interface DrainResult {
@@ -68,12 +96,16 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     // Node takes the timeout only at construction (setting it later, as Fastify does, has no effect), and checks
     // for it only this often (30 s by default, too coarse for the limit to mean much).
     http: {
+      // Checked by headerProblem instead, so the 400 comes in the API's error shape rather than with no body.
+      requireHostHeader: false,
       requestTimeout: ctx.requestTimeoutMs,
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(ctx.requestTimeoutMs / 2))),
     },
     clientErrorHandler: answerClientError,
     // Requests that arrive while closing get our 503 (the draining hook below), in the API's error shape.
     return503OnClosing: false,
+    // The router's own refusals (bad percent-encoding, huge parameters) come before any route is known.
+    frameworkErrors: (err, req, reply) => sendShaped(reply, routedPath(req.url), routerError(err, req.url)),
     // A wrong type is the client's error to hear about, not something to coerce ("0.5" stays a string → 400).
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allowUnionTypes: true } },
   });
@@ -91,7 +123,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   app.addHook('onRequest', async (req, reply) => {
     // Counted when the socket is done with the response, so streamed (hijacked) responses count too.
     reply.raw.once('close', () => metrics.httpResponse(req.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
-    if (hostCount(req.raw.rawHeaders) > 1) throw new ApiError(400, 'more than one Host header', { code: 'bad_http_request' });
+    const problem = headerProblem(req);
+    if (problem) throw problem;
     if (draining && req.method === 'POST') {
       reply.header('connection', 'close');
       throw new ApiError(503, SHUTDOWN_MESSAGE, { code: 'server_shutting_down' });

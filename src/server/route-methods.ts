@@ -27,8 +27,9 @@ export function routedPath(rawUrl: string): string {
     }
   }
   path = path.split('?')[0]!.split('#')[0]!;
+  // An escaped slash stays one: the router keeps `/api%2Fversion` a single segment, so must this.
   try {
-    return decodeURIComponent(path);
+    return path.split(/%2F/i).map(decodeURIComponent).join('%2F');
   } catch {
     return path;
   }

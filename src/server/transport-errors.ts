@@ -8,7 +8,7 @@ import { routedPath } from './route-methods.js';
 
 /** Ollama's clients read `error` as a string; everyone else gets OpenAI's object. */
 export function isOllamaPath(path: string): boolean {
-  return path === '/api' || path.startsWith('/api/');
+  return path.startsWith('/api/');
 }
 
 function errorBody(e: ApiError, path: string): string {
@@ -33,13 +33,14 @@ interface ParserError extends Error {
 /** Fastify's clientErrorHandler: one JSON response, then the connection closes. */
 export function answerClientError(err: ParserError, socket: Socket): void {
   // A reset or closed socket has nobody to answer; a response already under way must not be interleaved.
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
     socket.destroy(err);
     return;
   }
   const e = fromParser(err.code);
-  const body = errorBody(e, '/');
+  // A body that broke off (or timed out) belongs to a request whose head was read: answer in its API's shape.
+  const body = errorBody(e, inFlight?.req?.url ? routedPath(inFlight.req.url) : '/');
   socket.end(
     `HTTP/1.1 ${e.status} ${statusText(e.status)}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
@@ -48,6 +49,13 @@ export function answerClientError(err: ParserError, socket: Socket): void {
 
 function statusText(status: number): string {
   return { 400: 'Bad Request', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
+}
+
+/** Errors of Fastify's router (frameworkErrors): a path that is not valid percent-encoding, or a huge parameter. */
+export function routerError(err: Error & { code?: string }, rawUrl: string): ApiError {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new ApiError(414, 'the request path is longer than the server accepts', { code: 'uri_too_long' });
+  if (err.code === 'FST_ERR_BAD_URL') return new ApiError(400, 'the request path is not valid percent-encoded UTF-8', { code: 'bad_url' });
+  return new ApiError(400, `the request to ${routedPath(rawUrl)} cannot be routed`, { code: 'bad_url' });
 }
 
 /** `Expect:` other than 100-continue: Node answers a bare 417; this answers it in the error shape. */

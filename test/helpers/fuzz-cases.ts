@@ -268,9 +268,13 @@ function methods(routes: readonly Route[]): FuzzCase[] {
         bytes: () => requestBytes({ method: m, path: r.path, ...(withBody ? { body } : {}) }), statuses: [405], allow: r.methods,
       });
     }
-    // The CORS preflight route answers OPTIONS on every path.
+    // The CORS preflight route answers OPTIONS on every path: for a localhost page, and with a 403 for others.
     out.push({
       category: 'method', label: `OPTIONS ${r.path} (CORS preflight)`, method: 'OPTIONS', shape: shapeFor(r.path), statuses: [200, 204],
+      bytes: () => requestBytes({ method: 'OPTIONS', path: r.path, headers: [['Origin', 'http://localhost:3000'], ['Access-Control-Request-Method', 'POST']] }),
+    });
+    out.push({
+      category: 'method', label: `OPTIONS ${r.path} (preflight of a foreign page)`, method: 'OPTIONS', shape: shapeFor(r.path), statuses: [403],
       bytes: () => requestBytes({ method: 'OPTIONS', path: r.path, headers: [['Origin', 'http://x'], ['Access-Control-Request-Method', 'POST']] }),
     });
   }

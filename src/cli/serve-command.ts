@@ -1,5 +1,6 @@
 // `ktserve serve`: the OpenAI/Ollama HTTP server over the engine worker, with KTransformers' flags.
 import { readFileSync, statSync } from 'node:fs';
+import { describeDeviceMemory } from '../engine/device-memory.js';
 import { WorkerEngineClient } from '../engine/worker-client.js';
 import type { EngineOptions } from '../engine/worker-protocol.js';
 import { ensureDemoModel } from '../models/demo-model.js';
@@ -18,6 +19,8 @@ export interface ServeFlags {
   maxNewTokens: number;
   cacheLens?: number | undefined;
   gpuMemoryUtilization: number;
+  /** GiB the server may hold on the GPU in all (--gpu_memory_limit); undefined: the whole card. */
+  gpuMemoryLimit?: number | undefined;
   cudaGraphs: boolean;
   /** false: no planning of a step while the previous one runs (undefined: the engine's default). */
   overlap?: boolean | undefined;
@@ -104,6 +107,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     model: location,
     cacheTokens: f.cacheLens === undefined ? undefined : Math.ceil(f.cacheLens / f.blockSize) * f.blockSize,
     gpuMemoryUtilization: f.gpuMemoryUtilization,
+    gpuMemoryLimitBytes: f.gpuMemoryLimit === undefined ? undefined : Math.floor(f.gpuMemoryLimit * 2 ** 30),
     cudaGraphs: f.cudaGraphs,
     overlap: f.overlap,
     kvCacheDtype: f.kvCacheDtype,
@@ -121,7 +125,8 @@ export async function runServe(f: ServeFlags): Promise<void> {
   process.stderr.write(
     `ktserve: loaded ${files.name} (${files.config.architecture}, ${files.config.numLayers} layers) in ${((performance.now() - t0) / 1000).toFixed(1)} s on ${info.device}\n` +
       `ktserve: KV cache ${info.kvTokens} tokens (${info.kvBlocks} blocks of ${f.blockSize}, ${f.kvCacheDtype}), ${mb} MiB; chunk_size ${f.chunkSize}, max_batch_size ${maxBatchSize}\n` +
-      (info.cudaGraphs.length > 0 ? `ktserve: CUDA graphs for decode batches of ${info.cudaGraphs.join(', ')}\n` : ''),
+      (info.cudaGraphs.length > 0 ? `ktserve: CUDA graphs for decode batches of ${info.cudaGraphs.join(', ')}\n` : '') +
+      (info.memory ? `ktserve: GPU memory: ${describeDeviceMemory(info.memory)}\n` : ''),
   );
   const weightFile = location.ggufPath ?? location.modelPath;
   const app = buildServer({

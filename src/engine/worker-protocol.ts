@@ -1,4 +1,5 @@
 // Messages between the HTTP thread and the engine worker thread.
+import type { DeviceMemoryReport } from './device-memory.js';
 import type { EngineEvent, EngineStats, GenerationRequest, RequestRejectedError } from './engine-api.js';
 import type { ModelLocation } from '../models/model-files.js';
 
@@ -10,6 +11,8 @@ export interface EngineOptions {
   cacheTokens?: number | undefined;
   /** Fraction of device memory the process may hold when sizing the KV cache (default 0.9). */
   gpuMemoryUtilization?: number | undefined;
+  /** All the server may hold on the GPU, in bytes (--gpu_memory_limit): the utilization applies to this. */
+  gpuMemoryLimitBytes?: number | undefined;
   /** Replay CUDA graphs for decode steps (default true; CUDA only). */
   cudaGraphs?: boolean | undefined;
   /** KV cache element type (default f32; bf16 on the CUDA backend only). */
@@ -45,6 +48,8 @@ export interface EngineReadyInfo {
   cudaGraphs: number[];
   /** Token counts with a mixed prefill+decode graph. */
   cudaMixedGraphTokens: number[];
+  /** CUDA: what each part took at start-up. */
+  memory?: DeviceMemoryReport;
 }
 
 export type ToWorker =

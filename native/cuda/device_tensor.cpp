@@ -30,15 +30,19 @@ std::string DeviceTensor::describe() const {
 
 namespace {
 
-// Four size classes per power of two above 4 KiB (at most 19% slack), 256-byte steps below:
-// a freed block serves any later request of its class, so a step's tensors find their
-// predecessors' blocks however the shapes of the previous step were split.
+// Size classes, so a freed block serves any later request of its class however the shapes of the previous
+// step were split: 256-byte steps up to 4 KiB, four classes per power of two up to 1 MiB (at most 19% slack),
+// sixteen up to 256 MiB (at most 6%: weights live here), and 2 MiB steps above — a KV cache layer or an
+// embedding table is allocated once and must not take a quarter more than it holds (issue 13: 1 GiB layers in
+// 1.25 GiB blocks left no room for the graphs on an 80 GB card).
 size_t size_class(size_t n) {
+  const auto round_up = [](size_t v, size_t step) { return (v + step - 1) / step * step; };
   n = std::max<size_t>(n, 256);
-  if (n <= 4096) return (n + 255) / 256 * 256;
+  if (n <= 4096) return round_up(n, 256);
+  if (n >= (size_t{256} << 20)) return round_up(n, size_t{2} << 20);
   int top = 63 - __builtin_clzll(n);  // 2^top <= n
-  const size_t quarter = size_t{1} << (top - 2);
-  return (n + quarter - 1) / quarter * quarter;
+  const size_t step = size_t{1} << (top - (n >= (size_t{1} << 20) ? 4 : 2));
+  return round_up(n, step);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@ import type { EngineOptions } from '../engine/worker-protocol.js';
 import { ensureDemoModel } from '../models/demo-model.js';
 import { openModelFiles, type ModelLocation } from '../models/model-files.js';
 import { buildServer } from '../server/app.js';
+import { loggerOptions } from '../server/logging.js';
 import { UsageError } from './args.js';
 
 export interface ServeFlags {
@@ -142,8 +143,7 @@ export async function runServe(f: ServeFlags): Promise<void> {
     maxQueue: f.maxQueue,
     maxChoicesPerRequest: maxChoicesPerRequest(f),
     allowedOrigins: f.allowedOrigins,
-    // Errors only until issue 13's access log: a 500's cause must reach the operator, not the client.
-    logger: { level: 'error', stream: process.stderr },
+    logger: loggerOptions({ level: 'info', format: 'text' }),
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,

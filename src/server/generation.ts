@@ -51,6 +51,17 @@ export type ChoiceOutput =
     }
   | { kind: 'error'; index: number; message: string };
 
+/** What one HTTP request's generation did, summed over its choices (for its access log line). */
+export interface RequestSummary {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  /** Milliseconds from arrival to the first token of any choice. */
+  ttftMs: number | undefined;
+  /** The finish reason of each finished choice, in choice order ('abort' for those the client left). */
+  finishReasons: string[];
+}
+
 export interface GenerationDeps {
   engine: EngineClient;
   tokenizer: Tokenizer;
@@ -67,6 +78,8 @@ class ChoiceRun {
   private firstTokenAt: number | undefined;
   private lastTokenAt: number | undefined;
   private ended = false;
+  /** The engine's account of the choice once it finished. */
+  outcome: { reason: string; promptTokens: number; cachedTokens: number; completionTokens: number } | undefined;
 
   constructor(
     private readonly deps: GenerationDeps,
@@ -85,6 +98,11 @@ class ChoiceRun {
 
   get finished(): boolean {
     return this.ended;
+  }
+
+  /** Milliseconds from arrival to this choice's first token. */
+  get ttftMs(): number | undefined {
+    return this.firstTokenAt === undefined ? undefined : this.firstTokenAt - this.arrivedAt;
   }
 
   onEvent(e: EngineEvent): void {
@@ -125,6 +143,7 @@ class ChoiceRun {
     const seconds = (performance.now() - this.arrivedAt) / 1000;
     const completionTokens = this.stoppedByString ? this.consumed : e.completionTokens;
     const reason = this.stoppedByString ? 'stop' : e.reason;
+    this.outcome = { reason, promptTokens: e.promptTokens, cachedTokens: e.cachedTokens, completionTokens };
     this.deps.metrics.requestFinished(reason, e.promptTokens, e.cachedTokens, completionTokens, seconds);
     if (reason === 'error' || (reason === 'abort' && !this.cancelled())) {
       const message = reason === 'error' ? e.error ?? 'the engine failed this request' : 'the engine cancelled this request';
@@ -220,6 +239,25 @@ export class Generation {
     this.checkDone();
   }
 
+  summary(): RequestSummary {
+    const s: RequestSummary = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, ttftMs: undefined, finishReasons: [] };
+    const prompts = new Set<number[]>();
+    for (const run of this.runs) {
+      const o = run.outcome;
+      const t = run.ttftMs;
+      if (t !== undefined && (s.ttftMs === undefined || t < s.ttftMs)) s.ttftMs = t;
+      if (!o) continue;
+      s.completionTokens += o.completionTokens;
+      s.finishReasons.push(o.reason);
+      // n > 1 choices share one prompt array: bill it once, as usage does.
+      if (prompts.has(run.plan.promptIds)) continue;
+      prompts.add(run.plan.promptIds);
+      s.promptTokens += o.promptTokens;
+      s.cachedTokens += o.cachedTokens;
+    }
+    return s;
+  }
+
   /** Whether the request was cancelled (the client went away, or a choice failed). */
   get isCancelled(): boolean {
     return this.cancelled;
@@ -258,6 +296,7 @@ export async function launch(deps: GenerationDeps, reply: FastifyReply, plans: r
     throw fromRejection(new RequestRejectedError('queue_full', message));
   }
   const gen = new Generation(deps, plans, reply.request.apiKeyId);
+  reply.request.generationSummary = () => gen.summary();
   gen.watchDisconnect(reply);
   await gen.start();
   return gen;

@@ -10,6 +10,7 @@ import type { EngineOptions } from '../src/engine/worker-protocol.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { fixturePath, needFixtures } from './fixtures.js';
+import { sample, scrape } from './helpers/prom-text.js';
 
 interface Running {
   app: FastifyInstance;
@@ -52,11 +53,8 @@ async function ask(client: OpenAI, user: string, maxTokens: number): Promise<str
   return r.choices[0]!.message.content ?? '';
 }
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `metric ${name} missing`);
-  return Number(line.split(' ')[1]);
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sample(await scrape(url), name, labels);
 }
 
 async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
@@ -166,8 +164,7 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
       }
       await Promise.all(busy);
       await waitFor(async () => (await metric(r.url, 'ktserve_kv_blocks_used')) === 0, 'blocks to be freed');
-      const text = await (await fetch(`${r.url}/metrics`)).text();
-      assert.match(text, /ktserve_requests_finished_total\{reason="abort"\} 1/);
+      assert.equal(await metric(r.url, 'ktserve_requests_finished_total', { reason: 'abort' }), 1);
     } finally {
       await stop(r);
     }

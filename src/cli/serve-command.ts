@@ -139,9 +139,11 @@ export async function runServe(f: ServeFlags): Promise<void> {
     allowedOrigins: f.allowedOrigins,
     // Errors only until issue 13's access log: a 500's cause must reach the operator, not the client.
     logger: { level: 'error', stream: process.stderr },
+    statusLogIntervalMs: 10_000,
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,
+      ...files.summary,
       modifiedAt: weightFile ? statSync(weightFile).mtime : undefined,
     },
   });

@@ -84,6 +84,21 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
     for (const c of conversations) alone.set(c, await ask(serial.client, c, 12));
   });
 
+  it('reports every engine step and each request\'s phases through the worker', async () => {
+    const f = await scrape(serial.url);
+    const requests = conversations.length;
+    assert.equal(sample(f, 'vllm:iteration_tokens_total_count'), sample(f, 'ktserve_engine_steps_total'));
+    // No prefix cache: each prompt runs whole, then every generated token but the last is fed back.
+    const prompt = sample(f, 'ktserve_prompt_tokens_total');
+    const generated = sample(f, 'ktserve_generation_tokens_total');
+    assert.equal(sample(f, 'vllm:iteration_tokens_total_sum'), prompt + generated - requests);
+    for (const h of ['request_queue_time_seconds', 'request_prefill_time_seconds', 'request_decode_time_seconds']) {
+      assert.equal(sample(f, `vllm:${h}_count`), requests, h);
+    }
+    assert.ok(sample(f, 'vllm:request_prefill_time_seconds_sum') > 0);
+    assert.ok(sample(f, 'vllm:request_decode_time_seconds_sum') > 0);
+  });
+
   for (const [name, over] of [
     ['prefix cache on, chunk_size 32', { chunkSize: 32 }],
     ['prefix cache off, chunk_size 48', { chunkSize: 48, prefixCaching: false }],

@@ -20,7 +20,7 @@ function stats(over: Partial<EngineStats> = {}): EngineStats {
 describe('engine status line', () => {
   it('logs throughput over the interval, the queue, KV usage and hit rate; silent while idle', () => {
     let s = stats();
-    const totals: TokenTotals = { promptTokens: 0, generationTokens: 0, prefillTokens: 0 };
+    const totals: TokenTotals = { generationTokens: 0, prefillTokens: 0 };
     const logged: { fields: StatusFields; line: string }[] = [];
     const log = new EngineStatusLog({ engine: { stats: () => s }, totals }, (fields, line) => logged.push({ fields, line }), 0);
 

@@ -3,9 +3,7 @@
 // dtype). Oracles: parameter counts worked out from each fixture's config.json, file sizes from the file system,
 // quantizations from the file names and fixtures/README.md; and `ktserve serve` reporting them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readGguf } from '../src/formats/gguf.js';
 import { openModelFiles, type ModelLocation } from '../src/models/model-files.js';
@@ -13,7 +11,8 @@ import { summarizeGguf } from '../src/models/weight-summary.js';
 import { formatParameterSize } from '../src/server/ollama/info.js';
 import { startFakeServer } from './helpers/fake-engine.js';
 import { scrape } from './helpers/prom-text.js';
-import { fixturePath, needFixtures, readFixtureJson, repoRoot } from './fixtures.js';
+import { startServe } from './helpers/serve-process.js';
+import { fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
 
 interface HfConfig {
   vocab_size: number;
@@ -104,18 +103,9 @@ describe('/api/tags and /api/show describe the weight files', needFixtures, () =
 
   it('`ktserve serve` reports them, and labels /metrics with the served model name', async () => {
     const gguf = fixturePath('llama', 'llama-Q4_K_M.gguf');
-    const child = spawn(process.execPath, [join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve', '--model', gguf, '--port', '0',
-      '--cache_lens', '1024', '--max_new_tokens', '64', '--served_model_name', 'tiny-q4'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
+    const s = await startServe(['--model', gguf, '--port', '0', '--cache_lens', '1024', '--max_new_tokens', '64', '--served_model_name', 'tiny-q4']);
+    const url = s.url;
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          const m = /listening on (http:\/\/[\d.:]+)/.exec(stderr);
-          if (m) resolve(m[1]!);
-        });
-        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-      });
       const tags = (await (await fetch(`${url}/api/tags`)).json()) as { models: { name: string; size: number; details: Record<string, unknown> }[] };
       assert.equal(tags.models[0]!.name, 'tiny-q4');
       assert.equal(tags.models[0]!.size, statSync(gguf).size);
@@ -124,11 +114,8 @@ describe('/api/tags and /api/show describe the weight files', needFixtures, () =
       const f = await scrape(url);
       assert.equal(f.get('vllm:num_requests_running')?.samples[0]?.labels.model_name, 'tiny-q4');
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
+      s.child.kill('SIGTERM');
+      assert.equal(await s.exited, 0);
     }
   });
 });

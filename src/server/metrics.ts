@@ -9,8 +9,6 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { EngineStats, StepRecord } from '../engine/engine-api.js';
 import { VllmMetrics, type FinishedRequest } from './vllm-metrics.js';
 
-export type { FinishedRequest } from './vllm-metrics.js';
-
 const PREFIX = 'ktserve_';
 
 /** Latency buckets in seconds: sub-millisecond steps on a fast GPU up to minutes-long prefills on a CPU. */
@@ -35,8 +33,6 @@ function processMetrics(): Registry {
 
 /** Running totals of tokens (what the periodic status line turns into throughputs). */
 export interface TokenTotals {
-  /** Prompt tokens of requests whose first token came. */
-  promptTokens: number;
   /** Tokens generated and delivered. */
   generationTokens: number;
   /** Prompt tokens the engine ran through the model (prefix-cache hits are not run). */
@@ -52,7 +48,7 @@ export interface ServerMetricsOptions {
 
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly totals: TokenTotals = { promptTokens: 0, generationTokens: 0, prefillTokens: 0 };
+  readonly totals: TokenTotals = { generationTokens: 0, prefillTokens: 0 };
   private readonly vllm: VllmMetrics;
   private readonly modelName: string;
   private readonly running: Gauge;
@@ -161,7 +157,6 @@ export class ServerMetrics {
   firstToken(seconds: number, promptTokens: number): void {
     this.ttft.observe(seconds);
     this.vllm.firstToken(seconds, promptTokens);
-    this.totals.promptTokens += promptTokens;
   }
 
   /** Tokens delivered to a client, as they come. */

@@ -10,7 +10,7 @@ import { WorkerEngineClient } from '../src/engine/worker-client.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { fixturePath, needFixtures } from './fixtures.js';
-import { sample, scrape } from './helpers/prom-text.js';
+import { sample, scrape } from '../bench/prom-text.js';
 
 describe('bench serve against ktserve', needFixtures, () => {
   it('runs a concurrency sweep and writes a complete JSON and plot', async () => {

@@ -10,7 +10,7 @@ import type { EngineOptions } from '../src/engine/worker-protocol.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { fixturePath, needFixtures } from './fixtures.js';
-import { sample, scrape } from './helpers/prom-text.js';
+import { sample, scrape } from '../bench/prom-text.js';
 
 interface Running {
   app: FastifyInstance;

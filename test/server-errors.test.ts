@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerationRequest } from '../src/engine/engine-api.js';
 import { FakeEngine, fixtureTokenizer, startFakeServer, type FakeServer } from './helpers/fake-engine.js';
 import { needFixtures } from './fixtures.js';
-import { parsePrometheusText, sample } from './helpers/prom-text.js';
+import { parsePrometheusText, sample } from '../bench/prom-text.js';
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerationRequest } from '../src/engine/engine-api.js';
 import { buckets125 } from '../src/server/vllm-metrics.js';
 import { fixtureTokenizer, startFakeServer, type FakeServer } from './helpers/fake-engine.js';
-import { parsePrometheusText, sample, scrape, type MetricFamily, type MetricType } from './helpers/prom-text.js';
+import { parsePrometheusText, sample, scrape, type MetricFamily, type MetricType } from '../bench/prom-text.js';
 import { needFixtures } from './fixtures.js';
 
 const MODEL = 'tiny-llama';

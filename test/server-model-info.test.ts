@@ -10,7 +10,7 @@ import { openModelFiles, type ModelLocation } from '../src/models/model-files.js
 import { summarizeGguf } from '../src/models/weight-summary.js';
 import { formatParameterSize } from '../src/server/ollama/info.js';
 import { startFakeServer } from './helpers/fake-engine.js';
-import { scrape } from './helpers/prom-text.js';
+import { scrape } from '../bench/prom-text.js';
 import { startServe } from './helpers/serve-process.js';
 import { fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
 

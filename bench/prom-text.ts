@@ -1,5 +1,5 @@
-// A strict reader of the Prometheus text exposition format (0.0.4), for tests of /metrics: it throws on what a
-// Prometheus server would refuse or misread (a sample before its # TYPE, a name outside its family, a repeated
+// A strict reader of the Prometheus text exposition format (0.0.4), for the tests and benches that read /metrics:
+// it throws on what a Prometheus server would refuse or misread (a sample before its # TYPE, a name outside its family, a repeated
 // series, bad label syntax, a histogram whose buckets are not cumulative or whose +Inf bucket is not its count).
 import assert from 'node:assert/strict';
 

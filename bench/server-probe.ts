@@ -1,6 +1,7 @@
 // Looking at a running ktserve from outside, as the hardening suites do before and after they stress it: the engine
 // gauges on /metrics (KV blocks, running, waiting), waiting until it is idle, and greedy requests whose text must
 // not change (a server that leaks or corrupts state under abuse answers them differently, or not at all).
+import { parsePrometheusText, sample } from './prom-text.js';
 
 /** The engine gauges of src/server/metrics.ts, as one scrape of /metrics shows them. */
 export interface EngineGauges {
@@ -11,28 +12,18 @@ export interface EngineGauges {
   kvTotal: number;
 }
 
-/** Unlabelled samples of a Prometheus text page: `name value` lines, comments skipped. */
-export function parsePrometheus(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line.trim());
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
-
-/** The sum of a labelled series' samples whose labels match `labels` (a value, or a pattern: {status: /^5/}). */
+/** The sum of a series' samples whose labels match `labels` (a value, or a pattern: {status: /^5/}). */
 export function sumLabelled(text: string, name: string, labels: Record<string, string | RegExp> = {}): number {
   let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const close = line.lastIndexOf('}');
-    const have = new Map([...line.slice(name.length + 1, close).matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
-    const match = Object.entries(labels).every(([k, v]) => {
-      const got = have.get(k);
-      return got !== undefined && (typeof v === 'string' ? got === v : v.test(got));
-    });
-    if (match) sum += Number(line.slice(close + 1));
+  for (const f of parsePrometheusText(text).values()) {
+    for (const s of f.samples) {
+      if (s.name !== name) continue;
+      const match = Object.entries(labels).every(([k, v]) => {
+        const got = s.labels[k];
+        return got !== undefined && (typeof v === 'string' ? got === v : v.test(got));
+      });
+      if (match) sum += s.value;
+    }
   }
   return sum;
 }
@@ -44,12 +35,8 @@ export async function metricsText(url: string): Promise<string> {
 }
 
 export async function engineGauges(url: string): Promise<EngineGauges> {
-  const m = parsePrometheus(await metricsText(url));
-  const get = (name: string): number => {
-    const v = m.get(`ktserve_${name}`);
-    if (v === undefined) throw new Error(`/metrics has no ktserve_${name}`);
-    return v;
-  };
+  const m = parsePrometheusText(await metricsText(url));
+  const get = (name: string): number => sample(m, `ktserve_${name}`);
   return {
     running: get('num_requests_running'),
     waiting: get('num_requests_waiting'),

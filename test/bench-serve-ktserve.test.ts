@@ -10,6 +10,7 @@ import { WorkerEngineClient } from '../src/engine/worker-client.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { fixturePath, needFixtures } from './fixtures.js';
+import { sample, scrape } from '../bench/prom-text.js';
 
 describe('bench serve against ktserve', needFixtures, () => {
   it('runs a concurrency sweep and writes a complete JSON and plot', async () => {
@@ -39,8 +40,7 @@ describe('bench serve against ktserve', needFixtures, () => {
         }
       }
       // The server counted the same completion tokens (plus the untimed warm-up request's).
-      const metrics = await (await fetch(`${url}/metrics`)).text();
-      const generated = Number(/^ktserve_generation_tokens_total (\d+)/m.exec(metrics)?.[1]);
+      const generated = sample(await scrape(url), 'ktserve_generation_tokens_total');
       assert.ok(generated >= 2 * 8 * 16 && generated <= 2 * 8 * 16 + 2 * 16, `server generated ${generated}`);
       assert.match(readFileSync(join(dir, 'r.svg'), 'utf8'), /<svg/);
     } finally {

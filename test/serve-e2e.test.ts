@@ -10,6 +10,7 @@ import type { EngineOptions } from '../src/engine/worker-protocol.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { fixturePath, needFixtures } from './fixtures.js';
+import { sample, scrape } from '../bench/prom-text.js';
 
 interface Running {
   app: FastifyInstance;
@@ -52,11 +53,8 @@ async function ask(client: OpenAI, user: string, maxTokens: number): Promise<str
   return r.choices[0]!.message.content ?? '';
 }
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  assert.ok(line, `metric ${name} missing`);
-  return Number(line.split(' ')[1]);
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sample(await scrape(url), name, labels);
 }
 
 async function waitFor(cond: () => Promise<boolean>, what: string): Promise<void> {
@@ -84,6 +82,21 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
 
   it('answers each request alone', async () => {
     for (const c of conversations) alone.set(c, await ask(serial.client, c, 12));
+  });
+
+  it('reports every engine step and each request\'s phases through the worker', async () => {
+    const f = await scrape(serial.url);
+    const requests = conversations.length;
+    assert.equal(sample(f, 'vllm:iteration_tokens_total_count'), sample(f, 'ktserve_engine_steps_total'));
+    // No prefix cache: each prompt runs whole, then every generated token but the last is fed back.
+    const prompt = sample(f, 'ktserve_prompt_tokens_total');
+    const generated = sample(f, 'ktserve_generation_tokens_total');
+    assert.equal(sample(f, 'vllm:iteration_tokens_total_sum'), prompt + generated - requests);
+    for (const h of ['request_queue_time_seconds', 'request_prefill_time_seconds', 'request_decode_time_seconds']) {
+      assert.equal(sample(f, `vllm:${h}_count`), requests, h);
+    }
+    assert.ok(sample(f, 'vllm:request_prefill_time_seconds_sum') > 0);
+    assert.ok(sample(f, 'vllm:request_decode_time_seconds_sum') > 0);
   });
 
   for (const [name, over] of [
@@ -166,8 +179,7 @@ describe('ktserve over the CPU engine worker', needFixtures, () => {
       }
       await Promise.all(busy);
       await waitFor(async () => (await metric(r.url, 'ktserve_kv_blocks_used')) === 0, 'blocks to be freed');
-      const text = await (await fetch(`${r.url}/metrics`)).text();
-      assert.match(text, /ktserve_requests_finished_total\{reason="abort"\} 1/);
+      assert.equal(await metric(r.url, 'ktserve_requests_finished_total', { reason: 'abort' }), 1);
     } finally {
       await stop(r);
     }

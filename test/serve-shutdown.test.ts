@@ -2,28 +2,10 @@
 // the rest end with a final error event and `[DONE]` (streams) or a 503 (waiting clients), the count is logged,
 // and the process exits 0. Oracle: the OpenAI streaming format (an error event ends a stream, then [DONE]).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { repoRoot } from './fixtures.js';
+import { startServe, type ServeProcess } from './helpers/serve-process.js';
 
-const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-
-async function startDemo(extra: string[]): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stderr: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [main, 'serve', '--demo', '--port', '0', ...extra]);
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (): void => {
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    };
-    child.stderr.on('data', onData);
-    void exited.then(() => reject(new Error(`server exited before listening: ${stderr}`)));
-  });
-  return { child, url, stderr: () => stderr, exited };
-}
+const startDemo = (extra: string[]): Promise<ServeProcess> => startServe(['--demo', '--port', '0', ...extra]);
 
 // The demo model's context is 1024 tokens: 1000 new ones take it several seconds, far past a 1 s grace.
 const body = (stream: boolean, maxTokens: number): string =>

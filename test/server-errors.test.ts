@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { GenerationRequest } from '../src/engine/engine-api.js';
 import { FakeEngine, fixtureTokenizer, startFakeServer, type FakeServer } from './helpers/fake-engine.js';
 import { needFixtures } from './fixtures.js';
+import { parsePrometheusText, sample } from '../bench/prom-text.js';
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -201,12 +202,15 @@ describe('bad requests and failures', needFixtures, () => {
     }
     assert.ok(ms < 50, `/health took ${ms.toFixed(1)} ms`);
     const during = await (await fetch(`${s.url}/metrics`)).text();
-    assert.match(during, /^ktserve_num_requests_running 8$/m);
+    assert.equal(sample(parsePrometheusText(during), 'ktserve_num_requests_running'), 8);
     await Promise.all(busy);
 
-    const metric = (text: string, name: string): number => {
-      const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} ([0-9.e+-]+)$`, 'm').exec(text);
-      return m ? Number(m[1]) : 0;
+    const metric = (text: string, name: string, labels: Record<string, string> = {}): number => {
+      try {
+        return sample(parsePrometheusText(text), name, labels);
+      } catch {
+        return 0; // a labelled series not yet born
+      }
     };
     const m1 = await fetch(`${s.url}/metrics`);
     assert.match(m1.headers.get('content-type') ?? '', /text\/plain/);
@@ -223,8 +227,8 @@ describe('bad requests and failures', needFixtures, () => {
     const afterText = await (await fetch(`${s.url}/metrics`)).text();
     assert.equal(metric(afterText, 'ktserve_generation_tokens_total') - metric(before, 'ktserve_generation_tokens_total'), usage.completion_tokens);
     assert.equal(metric(afterText, 'ktserve_prompt_tokens_total') - metric(before, 'ktserve_prompt_tokens_total'), usage.prompt_tokens);
-    const bad = 'ktserve_http_requests_total{route="/v1/chat/completions",status="400"}';
-    assert.equal(metric(afterText, bad) - metric(before, bad), 1);
+    const bad = { route: '/v1/chat/completions', status: '400' };
+    assert.equal(metric(afterText, 'ktserve_http_requests_total', bad) - metric(before, 'ktserve_http_requests_total', bad), 1);
     const ttft = 'ktserve_time_to_first_token_seconds_count';
     assert.equal(metric(afterText, ttft) - metric(before, ttft), 1);
   });

@@ -144,9 +144,11 @@ export async function runServe(f: ServeFlags): Promise<void> {
     maxChoicesPerRequest: maxChoicesPerRequest(f),
     allowedOrigins: f.allowedOrigins,
     logger: loggerOptions({ level: 'info', format: 'text' }),
+    statusLogIntervalMs: 10_000,
     model: {
       format: location.ggufPath ? 'gguf' : 'safetensors',
       family: files.config.architecture,
+      ...files.summary,
       modifiedAt: weightFile ? statSync(weightFile).mtime : undefined,
     },
   });

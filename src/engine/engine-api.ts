@@ -26,6 +26,28 @@ export interface TokenLogprobInfo {
 
 export type FinishReason = 'stop' | 'length' | 'abort' | 'error';
 
+/**
+ * Where a request's time went inside the engine, in seconds: vLLM's request phases, which dashboards chart.
+ * Durations, not timestamps: the engine's clock (a worker thread's performance.now()) has another origin than
+ * the server's.
+ */
+export interface RequestTiming {
+  /** Submitted → first scheduled (left the waiting queue; a later preemption's wait is not counted). */
+  queueSeconds: number;
+  /** First scheduled → first token: the prompt's prefill, all its chunks. Ended before a token: until the end. */
+  prefillSeconds: number;
+  /** First token → last token (0 with fewer than two tokens). */
+  decodeSeconds: number;
+}
+
+/** One engine step as metrics see it: how much work the batch held. */
+export interface StepRecord {
+  /** Tokens run through the model (prefill chunks + one per decode). */
+  tokens: number;
+  /** Of those, prompt tokens (prefill chunks, recomputation after a preemption included); prefix-cache hits are not run. */
+  prefillTokens: number;
+}
+
 export type EngineEvent =
   | { type: 'tokens'; id: string; tokens: number[]; logprobs: TokenLogprobInfo[] | undefined }
   | {
@@ -38,6 +60,8 @@ export type EngineEvent =
       /** Prompt tokens served from the prefix cache. */
       cachedTokens: number;
       completionTokens: number;
+      /** Absent where no engine ran the request (a worker that died, a fake). */
+      timing?: RequestTiming | undefined;
     };
 
 export interface EngineStats {
@@ -61,6 +85,11 @@ export interface EngineClient {
   /** Cancels a request; it finishes with reason 'abort' within one engine step. */
   abort(id: string): void;
   stats(): EngineStats;
+  /**
+   * Calls `listener` with each step the engine runs (per-step metrics: tokens per iteration, prefill
+   * throughput); returns the function that stops it.
+   */
+  onStep(listener: (step: StepRecord) => void): () => void;
   shutdown(): Promise<void>;
 }
 

@@ -6,7 +6,9 @@ import { QueueFullError, RequestTooLargeError } from '../scheduler/errors.js';
 import { Scheduler, type SchedulerConfig } from '../scheduler/scheduler.js';
 import { Sequence, type SeqId } from '../scheduler/sequence.js';
 import { fillPendingTokens, type StepPlan } from '../scheduler/step-plan.js';
-import { RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type TokenLogprobInfo } from './engine-api.js';
+import {
+  RequestRejectedError, type EngineEvent, type EngineStats, type GenerationRequest, type RequestTiming, type StepRecord, type TokenLogprobInfo,
+} from './engine-api.js';
 import { gpuSamplable, requestSeed, type GpuSamplingRow } from './gpu-sampling.js';
 import { ModelRunner, type PendingStep, type StepRunner } from './model-runner.js';
 import { SequenceSampler } from './sampler.js';
@@ -20,6 +22,11 @@ interface RequestState {
   /** The device sampler's 32-bit seed for this request (its counter is the token's index). */
   deviceSeed: number;
   wantLogprobs: boolean;
+  /** Clock readings (ms) of the request's phases, for its RequestTiming. */
+  submittedAt: number;
+  scheduledAt: number | undefined;
+  firstTokenAt: number | undefined;
+  lastTokenAt: number | undefined;
 }
 
 export type EngineCoreConfig = Omit<SchedulerConfig, 'numBlocks' | 'blockSize' | 'maxModelLen'> & {
@@ -29,6 +36,8 @@ export type EngineCoreConfig = Omit<SchedulerConfig, 'numBlocks' | 'blockSize' |
    * whose token is dropped.
    */
   overlap?: boolean;
+  /** The clock of request timings, in ms (default performance.now; tests pass their own). */
+  now?: () => number;
 };
 
 interface SampledStep {
@@ -49,6 +58,9 @@ export class EngineCore {
   private steps = 0;
   /** Finish events of aborts, delivered with the next step's events. */
   private pending: EngineEvent[] = [];
+  /** Steps launched since takeStepRecords last ran. */
+  private stepRecords: StepRecord[] = [];
+  private readonly now: () => number;
 
   private readonly runner: StepRunner;
   private readonly overlap: boolean;
@@ -64,6 +76,7 @@ export class EngineCore {
   ) {
     this.runner = runner ?? new ModelRunner(model, cache, { cudaGraphs: false, maxBatchSize: config.maxBatchSize });
     this.overlap = config.overlap ?? this.runner.samplesOnDevice;
+    this.now = config.now ?? (() => performance.now());
     this.scheduler = new Scheduler<RequestState>({
       ...config,
       numBlocks: cache.shape.numBlocks,
@@ -83,6 +96,10 @@ export class EngineCore {
       sampler: new SequenceSampler(req.sampling, req.promptIds),
       deviceSeed: requestSeed(req.sampling),
       wantLogprobs: req.sampling.logprobs > 0,
+      submittedAt: this.now(),
+      scheduledAt: undefined,
+      firstTokenAt: undefined,
+      lastTokenAt: undefined,
     };
     const seq = new Sequence<RequestState>({
       id: this.nextSeq++, promptIds: req.promptIds, maxTokens: req.maxTokens, stopIds: req.stopIds, params: state, cacheSalt: req.cacheSalt,
@@ -154,8 +171,30 @@ export class EngineCore {
       return undefined;
     }
     this.steps++;
+    this.record(plan);
     this.scheduler.launch(plan);
     return { plan, wait };
+  }
+
+  /** Notes a launched step's work, and the first scheduling of the requests it starts. */
+  private record(plan: StepPlan<RequestState>): void {
+    const now = this.now();
+    let prefill = 0;
+    for (const e of plan.entries) {
+      e.seq.params!.scheduledAt ??= now;
+      // A decode feeds one generated token; anything else is prompt (or, after a preemption, recomputation).
+      // Read before launch() advances numCached.
+      const decode = e.chunk.tokens.length === 1 && e.chunk.cachedLen >= e.seq.numPromptTokens;
+      if (!decode) prefill += e.chunk.tokens.length;
+    }
+    this.stepRecords.push({ tokens: plan.numTokens, prefillTokens: prefill });
+  }
+
+  /** The steps launched since the last call (the worker sends them with its step message). */
+  takeStepRecords(): StepRecord[] {
+    const out = this.stepRecords;
+    this.stepRecords = [];
+    return out;
   }
 
   private fail(plan: StepPlan<RequestState>, err: unknown, events: EngineEvent[]): void {
@@ -172,10 +211,13 @@ export class EngineCore {
     const logprobOf = new Map<SeqId, TokenLogprobInfo | undefined>();
     let j = 0;
     for (const e of plan.entries) if (e.sample) logprobOf.set(e.seq.id, sampled.logprobs[j++]);
+    const now = this.now();
     for (const ev of this.scheduler.onStepDone(plan, sampled.tokens)) {
       const seq = seqs.get(ev.seqId)!;
       const state = seq.params!;
       if (ev.token !== undefined) {
+        state.firstTokenAt ??= now;
+        state.lastTokenAt = now;
         const lp = logprobOf.get(seq.id);
         events.push({ type: 'tokens', id: state.requestId, tokens: [ev.token], logprobs: lp ? [lp] : undefined });
       }
@@ -232,7 +274,17 @@ export class EngineCore {
       promptTokens: seq.numPromptTokens,
       cachedTokens: seq.numCachedPromptTokens,
       completionTokens: seq.numGenerated,
+      timing: this.timing(state),
     };
+  }
+
+  /** vLLM's phases of a request that ends now; phases it never reached last 0. */
+  private timing(s: RequestState): RequestTiming {
+    const end = this.now();
+    const scheduled = s.scheduledAt ?? end;
+    const first = s.firstTokenAt ?? end;
+    const last = s.lastTokenAt ?? first;
+    return { queueSeconds: (scheduled - s.submittedAt) / 1000, prefillSeconds: (first - scheduled) / 1000, decodeSeconds: (last - first) / 1000 };
   }
 
   stats(): EngineStats {

@@ -2,7 +2,7 @@
 // messages, and whose per-request callbacks are fed from the worker's step messages.
 import { Worker } from 'node:worker_threads';
 import {
-  RequestRejectedError, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest,
+  RequestRejectedError, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest, type StepRecord,
 } from './engine-api.js';
 import type { EngineOptions, EngineReadyInfo, FromWorker, ToWorker } from './worker-protocol.js';
 
@@ -18,6 +18,7 @@ interface Pending {
 
 export class WorkerEngineClient implements EngineClient {
   private readonly requests = new Map<string, Pending>();
+  private readonly stepListeners = new Set<(step: StepRecord) => void>();
   private latest: EngineStats = { ...emptyStats };
   private lastStepMs = 0;
   private stopped: Promise<void> | undefined;
@@ -75,6 +76,11 @@ export class WorkerEngineClient implements EngineClient {
     return this.latest;
   }
 
+  onStep(listener: (step: StepRecord) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
+  }
+
   /** Wall time of the engine's last step, for metrics. */
   get stepMs(): number {
     return this.lastStepMs;
@@ -112,6 +118,7 @@ export class WorkerEngineClient implements EngineClient {
       case 'step':
         this.latest = m.stats;
         this.lastStepMs = m.stepMs;
+        for (const step of m.steps) for (const listener of this.stepListeners) listener(step);
         for (const e of m.events) {
           const p = this.requests.get(e.id);
           if (!p) continue;

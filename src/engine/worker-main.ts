@@ -28,7 +28,9 @@ function runStep(): void {
   stepQueued = false;
   const t0 = performance.now();
   const events = core.step();
-  if (events.length > 0 || core.hasWork()) post({ type: 'step', events, stats: core.stats(), stepMs: performance.now() - t0 });
+  if (events.length > 0 || core.hasWork()) {
+    post({ type: 'step', events, stats: core.stats(), stepMs: performance.now() - t0, steps: core.takeStepRecords() });
+  }
   queueStep();
 }
 

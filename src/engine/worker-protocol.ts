@@ -1,6 +1,6 @@
 // Messages between the HTTP thread and the engine worker thread.
 import type { DeviceMemoryReport } from './device-memory.js';
-import type { EngineEvent, EngineStats, GenerationRequest, RequestRejectedError } from './engine-api.js';
+import type { EngineEvent, EngineStats, GenerationRequest, RequestRejectedError, StepRecord } from './engine-api.js';
 import type { ModelLocation } from '../models/model-files.js';
 
 export interface EngineOptions {
@@ -62,5 +62,6 @@ export type FromWorker =
   | { type: 'loadError'; message: string }
   | { type: 'admitted'; id: string; stats: EngineStats }
   | { type: 'rejected'; id: string; kind: RequestRejectedError['kind']; message: string }
-  | { type: 'step'; events: EngineEvent[]; stats: EngineStats; stepMs: number }
+  /** `steps`: the steps launched since the last step message (with overlap, the next one; none when only an abort ended). */
+  | { type: 'step'; events: EngineEvent[]; stats: EngineStats; stepMs: number; steps: StepRecord[] }
   | { type: 'stopped' };

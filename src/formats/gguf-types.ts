@@ -135,3 +135,30 @@ export function tensorByteLength(type: number, shape: readonly number[]): number
   if (!Number.isSafeInteger(bytes)) throw new RangeError(`tensor of shape [${shape.join(', ')}] is too large`);
   return bytes;
 }
+
+/**
+ * llama.cpp's `llama_ftype` (GGUF `general.file_type`) by value: the mix a file was quantized to, which no one
+ * tensor type tells (Q4_K_M and Q4_K_S both hold mostly Q4_K). Values 5, 6 and 33–35 were removed upstream.
+ */
+const LLAMA_FILE_TYPES: Record<number, string> = {
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 4: 'Q4_1_SOME_F16', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1',
+  10: 'Q2_K', 11: 'Q3_K_S', 12: 'Q3_K_M', 13: 'Q3_K_L', 14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S', 17: 'Q5_K_M', 18: 'Q6_K',
+  19: 'IQ2_XXS', 20: 'IQ2_XS', 21: 'Q2_K_S', 22: 'IQ3_XS', 23: 'IQ3_XXS', 24: 'IQ1_S', 25: 'IQ4_NL', 26: 'IQ3_S', 27: 'IQ3_M',
+  28: 'IQ2_S', 29: 'IQ2_M', 30: 'IQ4_XS', 31: 'IQ1_M', 32: 'BF16', 36: 'TQ1_0', 37: 'TQ2_0', 38: 'MXFP4_MOE',
+};
+
+/** llama.cpp's flag on a file type it guessed rather than read (llama_model_ftype_name then adds "(guessed)"). */
+const LLAMA_FILE_TYPE_GUESSED = 1024;
+
+const LLAMA_FILE_TYPE_IDS = new Map(Object.entries(LLAMA_FILE_TYPES).map(([id, name]) => [name, Number(id)]));
+
+/** 'Q4_K_M' for general.file_type 15; undefined for a value this table does not know. */
+export function llamaFileTypeName(fileType: number): string | undefined {
+  const t = fileType & ~LLAMA_FILE_TYPE_GUESSED;
+  return Object.hasOwn(LLAMA_FILE_TYPES, t) ? LLAMA_FILE_TYPES[t] : undefined;
+}
+
+/** The general.file_type value of a mix by name ('Q4_K_M', case-insensitive), or undefined. */
+export function llamaFileTypeId(name: string): number | undefined {
+  return LLAMA_FILE_TYPE_IDS.get(name.toUpperCase());
+}

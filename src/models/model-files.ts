@@ -8,6 +8,7 @@ import { readJsonFile } from '../formats/json-file.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ChatTemplate, loadTokenizerFromDir, loadTokenizerFromGguf, type Tokenizer } from '../tokenizer/index.js';
 import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
+import { summarizeGguf, summarizeSafetensors, type WeightSummary } from './weight-summary.js';
 import { GgufWeights, SafetensorsWeights, type WeightSource } from './weights.js';
 
 export interface ModelLocation {
@@ -21,6 +22,8 @@ export interface ModelFiles {
   name: string;
   config: ModelConfig;
   weights: WeightSource;
+  /** Size, parameter count and quantization of the weights (Ollama's /api/tags reports them). */
+  summary: WeightSummary;
   readonly tokenizer: Tokenizer;
   readonly chatTemplate: ChatTemplate | undefined;
 }
@@ -72,7 +75,7 @@ export function openModelFiles(loc: ModelLocation): ModelFiles {
     const fromDir = modelPath !== undefined && existsSync(join(modelPath, 'tokenizer.json'));
     const name = String(gguf.metadata.get('general.name') ?? ggufPath);
     return withLazyText(
-      { name, config, weights },
+      { name, config, weights, summary: summarizeGguf(gguf) },
       () => (fromDir ? loadTokenizerFromDir(modelPath) : loadTokenizerFromGguf(gguf.metadata)),
       () => (fromDir ? ChatTemplate.fromTokenizerConfig(modelPath) : undefined) ?? ChatTemplate.fromGguf(gguf.metadata),
     );
@@ -83,9 +86,10 @@ export function openModelFiles(loc: ModelLocation): ModelFiles {
     throw new ModelFilesError(`--model_path ${modelPath}: no model.safetensors or model.safetensors.index.json; pass --gguf_path for GGUF weights`);
   }
   const config = hfConfig(modelPath);
-  const weights = new SafetensorsWeights(readSafetensors(modelPath));
+  const safetensors = readSafetensors(modelPath);
+  const weights = new SafetensorsWeights(safetensors);
   return withLazyText(
-    { name: modelPath, config, weights },
+    { name: modelPath, config, weights, summary: summarizeSafetensors(safetensors) },
     () => loadTokenizerFromDir(modelPath),
     () => ChatTemplate.fromTokenizerConfig(modelPath),
   );

@@ -2,7 +2,7 @@
 // as its converter (convert_hf_to_gguf.py) writes them, tensor types as its converter (F16/BF16/Q8_0) or its
 // quantizer (llama-quantize Q4_K_M) would choose them.
 import { GgufWriter } from '../formats/gguf-writer.js';
-import { GGML_TYPE, ggmlTypeByName, tensorByteLength } from '../formats/gguf-types.js';
+import { GGML_TYPE, ggmlTypeByName, llamaFileTypeId, tensorByteLength } from '../formats/gguf-types.js';
 import {
   RandomTensorSource, addTokenizerMetadata, llama3RopeFactors, loadPresetTokenizer, outputStd,
   type GgufTokenizerData, type RandomModelShape,
@@ -86,11 +86,13 @@ export function ggufTensorPlan(s: RandomModelShape): PlannedTensor[] {
 /** Output types: the converter's --outtype values, llama-quantize's Q4_K_M mixture, or one GGML type for all (--pure). */
 export const GGUF_OUTTYPES = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_K_M'] as const;
 
-/** general.file_type (llama_ftype) of each output type; a pure K-quant uses its mixture's id, as llama-quantize does. */
-const FILE_TYPES: Record<string, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q6_K: 18, Q4_K_M: 15, Q4_K: 15, Q5_K: 17, BF16: 32 };
+/** A pure K-quant (--pure) is written with its mixture's general.file_type, as llama-quantize does. */
+const PURE_K_QUANT_MIXES: Record<string, string> = { Q4_K: 'Q4_K_M', Q5_K: 'Q5_K_M' };
 
+/** general.file_type (llama_ftype) of an output type. */
 export function ggufFileType(outtype: string): number {
-  const t = FILE_TYPES[outtype.toUpperCase()];
+  const name = outtype.toUpperCase();
+  const t = llamaFileTypeId(PURE_K_QUANT_MIXES[name] ?? name);
   if (t === undefined) throw new Error(`no general.file_type for output type ${outtype}`);
   return t;
 }

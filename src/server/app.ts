@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { protectRoutes } from './auth.js';
 import { registerCors } from './cors.js';
+import { startEngineStatusLog } from './engine-status-log.js';
 import { ApiError, toApiError } from './errors.js';
 import type { GenerationDeps } from './generation.js';
 import { InFlightRequests, SHUTDOWN_MESSAGE } from './in-flight.js';
@@ -86,7 +87,7 @@ export interface DrainResult {
 
 export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx = resolveOptions(opts);
-  const metrics = new ServerMetrics();
+  const metrics = new ServerMetrics({ modelName: ctx.modelName, maxModelLen: ctx.maxModelLen });
   const inFlight = new InFlightRequests(ctx.engine);
   const deps: GenerationDeps = { engine: inFlight, tokenizer: ctx.tokenizer, metrics, maxQueue: ctx.maxQueue };
   let draining = false;
@@ -121,6 +122,14 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   };
   app.decorate('ktserve', { metrics, context: ctx, drain });
   app.addHook('onClose', async () => ctx.encodeWorkers?.close());
+  const stopStepRecords = ctx.engine.onStep((step) => metrics.engineStep(step));
+  const stopStatusLog = ctx.statusLogIntervalMs === undefined
+    ? undefined
+    : startEngineStatusLog(app.log, { engine: ctx.engine, totals: metrics.totals }, ctx.statusLogIntervalMs);
+  app.addHook('onClose', async () => {
+    stopStepRecords();
+    stopStatusLog?.();
+  });
   answerExpectations(app.server);
   registerJsonBodies(app);
 

@@ -116,8 +116,9 @@ class ChoiceRun {
     const now = performance.now();
     if (this.lastTokenAt === undefined) {
       this.firstTokenAt = now;
-      this.deps.metrics.firstToken((now - this.arrivedAt) / 1000);
+      this.deps.metrics.firstToken((now - this.arrivedAt) / 1000, this.plan.promptIds.length);
     } else this.deps.metrics.interToken((now - this.lastTokenAt) / 1000, ids.length);
+    const consumedBefore = this.consumed;
     this.lastTokenAt = now;
     const out: ChoiceOutput & { kind: 'delta' } = { kind: 'delta', index: this.plan.index, content: '', reasoning: '', tokens: [] };
     for (let i = 0; i < ids.length; i++) {
@@ -135,6 +136,8 @@ class ChoiceRun {
         break;
       }
     }
+    // Counted as delivered, so that with a stop string the count is the usage's completion tokens.
+    this.deps.metrics.tokensGenerated(this.consumed - consumedBefore);
     this.emit(out);
   }
 
@@ -144,7 +147,9 @@ class ChoiceRun {
     const completionTokens = this.stoppedByString ? this.consumed : e.completionTokens;
     const reason = this.stoppedByString ? 'stop' : e.reason;
     this.outcome = { reason, promptTokens: e.promptTokens, cachedTokens: e.cachedTokens, completionTokens };
-    this.deps.metrics.requestFinished(reason, e.promptTokens, e.cachedTokens, completionTokens, seconds);
+    this.deps.metrics.requestFinished({
+      reason, promptTokens: e.promptTokens, cachedTokens: e.cachedTokens, completionTokens, e2eSeconds: seconds, timing: e.timing,
+    });
     if (reason === 'error' || (reason === 'abort' && !this.cancelled())) {
       const message = reason === 'error' ? e.error ?? 'the engine failed this request' : 'the engine cancelled this request';
       this.emit({ kind: 'error', index: this.plan.index, message });

@@ -1,7 +1,7 @@
 // The engine requests the HTTP tier has in flight, so a shutdown can wait for them and, past its grace period,
 // end each one the way an engine failure ends it: a stream gets a final error event and `[DONE]`, a waiting
 // client a 503, instead of a connection cut mid-answer.
-import type { EngineClient, EngineEvent, EngineStats, GenerationRequest } from '../engine/engine-api.js';
+import type { EngineClient, EngineEvent, EngineStats, GenerationRequest, StepRecord } from '../engine/engine-api.js';
 
 /** The error text of requests ended by a shutdown (engineFailure answers it with a 503, not a 500). */
 export const SHUTDOWN_MESSAGE = 'the server is shutting down; retry on another instance or later';
@@ -38,6 +38,10 @@ export class InFlightRequests implements EngineClient {
 
   stats(): EngineStats {
     return this.inner.stats();
+  }
+
+  onStep(listener: (step: StepRecord) => void): () => void {
+    return this.inner.onStep(listener);
   }
 
   shutdown(): Promise<void> {

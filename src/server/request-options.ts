@@ -10,7 +10,9 @@ export interface ModelDescription {
   format?: string;
   /** e.g. 'llama', 'qwen3', 'deepseek2'. */
   family?: string;
-  /** e.g. '7B'. */
+  /** Parameters in the weights (every tensor's elements); Ollama's `parameter_size` is written from it. */
+  parameterCount?: number;
+  /** e.g. '7B': overrides the size written from parameterCount. */
   parameterSize?: string;
   /** e.g. 'Q4_K_M', 'F16'. */
   quantization?: string;
@@ -50,6 +52,11 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[] | undefined;
   /** Milliseconds to receive a whole request, headers and body (default 60 s); slower requests get a 408. */
   requestTimeoutMs?: number | undefined;
+  /**
+   * Log the engine's status line (throughput, queue, KV usage, prefix hits) this often while it is busy, at info
+   * level through the server's logger (default: never).
+   */
+  statusLogIntervalMs?: number | undefined;
   /** Fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** For Ollama's /api/tags and /api/show. */

@@ -7,6 +7,8 @@ import {
   type EngineEvent,
   type EngineStats,
   type GenerationRequest,
+  type RequestTiming,
+  type StepRecord,
   type TokenLogprobInfo,
 } from '../../src/engine/engine-api.js';
 import type { FastifyInstance } from 'fastify';
@@ -37,6 +39,11 @@ interface Active {
   script: number[];
   generated: number;
   abortRequested: boolean;
+  /** performance.now() at submission, at its first step, at its first and last tokens. */
+  submittedAt: number;
+  scheduledAt: number | undefined;
+  firstTokenAt: number | undefined;
+  lastTokenAt: number | undefined;
 }
 
 /**
@@ -57,6 +64,9 @@ export class FakeEngine implements EngineClient {
   private timer: NodeJS.Timeout | undefined;
   private steps = 0;
   private closed = false;
+  private readonly stepListeners = new Set<(step: StepRecord) => void>();
+  /** Every step record sent, in order (the oracle of the iteration-token series). */
+  readonly stepRecords: StepRecord[] = [];
   /** Thrown by the next submit, as a bug in the engine client would be (tests of what a 500 tells the client). */
   failNextSubmit: Error | undefined;
 
@@ -71,7 +81,9 @@ export class FakeEngine implements EngineClient {
       throw new RequestRejectedError('queue_full', `fake engine: ${this.active.size} requests in flight`);
     }
     this.submitted.push(req);
-    this.active.set(req.id, { req, onEvent, script: this.opts.script(req), generated: 0, abortRequested: false });
+    this.active.set(req.id, { req, onEvent, script: this.opts.script(req), generated: 0, abortRequested: false,
+      submittedAt: performance.now(), scheduledAt: undefined, firstTokenAt: undefined, lastTokenAt: undefined,
+    });
     this.schedule();
   }
 
@@ -97,6 +109,11 @@ export class FakeEngine implements EngineClient {
     };
   }
 
+  onStep(listener: (step: StepRecord) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
+  }
+
   async shutdown(): Promise<void> {
     this.closed = true;
     for (const a of this.active.values()) this.finish(a, 'abort');
@@ -118,10 +135,18 @@ export class FakeEngine implements EngineClient {
 
   private step(): void {
     this.steps++;
+    const now = performance.now();
+    // As the real engine counts: a request's first step runs its prompt (less the cached part), later ones feed back
+    // one token per token generated.
+    const record: StepRecord = { tokens: 0, prefillTokens: 0 };
     for (const a of [...this.active.values()]) {
       if (a.abortRequested) {
         this.finish(a, 'abort');
         continue;
+      }
+      if (a.scheduledAt === undefined) {
+        a.scheduledAt = now;
+        record.prefillTokens += a.req.promptIds.length - (this.opts.cachedTokens?.(a.req) ?? 0);
       }
       const tokens: number[] = [];
       const logprobs: TokenLogprobInfo[] = [];
@@ -138,12 +163,19 @@ export class FakeEngine implements EngineClient {
         if (a.req.stopIds.includes(id)) reason = 'stop';
         else if (a.generated >= a.req.maxTokens) reason = 'length';
       }
+      record.tokens += a.generated > tokens.length ? tokens.length : 0;
       if (tokens.length > 0) {
+        a.firstTokenAt ??= now;
+        a.lastTokenAt = now;
         a.onEvent({ type: 'tokens', id: a.req.id, tokens, logprobs: logprobs.length > 0 ? logprobs : undefined });
       }
       if (reason) this.finish(a, reason);
       else if (fail && a.generated >= fail.tokens) this.finish(a, 'error', fail.message);
     }
+    record.tokens += record.prefillTokens;
+    if (record.tokens === 0) return;
+    this.stepRecords.push(record);
+    for (const l of this.stepListeners) l(record);
   }
 
   /** The script, then EOS; without a stop id (ignore_eos) the script repeats. */
@@ -165,10 +197,19 @@ export class FakeEngine implements EngineClient {
       promptTokens: a.req.promptIds.length,
       cachedTokens: this.opts.cachedTokens?.(a.req) ?? 0,
       completionTokens: a.generated,
+      timing: timingOf(a, performance.now()),
     };
     this.finished.set(a.req.id, e);
     a.onEvent(e);
   }
+}
+
+/** The engine's phases of a fake request that ends at `end`, by the same rules as EngineCore's. */
+function timingOf(a: Active, end: number): RequestTiming {
+  const scheduled = a.scheduledAt ?? end;
+  const first = a.firstTokenAt ?? end;
+  const last = a.lastTokenAt ?? first;
+  return { queueSeconds: (scheduled - a.submittedAt) / 1000, prefillSeconds: (first - scheduled) / 1000, decodeSeconds: (last - first) / 1000 };
 }
 
 /** A server on an ephemeral port over an engine (a FakeEngine by default), with a fixture model's real tokenizer and chat template. */

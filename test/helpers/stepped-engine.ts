@@ -2,7 +2,7 @@
 // no model: every sampled token is `token`. Steps run only when the test calls step() (or drive()), so tests count
 // scheduling in engine steps, not wall time, and read real prefix-cache hits (cached_tokens) through the server.
 import { CpuBackend } from '../../src/backend/cpu-backend.js';
-import type { EngineClient, EngineEvent, EngineStats, GenerationRequest } from '../../src/engine/engine-api.js';
+import type { EngineClient, EngineEvent, EngineStats, GenerationRequest, StepRecord } from '../../src/engine/engine-api.js';
 import { EngineCore } from '../../src/engine/engine-core.js';
 import type { StepRunner } from '../../src/engine/model-runner.js';
 import type { ModelConfig } from '../../src/models/config.js';
@@ -20,6 +20,8 @@ export interface SteppedEngineOptions {
   chunkSize: number;
   maxBatchSize: number;
   maxQueue: number;
+  /** The engine's clock of request timings (default performance.now). */
+  now?: () => number;
 }
 
 export class SteppedEngine implements EngineClient {
@@ -32,6 +34,7 @@ export class SteppedEngine implements EngineClient {
   readonly admittedAt = new Map<string, number>();
   readonly firstTokenAt = new Map<string, number>();
   private readonly listeners = new Map<string, (e: EngineEvent) => void>();
+  private readonly stepListeners = new Set<(step: StepRecord) => void>();
 
   constructor(opts: SteppedEngineOptions) {
     const backend = new CpuBackend();
@@ -59,7 +62,7 @@ export class SteppedEngine implements EngineClient {
         return { wait: () => ({ logits }) };
       },
     };
-    const scheduling = { chunkSize: opts.chunkSize, maxBatchSize: opts.maxBatchSize, maxQueue: opts.maxQueue, prefixCaching: true, overlap: false };
+    const scheduling = { chunkSize: opts.chunkSize, maxBatchSize: opts.maxBatchSize, maxQueue: opts.maxQueue, prefixCaching: true, overlap: false, ...(opts.now ? { now: opts.now } : {}) };
     this.core = new EngineCore(model, cache, scheduling, runner);
   }
 
@@ -78,6 +81,11 @@ export class SteppedEngine implements EngineClient {
     return this.core.stats();
   }
 
+  onStep(listener: (step: StepRecord) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
+  }
+
   async shutdown(): Promise<void> {
     for (const id of this.listeners.keys()) this.core.abort(id);
     while (this.core.hasWork()) this.step();
@@ -91,6 +99,7 @@ export class SteppedEngine implements EngineClient {
   step(): void {
     const events = this.core.step();
     this.steps++;
+    for (const step of this.core.takeStepRecords()) for (const l of this.stepListeners) l(step);
     for (const e of events) {
       if (e.type === 'tokens' && !this.firstTokenAt.has(e.id)) this.firstTokenAt.set(e.id, this.steps);
       const listener = this.listeners.get(e.id);

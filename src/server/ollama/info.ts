@@ -6,6 +6,27 @@ import { badRequest } from '../errors.js';
 import type { ServerContext } from '../request-options.js';
 import { showBodySchema } from './schemas.js';
 
+/**
+ * A parameter count as Ollama writes `parameter_size`: "8.0B", "494.03M", "984K" (one decimal for billions and
+ * trillions, two for millions, none for thousands; a whole number without decimals).
+ */
+export function formatParameterSize(n: number): string {
+  const scaled = (unit: number, suffix: string, decimals: number): string => {
+    const v = n / unit;
+    return `${v === Math.floor(v) ? v.toFixed(0) : v.toFixed(decimals)}${suffix}`;
+  };
+  if (n >= 1e12) return scaled(1e12, 'T', 1);
+  if (n >= 1e9) return scaled(1e9, 'B', 1);
+  if (n >= 1e6) return scaled(1e6, 'M', 2);
+  if (n >= 1e3) return `${(n / 1e3).toFixed(0)}K`;
+  return String(n);
+}
+
+function parameterSize(ctx: ServerContext): string {
+  const m = ctx.model;
+  return m.parameterSize ?? (m.parameterCount !== undefined ? formatParameterSize(m.parameterCount) : '');
+}
+
 function details(ctx: ServerContext): Record<string, unknown> {
   const m = ctx.model;
   return {
@@ -13,7 +34,7 @@ function details(ctx: ServerContext): Record<string, unknown> {
     format: m.format ?? '',
     family: m.family ?? '',
     families: m.family ? [m.family] : null,
-    parameter_size: m.parameterSize ?? '',
+    parameter_size: parameterSize(ctx),
     quantization_level: m.quantization ?? '',
   };
 }
@@ -48,6 +69,7 @@ export function registerOllamaInfo(app: FastifyInstance, ctx: ServerContext): vo
       details: details(ctx),
       model_info: {
         'general.architecture': arch,
+        ...(ctx.model.parameterCount !== undefined ? { 'general.parameter_count': ctx.model.parameterCount } : {}),
         [`${arch}.context_length`]: ctx.maxModelLen,
       },
       capabilities: ctx.forceThink ? ['completion', 'thinking'] : ['completion'],

@@ -50,6 +50,8 @@ export interface ServerOptions {
   allowedOrigins?: readonly string[] | undefined;
   /** Milliseconds to receive a whole request, headers and body (default 60 s); slower requests get a 408. */
   requestTimeoutMs?: number | undefined;
+  /** Serve the web chat UI at / (--web; default true). */
+  webUi?: boolean | undefined;
   /** Fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** For Ollama's /api/tags and /api/show. */

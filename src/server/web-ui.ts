@@ -5,6 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from './errors.js';
+import { routedPath } from './route-methods.js';
 
 /** web/ beside src/ and dist/: this file runs as dist/src/server/web-ui.js. */
 export const WEB_UI_DIR = fileURLToPath(new URL('../../../web/', import.meta.url));
@@ -76,7 +78,12 @@ function send(req: FastifyRequest, reply: FastifyReply, a: Asset): FastifyReply 
 export function registerWebUi(app: FastifyInstance, dir: string = WEB_UI_DIR): void {
   const assets = readAssets(dir);
   const index = assets.get('index.html')!;
-  app.get('/', async (req, reply) => send(req, reply, index));
+  app.get('/', async (req, reply) => {
+    // The router takes an asterisk target (`GET * HTTP/1.1`, meant for OPTIONS only) for `/`: not a page request.
+    const path = routedPath(req.url);
+    if (path !== '/') throw new ApiError(404, `No route for ${req.method} ${path}`, { code: 'not_found' });
+    return send(req, reply, index);
+  });
   for (const [name, asset] of assets) {
     if (name === 'index.html') continue;
     app.get(`/web/${name}`, async (req, reply) => send(req, reply, asset));

@@ -21,12 +21,16 @@ const KEY = 'sekret-key-1';
 /** Room for the long answer the stop test interrupts, and for a second turn's prompt. */
 const LIMITS = { maxNewTokens: 1024, maxModelLen: 8192 };
 
-/** What the fake engine generates, chosen by the user's words: a long answer to stop, a failure, or ANSWER. */
+/** The newest user turn of a request's prompt (the llama fixture's chat template marks each turn). */
+function lastUserTurn(req: GenerationRequest): string {
+  const prompt = fixtureTokenizer('llama').decode(req.promptIds);
+  return prompt.slice(prompt.lastIndexOf('<|start_header_id|>user'));
+}
+
+/** What the fake engine generates, chosen by the user's newest words: a long answer to stop, or ANSWER. */
 function scriptFor(req: GenerationRequest): number[] {
-  const llama = fixtureTokenizer('llama');
-  const prompt = llama.decode(req.promptIds);
-  const answer = llama.encode(ANSWER, { addSpecialTokens: false });
-  if (prompt.includes('long story')) return Array.from({ length: 40 }, () => answer).flat();
+  const answer = fixtureTokenizer('llama').encode(ANSWER, { addSpecialTokens: false });
+  if (lastUserTurn(req).includes('long story')) return Array.from({ length: 40 }, () => answer).flat();
   return answer;
 }
 
@@ -118,8 +122,8 @@ describe('web chat UI in headless Chromium', { ...needFixtures, ...needChromium 
       launchChromium(),
       startFakeServer({
         script: scriptFor,
-        stepMs: 20,
-        failAfter: (req) => (fixtureTokenizer('llama').decode(req.promptIds).includes('break') ? { tokens: 3, message: 'fake engine failure' } : undefined),
+        stepMs: 12,
+        failAfter: (req) => (lastUserTurn(req).includes('break') ? { tokens: 3, message: 'fake engine failure' } : undefined),
       }, LIMITS),
       startFakeServer(
         { script: () => qwen.encode(`${THOUGHT}</think>\n\n${REASONED}`, { addSpecialTokens: false }), stepMs: 10 },
@@ -189,6 +193,10 @@ describe('web chat UI in headless Chromium', { ...needFixtures, ...needChromium 
     assert.equal(await page.isVisible('#send'), true);
     const partial = (await page.textContent(`${lastAssistant} >> .content`)) ?? '';
     assert.ok(partial.length > 0 && partial.length < 40 * ANSWER.length);
+    // The part that arrived is the assistant's turn in what the next request sends.
+    await say(page, 'Thanks.');
+    assert.equal(await settled(page), 'done');
+    assert.ok(fixtureTokenizer('llama').decode(plain.engine.submitted.at(-1)!.promptIds).includes(partial));
     assert.deepEqual(errors.list, []);
   });
 

@@ -29,14 +29,14 @@ export class ApiError extends Error {
 }
 
 /** fetch with the key; `json` becomes the body. Resolves only to an ok response, else throws an ApiError. */
-export async function apiFetch(path, { json, signal, method } = {}) {
+export async function apiFetch(path, { json, signal } = {}) {
   for (let attempt = 0; ; attempt++) {
     const headers = { accept: json ? 'text/event-stream, application/json' : 'application/json' };
     const key = apiKey();
     if (key) headers.authorization = `Bearer ${key}`;
     if (json !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(path, {
-      method: method ?? (json === undefined ? 'GET' : 'POST'),
+      method: json === undefined ? 'GET' : 'POST',
       headers,
       body: json === undefined ? undefined : JSON.stringify(json),
       signal,

@@ -60,13 +60,14 @@ async function send() {
     view.finish('done', describe(r));
   } catch (e) {
     if (e.name === 'AbortError') {
-      // What arrived stays part of the conversation, as the user saw it.
-      turns.push({ role: 'assistant', content });
+      // What arrived stays part of the conversation, as the user saw it; an answer that never began, doesn't.
+      if (content) turns.push({ role: 'assistant', content });
+      else turns.pop();
       view.finish('stopped', 'stopped');
     } else {
       // The turn never happened: drop it from what is sent next, and give the text back for another try.
       turns.pop();
-      view.fail(e instanceof ApiError || e.name === 'ApiError' ? e.message : `Request failed: ${e.message}`);
+      view.fail(e instanceof ApiError ? e.message : `Request failed: ${e.message}`);
       if (!$('input').value) $('input').value = text;
     }
   } finally {

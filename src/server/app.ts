@@ -20,6 +20,7 @@ import { registerModelsRoutes } from './openai/models.js';
 import { resolveOptions, type ServerContext, type ServerOptions } from './request-options.js';
 import { RouteMethods, routedPath } from './route-methods.js';
 import { answerClientError, answerExpectations, isOllamaPath, routerError } from './transport-errors.js';
+import { registerWebUi } from './web-ui.js';
 
 export type { ServerOptions, ModelDescription } from './request-options.js';
 
@@ -194,5 +195,6 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   registerCompletionsRoute(app, ctx, deps);
   registerOllamaInfo(app, ctx);
   registerOllamaGeneration(app, ctx, deps);
+  if (ctx.webUi ?? true) registerWebUi(app);
   return app;
 }

@@ -57,6 +57,8 @@ export interface ServerOptions {
    * level through the server's logger (default: never).
    */
   statusLogIntervalMs?: number | undefined;
+  /** Serve the web chat UI at / (--web; default true). */
+  webUi?: boolean | undefined;
   /** Fastify's logger option (default off). */
   logger?: FastifyServerOptions['logger'];
   /** For Ollama's /api/tags and /api/show. */

@@ -290,7 +290,8 @@ function get(category: Category, path: string, label: string, statuses?: readonl
 
 function paths(routes: readonly Route[]): FuzzCase[] {
   const out: FuzzCase[] = [];
-  for (const p of ['/', '/v1', '/v1/', '/v2/models', '/api', '/api/', '/api/nope', '/v1/nope', '/V1/MODELS', '/health/x', '/favicon.ico', '/.env', '/v1/models/nope']) {
+  // `/` is the web UI's page (a route, fuzzed with the others); the files beside it are a fixed list.
+  for (const p of ['/index.html', '/web', '/web/', '/web/nope.js', '/web/..%2Fpackage.json', '/v1', '/v1/', '/v2/models', '/api', '/api/', '/api/nope', '/v1/nope', '/V1/MODELS', '/health/x', '/favicon.ico', '/.env', '/v1/models/nope']) {
     out.push(get('paths', p, p, [404]));
   }
   for (const id of ['%00', '..%2F..%2Fetc%2Fpasswd', '%E2%80%AE', 'a'.repeat(4000), '%C0%AF', '😀', '%25', '%2e%2e', ' ']) {

@@ -2,14 +2,9 @@
 // messages, and whose per-request callbacks are fed from the worker's step messages.
 import { Worker } from 'node:worker_threads';
 import {
-  RequestRejectedError, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest,
+  RequestRejectedError, emptyEngineStats, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest,
 } from './engine-api.js';
 import type { EngineOptions, EngineReadyInfo, FromWorker, ToWorker } from './worker-protocol.js';
-
-const emptyStats: EngineStats = {
-  running: 0, waiting: 0, kvBlocksUsed: 0, kvBlocksFree: 0, kvBlocksTotal: 0,
-  prefixCacheHitTokens: 0, prefixCacheQueryTokens: 0, preemptions: 0, steps: 0,
-};
 
 interface Pending {
   onEvent: (e: EngineEvent) => void;
@@ -18,7 +13,7 @@ interface Pending {
 
 export class WorkerEngineClient implements EngineClient {
   private readonly requests = new Map<string, Pending>();
-  private latest: EngineStats = { ...emptyStats };
+  private latest: EngineStats = emptyEngineStats();
   private lastStepMs = 0;
   private stopped: Promise<void> | undefined;
   private crashed: Error | undefined;
@@ -28,7 +23,7 @@ export class WorkerEngineClient implements EngineClient {
     readonly info: EngineReadyInfo,
   ) {
     // Before the first step the worker has sent no stats; the cache it reported at start is all free.
-    this.latest = { ...emptyStats, kvBlocksFree: info.kvBlocks, kvBlocksTotal: info.kvBlocks };
+    this.latest = { ...emptyEngineStats(), kvBlocksFree: info.kvBlocks, kvBlocksTotal: info.kvBlocks };
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {
@@ -73,6 +68,11 @@ export class WorkerEngineClient implements EngineClient {
   stats(): EngineStats {
     if (this.crashed) throw this.crashed;
     return this.latest;
+  }
+
+  /** One sequence can fill the whole KV cache, no more. */
+  get maxSequenceTokens(): number {
+    return this.info.kvTokens;
   }
 
   /** Wall time of the engine's last step, for metrics. */

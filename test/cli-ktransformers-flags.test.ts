@@ -2,7 +2,6 @@
 // cannot honour refused by name with the reason; `--config file.yaml` (vLLM/SGLang style) under the same checks,
 // overridden by the command line; --temperature/--top_p as the server's sampling defaults.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,8 @@ import { UsageError, parseFlags } from '../src/cli/args.js';
 import { serveFlags } from '../src/cli/flag-tables.js';
 import { LoadingEngine } from '../src/engine/loading-engine.js';
 import { FakeEngine, startFakeServer, startServerOver } from './helpers/fake-engine.js';
-import { needFixtures, repoRoot } from './fixtures.js';
+import { startKtserve } from '../bench/ktserve-process.js';
+import { needFixtures } from './fixtures.js';
 
 const parse = (...argv: string[]) => parseFlags(argv, serveFlags);
 const refused = (argv: string[], pattern: RegExp) =>
@@ -105,25 +105,16 @@ describe('--config file.yaml', () => {
     refused(['--config', yamlFile('a.yaml', ''), '--config', yamlFile('b.yaml', '')], /--config given twice/);
   });
 
-  it('serve reads it end to end (the served name, the batch size), the command line winning', needFixtures, async () => {
+  it('serve reads it end to end (the served name, the batch size), the command line winning', async () => {
     const path = yamlFile('serve.yaml', 'demo: true\nmodel_name: from-file\nmax-batch-size: 3\nport: 1\n');
-    const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
-    const child = spawn(process.execPath, [main, 'serve', '--config', path, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
+    // startKtserve adds --port 0 after the flags given: the command line's port wins over the file's 1.
+    const server = await startKtserve(['--config', path]);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          const m = /listening on (http:\/\/[\d.:]+)/.exec(stderr);
-          if (m) resolve(m[1]!);
-        });
-        child.once('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
-      });
-      assert.match(stderr, /max_batch_size 3/);
-      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+      assert.match(server.stderr(), /max_batch_size 3/);
+      const models = (await (await fetch(`${server.url}/v1/models`)).json()) as { data: { id: string }[] };
       assert.equal(models.data[0]!.id, 'from-file');
     } finally {
-      child.kill('SIGTERM');
+      assert.equal((await server.stop()).code, 0);
     }
   });
 });

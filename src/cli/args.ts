@@ -264,9 +264,8 @@ function scanTokens(argv: readonly string[], spec: readonly FlagSpec[], opts: Pa
 /** A config file's flags, checked as the command line's are; its errors name the file. */
 function scanConfig(path: string, spec: readonly FlagSpec[], opts: ParseOptions): Map<FlagSpec, unknown> {
   try {
-    const scan = scanTokens(configFileArgs(path), spec, opts);
-    if (scan.configPath !== undefined) throw new UsageError('a config file cannot name another');
-    return scan.values;
+    // configFileArgs refuses a `config` key, so the file's tokens name no other file.
+    return scanTokens(configFileArgs(path), spec, opts).values;
   } catch (e) {
     if (e instanceof ConfigFileError) throw new UsageError(e.message);
     if (e instanceof UsageError) throw new UsageError(`--config ${path}: ${e.message}`);

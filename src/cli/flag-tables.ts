@@ -1,6 +1,7 @@
-// The flags of `generate` and `serve`, under KTransformers' names where it has one (ktransformers/server/args.py),
-// with the same meaning; its flags this build cannot honour are known by name and refused with the reason.
+// The flags of `generate` and `serve`, in their --help order, under KTransformers' names where it has one
+// (ktransformers/server/args.py) and with the same meaning. A module of its own so tests can parse against them.
 import type { FlagSpec } from './args.js';
+import { ktUnsupportedFlags } from './ktransformers-flags.js';
 import { LOG_LEVELS } from './serve-command.js';
 
 const modelFlags = [
@@ -41,31 +42,6 @@ export const generateFlags = [
   cpuInfer,
 ] as const satisfies readonly FlagSpec[];
 
-const kvc2 = "KTransformers' kvc2 (a KV cache tiered over GPU, CPU memory and disk) is not implemented; the KV cache lives on the engine's device (--cache_lens, --gpu_memory_utilization)";
-const oneDevice = 'ktserve runs a model on one device; splitting it over several GPUs is not implemented';
-
-/** KTransformers' flags seen in real command lines that this build cannot honour yet, each with the reason. */
-const ktUnsupported = [
-  { name: 'cache_q4', type: 'bool', help: '', unsupported: 'a 4-bit KV cache is not implemented; the KV cache holds bf16 or f32 (--kv_cache_dtype)' },
-  { name: 'cache_8bit', type: 'bool', help: '', unsupported: 'an 8-bit KV cache is not implemented; the KV cache holds bf16 or f32 (--kv_cache_dtype)' },
-  { name: 'tp', type: 'string', help: '', unsupported: oneDevice },
-  { name: 'gpu_split', type: 'string', help: '', unsupported: oneDevice },
-  { name: 'q4_gguf_path', type: 'string', help: '', unsupported: 'a second, Q4 GGUF is not read; pass the weights with --gguf_path' },
-  { name: 'draft_model_path', type: 'string', help: '', unsupported: 'speculative decoding with a draft model is not implemented' },
-  { name: 'draft_gguf_path', type: 'string', help: '', unsupported: 'speculative decoding with a draft model is not implemented' },
-  { name: 'ssl_keyfile', type: 'string', help: '', unsupported: 'TLS is not served; put a reverse proxy (nginx, Caddy) in front for HTTPS' },
-  { name: 'ssl_certfile', type: 'string', help: '', unsupported: 'TLS is not served; put a reverse proxy (nginx, Caddy) in front for HTTPS' },
-  { name: 'kvc2_config_dir', type: 'string', help: '', unsupported: kvc2 },
-  { name: 'memory_gpu_only', type: 'string', help: '', unsupported: kvc2 },
-  { name: 'utilization_percentage', type: 'string', help: '', unsupported: kvc2 },
-  { name: 'cpu_memory_size_GB', type: 'string', help: '', unsupported: kvc2 },
-  { name: 'architectures', type: 'string', help: '', unsupported: "the architecture comes from the model's config.json or GGUF metadata and cannot be overridden" },
-  { name: 'device', type: 'string', help: '', unsupported: 'KTransformers abandoned it too; ktserve picks the device with --backend auto|cpu|cuda' },
-  { name: 'log_dir', type: 'string', help: '', unsupported: 'ktserve logs to stderr; redirect it (2>>file) or let the service manager keep it' },
-  { name: 'log_file', type: 'string', help: '', unsupported: 'ktserve logs to stderr; redirect it (2>>file) or let the service manager keep it' },
-  { name: 'sched_strategy', type: 'string', help: '', unsupported: 'the scheduler is first come, first served only' },
-] as const satisfies readonly FlagSpec[];
-
 export const serveFlags = [
   ...modelFlags,
   { name: 'host', type: 'string', help: 'address to listen on', default: '127.0.0.1' },
@@ -103,5 +79,5 @@ export const serveFlags = [
   { name: 'web', type: 'bool', help: 'serve the web UI' },
   { name: 'log_level', type: 'string', help: 'least severe log events written (crit = fatal, as KTransformers names it)', default: 'info', choices: [...LOG_LEVELS, 'crit'] },
   { name: 'log_format', type: 'string', help: 'text lines or one JSON object per line', default: 'text', choices: ['text', 'json'] },
-  ...ktUnsupported,
+  ...ktUnsupportedFlags,
 ] as const satisfies readonly FlagSpec[];

@@ -5,6 +5,8 @@ import {
   emptyEngineStats, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest,
 } from './engine-api.js';
 
+export const LOADING_MESSAGE = 'the model is still loading; retry when /health says ok';
+
 /** A request reached the engine before its model was loaded (the server answers 503 `model_loading`). */
 export class EngineLoadingError extends Error {
   override readonly name = 'EngineLoadingError';
@@ -41,7 +43,7 @@ export class LoadingEngine<E extends EngineClient = EngineClient> implements Eng
 
   submit(req: GenerationRequest, onEvent: (e: EngineEvent) => void): Promise<void> {
     if (this.engine) return this.engine.submit(req, onEvent);
-    return Promise.reject(this.failure ?? new EngineLoadingError('the model is still loading; retry when /health says ok'));
+    return Promise.reject(this.failure ?? new EngineLoadingError(LOADING_MESSAGE));
   }
 
   abort(id: string): void {

@@ -2,7 +2,7 @@
 // and the mapping of every failure (Fastify's own, schema validation, engine rejections) onto it.
 import type { FastifyError } from 'fastify';
 import { RequestRejectedError } from '../engine/engine-api.js';
-import { EngineLoadingError } from '../engine/loading-engine.js';
+import { EngineLoadingError, LOADING_MESSAGE } from '../engine/loading-engine.js';
 
 /** The `type` field of an OpenAI error body. */
 export type ApiErrorType =
@@ -81,7 +81,7 @@ export function fromRejection(e: RequestRejectedError): ApiError {
 export const LOADING_RETRY_AFTER_SECONDS = 5;
 
 /** A request that arrived before the model was loaded (llama-server answers the same way, with 503). */
-export function modelLoading(message = 'the model is still loading; retry when /health says ok'): ApiError {
+export function modelLoading(message = LOADING_MESSAGE): ApiError {
   return new ApiError(503, message, { code: 'model_loading', headers: { 'retry-after': String(LOADING_RETRY_AFTER_SECONDS) } });
 }
 

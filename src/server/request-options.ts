@@ -22,6 +22,7 @@ export interface ModelDescription {
 
 export interface ServerOptions {
   engine: EngineClient;
+  /** May be a getter (as may chatTemplate): the server reads it on first use, not when it is built. */
   tokenizer: Tokenizer;
   /** The model's chat template; without one, chat routes fall back to a plain "role: content" transcript. */
   chatTemplate: ChatTemplate | undefined;

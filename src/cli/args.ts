@@ -1,5 +1,7 @@
 // Declarative flag parsing for ktserve's subcommands. Flags keep KTransformers' underscore names and accept
 // dashes too (--max_new_tokens 8 ≡ --max-new-tokens=8); values are typed, checked, and --help is generated.
+// `--config file.yaml` reads more flags from a file (vLLM's and SGLang's convention); the command line wins.
+import { ConfigFileError, configFileArgs } from './config-file.js';
 
 export type FlagType = 'string' | 'int' | 'float' | 'bool' | 'int-list';
 
@@ -27,6 +29,11 @@ export interface FlagSpec<T extends FlagType = FlagType> {
   aliases?: readonly string[];
   /** One-letter short form: 'm' for -m. */
   short?: string;
+  /**
+   * A flag known by name (KTransformers') that this build cannot honour yet: giving it (a bool flag: giving it
+   * true) is a UsageError with this reason, instead of being taken silently or called unknown.
+   */
+  unsupported?: string;
 }
 
 /** A command line that cannot be obeyed; the CLI prints the message and exits with status 2. */
@@ -167,12 +174,14 @@ export function suggest(input: string, candidates: readonly string[]): string | 
   return best;
 }
 
-/** Parses `argv` (the arguments after the subcommand) against `spec`. Throws UsageError or HelpRequested. */
-export function parseFlags<const S extends readonly FlagSpec[]>(
-  argv: readonly string[],
-  spec: S,
-  opts: ParseOptions = {},
-): ParsedFlags<S> {
+interface Scan {
+  values: Map<FlagSpec, unknown>;
+  positionals: string[];
+  configPath: string | undefined;
+}
+
+/** Reads one list of tokens (the command line, or a config file's) into typed values, later ones winning. */
+function scanTokens(argv: readonly string[], spec: readonly FlagSpec[], opts: ParseOptions): Scan {
   const byName = new Map<string, FlagSpec>();
   const byShort = new Map<string, FlagSpec>();
   for (const s of spec) {
@@ -181,6 +190,7 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
   }
   const values = new Map<FlagSpec, unknown>();
   const positionals: string[] = [];
+  let configPath: string | undefined;
 
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
@@ -191,6 +201,7 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
     let s: FlagSpec | undefined;
     let flag: string;
     let inline: string | undefined;
+    let negated = false;
     if (tok.startsWith('--')) {
       const eq = tok.indexOf('=');
       flag = eq < 0 ? tok : tok.slice(0, eq);
@@ -198,10 +209,18 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
       const key = normalize(flag.slice(2));
       s = byName.get(key);
       if (!s && key === 'help') throw new HelpRequested(formatHelp(spec, opts));
-      const negated = !s && key.startsWith('no_') ? byName.get(key.slice(3)) : undefined;
-      if (negated?.type === 'bool' && inline === undefined) {
-        values.set(negated, false);
+      if (!s && key === 'config') {
+        const path = inline ?? argv[++i];
+        if (path === undefined || path === '') throw new UsageError('--config needs a value (a YAML file)');
+        if (configPath !== undefined) throw new UsageError(`--config given twice (${configPath}, ${path}); put the flags in one file`);
+        configPath = path;
         continue;
+      }
+      // --no-x is --x=false for a bool flag (argparse's BooleanOptionalAction, as KTransformers' --no-force_think).
+      const positive = !s && key.startsWith('no_') ? byName.get(key.slice(3)) : undefined;
+      if (positive?.type === 'bool') {
+        s = positive;
+        negated = true;
       }
       if (!s) {
         const hint = suggest(key, [...byName.keys()]);
@@ -218,11 +237,13 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
       continue;
     }
 
+    // Refused whatever its value: the reason helps more than a complaint about a missing or odd value.
+    if (s.unsupported !== undefined && s.type !== 'bool') throw new UsageError(`${flag}: ${s.unsupported}`);
     let raw = inline;
     if (s.type === 'bool' && raw === undefined) {
-      // `--flag` alone means true; `--flag true|false` consumes the word.
+      // `--flag` alone means true; `--flag true|false` consumes the word (not after --no-flag: that is the value).
       const next = argv[i + 1]?.toLowerCase();
-      raw = next !== undefined && (TRUE_WORDS.has(next) || FALSE_WORDS.has(next)) ? argv[++i]! : 'true';
+      raw = !negated && next !== undefined && (TRUE_WORDS.has(next) || FALSE_WORDS.has(next)) ? argv[++i]! : 'true';
     } else if (raw === undefined) {
       const next = argv[i + 1];
       // A following flag means the value is missing; a negative number is still a value.
@@ -232,9 +253,36 @@ export function parseFlags<const S extends readonly FlagSpec[]>(
       raw = next;
       i++;
     }
-    values.set(s, convert(flag, s, raw));
+    let v = convert(flag, s, raw);
+    if (negated) v = !v;
+    if (s.unsupported !== undefined && v === true) throw new UsageError(`${flag}: ${s.unsupported}`);
+    values.set(s, v);
   }
+  return { values, positionals, configPath };
+}
 
+/** A config file's flags, checked as the command line's are; its errors name the file. */
+function scanConfig(path: string, spec: readonly FlagSpec[], opts: ParseOptions): Map<FlagSpec, unknown> {
+  try {
+    // configFileArgs refuses a `config` key, so the file's tokens name no other file.
+    return scanTokens(configFileArgs(path), spec, opts).values;
+  } catch (e) {
+    if (e instanceof ConfigFileError) throw new UsageError(e.message);
+    if (e instanceof UsageError) throw new UsageError(`--config ${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Parses `argv` (the arguments after the subcommand) against `spec`. Throws UsageError or HelpRequested. */
+export function parseFlags<const S extends readonly FlagSpec[]>(
+  argv: readonly string[],
+  spec: S,
+  opts: ParseOptions = {},
+): ParsedFlags<S> {
+  const { values, positionals, configPath } = scanTokens(argv, spec, opts);
+  if (configPath !== undefined) {
+    for (const [s, v] of scanConfig(configPath, spec, opts)) if (!values.has(s)) values.set(s, v);
+  }
   if (positionals.length > 0 && opts.positionals === undefined) {
     throw new UsageError(`unexpected argument '${positionals[0]}'; flags start with --`);
   }
@@ -266,7 +314,7 @@ function wrap(text: string, width: number, indent: number): string {
 /** Help text from the spec: usage, description, one entry per flag with type, default and bounds. */
 export function formatHelp(spec: readonly FlagSpec[], opts: ParseOptions = {}): string {
   const usage = `Usage: ${opts.command ?? 'ktserve'} [options]${opts.positionals ? ` ${opts.positionals}` : ''}`;
-  const rows = spec.map((s) => {
+  const rows = spec.filter((s) => s.unsupported === undefined).map((s) => {
     const names = [s.short ? `-${s.short}, ` : '', `--${s.name}`, ...(s.aliases ?? []).map((a) => `, --${a}`)].join('');
     const left = `${names} ${s.type === 'bool' ? '[true|false]' : `<${typeLabel(s)}>`}`;
     const notes: string[] = [];
@@ -276,7 +324,9 @@ export function formatHelp(spec: readonly FlagSpec[], opts: ParseOptions = {}): 
     if (range) notes.push(range);
     return [left, notes.length ? `${s.help} (${notes.join('; ')})` : s.help] as const;
   });
+  rows.push(['--config <file.yaml>', 'Read flags from a YAML mapping (port: 10002, max_batch_size: 8); the command line overrides it']);
   rows.push(['-h, --help', 'Show this help and exit']);
+  const refused = spec.filter((s) => s.unsupported !== undefined).map((s) => `--${s.name}`);
   const col = Math.min(34, Math.max(...rows.map(([l]) => l.length)) + 2);
   const body = rows.map(([l, r]) => {
     const pad = l.length + 2 <= col ? l.padEnd(col) : `${l}\n${' '.repeat(col + 2)}`;
@@ -291,6 +341,7 @@ export function formatHelp(spec: readonly FlagSpec[], opts: ParseOptions = {}): 
     '',
     'Underscores and dashes are interchangeable in flag names (--max_new_tokens ≡ --max-new-tokens),',
     'and a value may follow the flag or an = sign (--max_new_tokens=8).',
+    ...(refused.length > 0 ? ['', wrap(`Known but not supported yet (refused with the reason): ${refused.join(' ')}`, 100, 0)] : []),
     '',
   ].join('\n');
 }

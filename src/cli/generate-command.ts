@@ -75,9 +75,15 @@ export async function runGenerate(f: GenerateFlags): Promise<void> {
     onToken: (id) => {
       if (!firstToken) firstToken = performance.now();
       if (stream && !stopIds.has(id)) process.stdout.write(detok.push(id));
+      // The reader went away (`| head`): the write failed at once, and its error event waits for this loop to end.
+      return !process.stdout.errored;
     },
   });
   const end = performance.now();
+  if (process.stdout.errored) {
+    cache.dispose();
+    return; // the 'error' listener in main.ts ends the process quietly
+  }
   if (stream) {
     process.stdout.write(detok.flush() + '\n');
     const decodeTokens = result.ids.length - 1;

@@ -6,7 +6,10 @@ import { cudaAvailable } from '../backend/cuda-backend.js';
 import { runBenchServe } from './bench-command.js';
 import { runBenchEngine } from './bench-engine-command.js';
 import { runMakeModel } from './make-model-command.js';
-import { HelpRequested, kvDtypeFor, parseFlags, UsageError, type FlagSpec } from './args.js';
+import { HelpRequested, kvDtypeFor, parseFlags, UsageError } from './args.js';
+import { generateFlags, serveFlags } from './flag-tables.js';
+import { LOG_LEVELS, type LogLevel } from './serve-command.js';
+import { packageVersion } from './version.js';
 
 /** --backend auto: the GPU where this build can use one. */
 function pickBackend(flag: string): 'cpu' | 'cuda' {
@@ -14,66 +17,13 @@ function pickBackend(flag: string): 'cpu' | 'cuda' {
   return flag === 'cuda' ? 'cuda' : 'cpu';
 }
 
-const modelFlags = [
-  { name: 'model', type: 'string', help: 'a GGUF file (config and tokenizer from its metadata)', short: 'm' },
-  { name: 'model_path', type: 'string', help: 'Hugging Face model directory (config.json, tokenizer files, maybe safetensors)' },
-  { name: 'gguf_path', type: 'string', help: 'GGUF weights: a file, the first of split files, or a directory' },
-  { name: 'demo', type: 'bool', help: 'use the built-in demo model' },
-] as const satisfies readonly FlagSpec[];
-
-const generateFlags = [
-  ...modelFlags,
-  { name: 'prompt', type: 'string', help: 'the prompt text', required: true, short: 'p' },
-  { name: 'chat', type: 'bool', help: "wrap the prompt in the model's chat template as a user turn" },
-  { name: 'system', type: 'string', help: 'system message, with --chat' },
-  { name: 'max_new_tokens', type: 'int', help: 'tokens to generate at most', default: 64, min: 1 },
-  { name: 'temperature', type: 'float', help: '0 = greedy (default 0.8)', min: 0 },
-  { name: 'top_p', type: 'float', help: 'nucleus sampling mass (default 0.95)', min: 0, max: 1 },
-  { name: 'top_k', type: 'int', help: 'keep the k most likely tokens; 0 = off (default 40)', min: -1 },
-  { name: 'min_p', type: 'float', help: 'drop tokens below min_p × the top probability (default 0.05)', min: 0, max: 1 },
-  { name: 'repetition_penalty', type: 'float', help: 'HF-style repetition penalty (default 1 = off)', min: 0 },
-  { name: 'seed', type: 'int', help: 'random seed; the same seed gives the same output' },
-  { name: 'ignore_eos', type: 'bool', help: 'generate all max_new_tokens, ignoring end-of-sequence tokens' },
-  { name: 'output', type: 'string', help: 'text (streamed) or json ({prompt_ids, ids, text})', default: 'text', choices: ['text', 'json'] },
-  { name: 'chunk_size', type: 'int', help: 'prompt tokens per forward pass (chunked prefill)', default: 512, min: 1 },
-] as const satisfies readonly FlagSpec[];
-
-const serveFlags = [
-  ...modelFlags,
-  { name: 'host', type: 'string', help: 'address to listen on', default: '127.0.0.1' },
-  { name: 'port', type: 'int', help: 'port to listen on (0: any free port)', default: 10002, min: 0, max: 65535 },
-  { name: 'optimize_config_path', type: 'string', help: 'KTransformers placement rules (YAML) for hybrid MoE models' },
-  { name: 'max_new_tokens', type: 'int', help: 'upper bound of max_tokens per request', default: 2048, min: 1 },
-  { name: 'cache_lens', type: 'int', help: 'KV cache size in tokens, shared by all requests (default: CPU 32768; CUDA fills --gpu_memory_utilization)', min: 1 },
-  { name: 'gpu_memory_utilization', type: 'float', help: 'fraction of GPU memory to hold when --cache_lens is not given', default: 0.9, min: 0.05, max: 1 },
-  { name: 'gpu_memory_limit', type: 'float', help: 'GiB the server may hold on the GPU in all (weights, activations, graphs, KV); --gpu_memory_utilization applies to it (default: the whole card)', min: 0.1 },
-  { name: 'no_cuda_graph', type: 'bool', help: 'run every step eagerly (no CUDA graphs for decode steps)' },
-  { name: 'no_overlap', type: 'bool', help: 'CUDA: plan each step only after the previous one is read (default: planned while it runs)' },
-  { name: 'kv_cache_dtype', type: 'string', help: 'KV cache element type: auto (bf16 on CUDA: half the memory and attention reads; f32 on the CPU), f32 or bf16', default: 'auto', choices: ['auto', 'f32', 'bf16'] },
-  { name: 'chunk_size', type: 'int', help: 'tokens per engine step (chunked prefill budget)', default: 512, min: 1 },
-  { name: 'max_batch_size', type: 'int', help: 'sequences per engine step', default: 32, min: 1 },
-  { name: 'backend_type', type: 'string', help: 'balance_serve (continuous batching) or ktransformers (one request at a time)', default: 'balance_serve', choices: ['balance_serve', 'ktransformers'] },
-  { name: 'force_think', type: 'bool', help: 'open the assistant turn with <think> and return thinking as reasoning_content' },
-  { name: 'api_key', type: 'string', help: 'require "Authorization: Bearer <key>" on /v1 and /api routes' },
-  { name: 'api_key_file', type: 'string', help: "more accepted keys, one per line (# comments); each key's requests get prefix-cache entries of their own" },
-  { name: 'block_size', type: 'int', help: 'tokens per KV block', default: 16, min: 1, max: 1024, aliases: ['page_size'] },
-  { name: 'max_queue', type: 'int', help: 'waiting requests before new ones get 503 (each choice of a request counts as one)', default: 1024, min: 1 },
-  { name: 'max_choices_per_request', type: 'int', help: 'most choices (prompts × n) one request may ask for; more get a 400 (default: --max_batch_size, at most --max_queue)', min: 1 },
-  { name: 'served_model_name', type: 'string', help: 'model name reported by /v1/models' },
-  { name: 'allowed_origins', type: 'string', help: 'comma-separated origins whose web pages may call the API; * = any, *.example.com-style wildcards (default: localhost pages only, as Ollama)' },
-  { name: 'shutdown_timeout', type: 'float', help: 'seconds requests in flight get to finish on SIGTERM/SIGINT before they are ended with an error', default: 10, min: 0 },
-  { name: 'backend', type: 'string', help: 'where the model runs: auto (cuda where a GPU build sees a device, else cpu), cpu, cuda', default: 'auto', choices: ['auto', 'cpu', 'cuda'] },
-  { name: 'prefix_cache', type: 'bool', help: 'reuse KV blocks of shared prompt prefixes (--no-prefix_cache to disable)', default: true },
-] as const satisfies readonly FlagSpec[];
-
 const commands: Record<string, { help: string; run: (argv: string[]) => Promise<void> }> = {
   generate: {
     help: 'generate text from one prompt',
     run: async (argv) => {
       const f = parseFlags(argv, generateFlags, { command: 'ktserve generate', description: commands['generate']!.help });
-      if (!f.demo && f.model === undefined && f.model_path === undefined && f.gguf_path === undefined) {
-        throw new UsageError('no model given: pass --model <file.gguf>, --model_path <dir> [--gguf_path <file>], or --demo');
-      }
+      checkModelFlags(f);
+      useCpuThreads(f.cpu_infer);
       await runGenerate({
         model: f.model,
         modelPath: f.model_path,
@@ -99,6 +49,8 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
     help: 'serve the OpenAI- and Ollama-compatible HTTP API',
     run: async (argv) => {
       const f = parseFlags(argv, serveFlags, { command: 'ktserve serve', description: commands['serve']!.help });
+      checkModelFlags(f);
+      useCpuThreads(f.cpu_infer); // before pickBackend: that may load the addon
       const backend = pickBackend(f.backend);
       await runServe({
         host: f.host,
@@ -112,7 +64,7 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         cacheLens: f.cache_lens,
         gpuMemoryUtilization: f.gpu_memory_utilization,
         gpuMemoryLimit: f.gpu_memory_limit,
-        cudaGraphs: !f.no_cuda_graph,
+        cudaGraphs: f.use_cuda_graph,
         overlap: f.no_overlap ? false : undefined,
         kvCacheDtype: kvDtypeFor(f.kv_cache_dtype, backend),
         chunkSize: f.chunk_size,
@@ -129,6 +81,11 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
         servedModelName: f.served_model_name,
         prefixCache: f.prefix_cache,
         backend,
+        temperature: f.temperature,
+        topP: f.top_p,
+        webUi: f.web,
+        logLevel: logLevel(f.log_level),
+        logFormat: f.log_format === 'json' ? 'json' : 'text',
       });
     },
   },
@@ -138,7 +95,9 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
       const [sub, ...rest] = argv;
       if (sub === 'serve') return runBenchServe(rest);
       if (sub === 'engine') return runBenchEngine(rest);
-      throw new UsageError(`bench: unknown benchmark "${sub ?? ''}" (available: serve, engine)`);
+      if (sub === '--help' || sub === '-h' || sub === 'help') throw new HelpRequested(benchUsage());
+      if (sub === undefined) throw new UsageError(`no benchmark given\n\n${benchUsage()}`);
+      throw new UsageError(`unknown benchmark "${sub}" (available: serve, engine); see ktserve bench --help`);
     },
   },
   'make-model': {
@@ -147,9 +106,45 @@ const commands: Record<string, { help: string; run: (argv: string[]) => Promise<
   },
 };
 
+function benchUsage(): string {
+  return [
+    'usage: ktserve bench <benchmark> [flags]',
+    '',
+    'benchmarks:',
+    '  serve       drive any OpenAI-compatible server at several concurrencies: TTFT, TPOT, ITL, throughput',
+    '  engine      batched prefill/decode throughput of the engine alone, without HTTP (like llama-batched-bench)',
+    '',
+    "'ktserve bench <benchmark> --help' lists its flags.",
+    '',
+  ].join('\n');
+}
+
+/** One model source, or --demo; the demo is never served by default (llama-server and KTransformers need a model). */
+function checkModelFlags(f: { demo: boolean; model?: string | undefined; model_path?: string | undefined; gguf_path?: string | undefined }): void {
+  const given = f.model !== undefined || f.model_path !== undefined || f.gguf_path !== undefined;
+  if (f.demo && given) throw new UsageError('--demo serves the built-in demo model: leave out --model, --model_path and --gguf_path, or --demo');
+  if (!f.demo && !given) {
+    throw new UsageError('no model given: pass --model <file.gguf>, --model_path <dir> [--gguf_path <file>], or --demo for the built-in demo model (what npm start does)');
+  }
+}
+
+/**
+ * --cpu_infer (KTransformers' name): the native pool reads KT_NUM_THREADS once, when first used, and the engine
+ * worker shares this process's environment, so setting it before any kernel runs sizes the pool.
+ */
+function useCpuThreads(n: number | undefined): void {
+  if (n !== undefined) process.env.KT_NUM_THREADS = String(n);
+}
+
+/** --log_level: pino's names, and KTransformers' `crit` for fatal. */
+function logLevel(flag: string): LogLevel {
+  if (flag === 'crit') return 'fatal';
+  return (LOG_LEVELS as readonly string[]).includes(flag) ? (flag as LogLevel) : 'info';
+}
+
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(12)}${c.help}`);
-  return `usage: ktserve <command> [flags]\n\ncommands:\n${lines.join('\n')}\n\n'ktserve <command> --help' lists a command's flags.\n`;
+  return `usage: ktserve <command> [flags]\n       ktserve --version\n\ncommands:\n${lines.join('\n')}\n\n'ktserve <command> --help' lists a command's flags.\n`;
 }
 
 /** Resolves to an exit code, or undefined to let the process run on (a server). */
@@ -158,6 +153,10 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`ktserve ${packageVersion()}\n`);
+    return 0;
   }
   const command = commands[name];
   if (!command) {
@@ -183,5 +182,13 @@ async function main(argv: string[]): Promise<number | undefined> {
   }
 }
 
+// `ktserve generate … | head`: once the reader has gone, end quietly, as `yes | head` does, not with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const code = await main(process.argv.slice(2));
+// A failed command has nothing left to finish, and a started engine worker would otherwise keep the process alive.
+if (code !== undefined && code !== 0) process.exit(code);
 if (code !== undefined) process.exitCode = code;

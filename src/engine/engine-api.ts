@@ -76,6 +76,14 @@ export interface EngineStats {
   steps: number;
 }
 
+/** An engine's stats before its first step: nothing running, no cache in use. */
+export function emptyEngineStats(): EngineStats {
+  return {
+    running: 0, waiting: 0, kvBlocksUsed: 0, kvBlocksFree: 0, kvBlocksTotal: 0,
+    prefixCacheHitTokens: 0, prefixCacheQueryTokens: 0, preemptions: 0, steps: 0,
+  };
+}
+
 /** What the server needs of an engine, in the same thread or across a worker boundary. */
 export interface EngineClient {
   /** Queues a request. Resolves once the engine has admitted it, or rejects with a
@@ -91,6 +99,10 @@ export interface EngineClient {
    */
   onStep(listener: (step: StepRecord) => void): () => void;
   shutdown(): Promise<void>;
+  /** True while the model is still loading: the server then answers 503 `model_loading`. Absent: always ready. */
+  loading?(): boolean;
+  /** Tokens one sequence can hold at most (prompt + completion: the KV cache's size); absent: only the model bounds it. */
+  readonly maxSequenceTokens?: number | undefined;
 }
 
 export class RequestRejectedError extends Error {

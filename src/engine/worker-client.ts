@@ -2,14 +2,9 @@
 // messages, and whose per-request callbacks are fed from the worker's step messages.
 import { Worker } from 'node:worker_threads';
 import {
-  RequestRejectedError, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest, type StepRecord,
+  RequestRejectedError, emptyEngineStats, type EngineClient, type EngineEvent, type EngineStats, type GenerationRequest, type StepRecord,
 } from './engine-api.js';
 import type { EngineOptions, EngineReadyInfo, FromWorker, ToWorker } from './worker-protocol.js';
-
-const emptyStats: EngineStats = {
-  running: 0, waiting: 0, kvBlocksUsed: 0, kvBlocksFree: 0, kvBlocksTotal: 0,
-  prefixCacheHitTokens: 0, prefixCacheQueryTokens: 0, preemptions: 0, steps: 0,
-};
 
 interface Pending {
   onEvent: (e: EngineEvent) => void;
@@ -19,7 +14,7 @@ interface Pending {
 export class WorkerEngineClient implements EngineClient {
   private readonly requests = new Map<string, Pending>();
   private readonly stepListeners = new Set<(step: StepRecord) => void>();
-  private latest: EngineStats = { ...emptyStats };
+  private latest: EngineStats = emptyEngineStats();
   private lastStepMs = 0;
   private stopped: Promise<void> | undefined;
   private crashed: Error | undefined;
@@ -29,7 +24,7 @@ export class WorkerEngineClient implements EngineClient {
     readonly info: EngineReadyInfo,
   ) {
     // Before the first step the worker has sent no stats; the cache it reported at start is all free.
-    this.latest = { ...emptyStats, kvBlocksFree: info.kvBlocks, kvBlocksTotal: info.kvBlocks };
+    this.latest = { ...emptyEngineStats(), kvBlocksFree: info.kvBlocks, kvBlocksTotal: info.kvBlocks };
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.fail(err));
     worker.on('exit', (code) => {
@@ -79,6 +74,11 @@ export class WorkerEngineClient implements EngineClient {
   onStep(listener: (step: StepRecord) => void): () => void {
     this.stepListeners.add(listener);
     return () => this.stepListeners.delete(listener);
+  }
+
+  /** One sequence can fill the whole KV cache, no more. */
+  get maxSequenceTokens(): number {
+    return this.info.kvTokens;
   }
 
   /** Wall time of the engine's last step, for metrics. */

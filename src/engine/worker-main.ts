@@ -11,6 +11,10 @@ const port = parentPort;
 if (!port) throw new Error('worker-main.ts must run in a worker thread');
 const post = (m: FromWorker): void => port.postMessage(m);
 
+// For tests of the server's loading state only: hold the load this many milliseconds. Unset, it costs nothing.
+const testDelayMs = Number(process.env.KT_TEST_LOAD_DELAY_MS ?? 0);
+if (testDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, testDelayMs));
+
 let core: EngineCore;
 try {
   const engine = createEngine(workerData as EngineOptions);

@@ -15,14 +15,19 @@ function repoRoot(): string {
   return dir;
 }
 
+/** The repository's models/ folder: the demo model and the preset tokenizers ship there. */
+export function shippedModelsDir(): string {
+  return join(repoRoot(), 'models');
+}
+
 /** The shipped GGUF. */
 export function demoModelPath(): string {
-  return join(repoRoot(), 'models', 'ktserve-demo.gguf');
+  return join(shippedModelsDir(), 'ktserve-demo.gguf');
 }
 
 /** The same model's Hugging Face side: config.json, tokenizer.json, tokenizer_config.json, generation_config.json. */
 export function demoModelDir(): string {
-  return join(repoRoot(), 'models', 'ktserve-demo');
+  return join(shippedModelsDir(), 'ktserve-demo');
 }
 
 /** The demo model's path, after checking it is there (it is part of the checkout, not made on first use). */

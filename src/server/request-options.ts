@@ -24,12 +24,16 @@ export interface ModelDescription {
 
 export interface ServerOptions {
   engine: EngineClient;
+  /** May be a getter (as may chatTemplate): the server reads it on first use, not when it is built. */
   tokenizer: Tokenizer;
   /** The model's chat template; without one, chat routes fall back to a plain "role: content" transcript. */
   chatTemplate: ChatTemplate | undefined;
   /** The name /v1/models and responses report (--served_model_name). Requests may name any model. */
   modelName: string;
-  /** The context length: prompt + completion tokens of one request. */
+  /**
+   * The context length: prompt + completion tokens of one request. The server holds requests to the smaller of
+   * this and the engine's maxSequenceTokens (known once its model is loaded).
+   */
   maxModelLen: number;
   /** Upper bound of max_tokens (--max_new_tokens); requests asking for more are clamped to it. */
   maxNewTokens: number;
@@ -42,6 +46,11 @@ export interface ServerOptions {
   apiKeys?: readonly string[] | undefined;
   /** R1-style models: the assistant turn starts with `<think>\n`, and text up to `</think>` is reasoning. */
   forceThink: boolean;
+  /**
+   * Sampling defaults for requests that set none (--temperature, --top_p, as KTransformers' server flags); they
+   * replace the built-in defaults of both APIs (OpenAI's temperature 1 and top_p 1, Ollama's 0.8 and 0.9).
+   */
+  samplingDefaults?: SamplingDefaults | undefined;
   /** When set, a request gets a 503 while its choices don't fit beside the engine's waiting requests. */
   maxQueue?: number | undefined;
   /** Most choices (prompts × n) one request may ask for (default 128, OpenAI's bound on n); more → 400. */
@@ -72,6 +81,12 @@ export interface ServerOptions {
   tokenizerWorkers?: number | undefined;
 }
 
+/** Server-wide sampling defaults; each applies where a request leaves its field out. */
+export interface SamplingDefaults {
+  temperature?: number | undefined;
+  topP?: number | undefined;
+}
+
 export const DEFAULT_TOKENIZER_WORKERS = 2;
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
@@ -91,9 +106,15 @@ export interface ServerContext extends ServerOptions {
   /** Seconds since the epoch when the server was built, for `created` fields. */
   startedAt: number;
   /** The tokenizer's special-token texts, to keep them out of client text in chat prompts. */
-  specialTexts: SpecialTexts;
-  /** Where long prompts are tokenized; undefined: inline. Closed with the server. */
-  encodeWorkers: EncodeWorkerPool | undefined;
+  readonly specialTexts: SpecialTexts;
+  /** Where long prompts are tokenized; undefined: inline. Made on first use, closed with the server. */
+  readonly encodeWorkers: EncodeWorkerPool | undefined;
+  /** Closes the encode workers, if any were made. */
+  closeEncodeWorkers(): Promise<void>;
+}
+
+function encodePool(source: Tokenizer['source'], workers: number): EncodeWorkerPool | undefined {
+  return source !== undefined && workers > 0 ? new EncodeWorkerPool(source, workers) : undefined;
 }
 
 export function resolveOptions(opts: ServerOptions): ServerContext {
@@ -112,9 +133,13 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
   }
   const workers = opts.tokenizerWorkers ?? DEFAULT_TOKENIZER_WORKERS;
   if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`tokenizerWorkers must be an integer ≥ 0, got ${workers}`);
-  const source = opts.tokenizer.source;
-  return {
-    ...opts,
+  const engine = opts.engine;
+  let special: SpecialTexts | undefined;
+  let pool: { value: EncodeWorkerPool | undefined } | undefined;
+  // The options are copied with their accessors, where a spread would read them: a tokenizer or chat template
+  // handed in as a getter stays unbuilt until first use (the CLI binds its port before a 150k vocabulary is built).
+  const ctx = Object.defineProperties({}, Object.getOwnPropertyDescriptors(opts)) as ServerContext;
+  Object.assign(ctx, {
     apiKeys,
     maxChoicesPerRequest: maxChoices,
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -123,7 +148,15 @@ export function resolveOptions(opts: ServerOptions): ServerContext {
     version: opts.version ?? '0.1.0',
     model: opts.model ?? {},
     startedAt: Math.floor(Date.now() / 1000),
-    specialTexts: SpecialTexts.of(opts.tokenizer),
-    encodeWorkers: source !== undefined && workers > 0 ? new EncodeWorkerPool(source, workers) : undefined,
-  };
+  });
+  return Object.defineProperties(ctx, {
+    // An engine that is still loading learns its KV cache's size only once loaded.
+    maxModelLen: { enumerable: true, get: () => Math.min(opts.maxModelLen, engine.maxSequenceTokens ?? Infinity) },
+    specialTexts: { enumerable: true, get: () => (special ??= SpecialTexts.of(ctx.tokenizer)) },
+    encodeWorkers: {
+      enumerable: true,
+      get: () => (pool ??= { value: encodePool(ctx.tokenizer.source, workers) }).value,
+    },
+    closeEncodeWorkers: { value: async () => pool?.value?.close() },
+  });
 }

@@ -27,16 +27,18 @@ const NAMES: FieldNames = {
 };
 
 /**
- * Ollama's documented defaults where the request gives none (temperature 0.8, top_k 40, top_p 0.9). Its
- * repeat_penalty default (1.1 over the last 64 tokens) is left out: ours would apply to the whole prompt.
+ * Ollama's documented defaults where the request gives none (temperature 0.8, top_k 40, top_p 0.9), unless the
+ * server sets its own (--temperature, --top_p: as a Modelfile's PARAMETER does in Ollama). Its repeat_penalty
+ * default (1.1 over the last 64 tokens) is left out: ours would apply to the whole prompt.
  */
 function ollamaSampling(ctx: ServerContext, body: OllamaCommon): SamplingParams {
   const o = body.options ?? {};
+  const server = ctx.samplingDefaults;
   return buildSampling(
     {
-      temperature: o.temperature ?? 0.8,
+      temperature: o.temperature ?? server?.temperature ?? 0.8,
       topK: o.top_k ?? 40,
-      topP: o.top_p ?? 0.9,
+      topP: o.top_p ?? server?.topP ?? 0.9,
       minP: o.min_p,
       repetitionPenalty: o.repeat_penalty,
       presencePenalty: o.presence_penalty,

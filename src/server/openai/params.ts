@@ -28,9 +28,9 @@ function openAiNames(logprobsField: string): FieldNames {
 /** The sampling of one request; `logprobs` is what the engine is asked for (0: none). */
 export function openAiSampling(ctx: ServerContext, body: CommonBody, logprobs: number, logprobsField: string): SamplingParams {
   const fields: Partial<SamplingParams> = {
-    temperature: body.temperature ?? undefined,
+    temperature: body.temperature ?? ctx.samplingDefaults?.temperature,
     topK: body.top_k ?? undefined,
-    topP: body.top_p ?? undefined,
+    topP: body.top_p ?? ctx.samplingDefaults?.topP,
     minP: body.min_p ?? undefined,
     repetitionPenalty: body.repetition_penalty ?? undefined,
     presencePenalty: body.presence_penalty ?? undefined,

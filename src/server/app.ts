@@ -3,7 +3,7 @@
 //
 // Fastify because it validates bodies with JSON schemas (ajv) before a handler runs, enforces a body limit, has
 // one error handler for everything, and is fast and well kept; none of its plugins are needed here.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { protectRoutes } from './auth.js';
 import { registerCors } from './cors.js';
 import { startEngineStatusLog } from './engine-status-log.js';
@@ -111,7 +111,7 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: opts.logger ?? false,
     // One access line of our own per request (logAccess: with tokens and TTFT) instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.bodyLimit,
     // A client that sends headers and then trickles (or withholds) the body must not hold a connection forever.
     requestTimeout: ctx.requestTimeoutMs,

@@ -23,13 +23,22 @@ export interface KtserveProcess {
 /** Kept short: a crash's stack is at the end, and a long-running server's log must not grow without bound. */
 const STDERR_KEEP = 64 * 1024;
 
+export interface StartOptions {
+  /** How long it may take to say it listens (default 60 s). */
+  startMs?: number;
+  /** Its environment (default this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
 /**
  * Starts `ktserve serve <args> --port 0` and resolves once it says where it listens. Rejects, with its stderr,
  * if it exits first or takes longer than `startMs`.
  */
-export async function startKtserve(args: readonly string[], startMs = 60_000): Promise<KtserveProcess> {
+export async function startKtserve(args: readonly string[], opts: StartOptions = {}): Promise<KtserveProcess> {
+  const startMs = opts.startMs ?? 60_000;
   const child: ChildProcess = spawn(process.execPath, [ktserveMain, 'serve', ...args, '--host', '127.0.0.1', '--port', '0'], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    ...(opts.env ? { env: opts.env } : {}),
   });
   let log = '';
   let ended: { code: number | null; signal: NodeJS.Signals | null } | null = null;

@@ -11,7 +11,7 @@ import { summarizeGguf } from '../src/models/weight-summary.js';
 import { formatParameterSize } from '../src/server/ollama/info.js';
 import { startFakeServer } from './helpers/fake-engine.js';
 import { scrape } from '../bench/prom-text.js';
-import { startServe } from './helpers/serve-process.js';
+import { startKtserve } from '../bench/ktserve-process.js';
 import { fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
 
 interface HfConfig {
@@ -103,7 +103,7 @@ describe('/api/tags and /api/show describe the weight files', needFixtures, () =
 
   it('`ktserve serve` reports them, and labels /metrics with the served model name', async () => {
     const gguf = fixturePath('llama', 'llama-Q4_K_M.gguf');
-    const s = await startServe(['--model', gguf, '--port', '0', '--cache_lens', '1024', '--max_new_tokens', '64', '--served_model_name', 'tiny-q4']);
+    const s = await startKtserve(['--model', gguf, '--cache_lens', '1024', '--max_new_tokens', '64', '--served_model_name', 'tiny-q4']);
     const url = s.url;
     try {
       const tags = (await (await fetch(`${url}/api/tags`)).json()) as { models: { name: string; size: number; details: Record<string, unknown> }[] };
@@ -114,8 +114,7 @@ describe('/api/tags and /api/show describe the weight files', needFixtures, () =
       const f = await scrape(url);
       assert.equal(f.get('vllm:num_requests_running')?.samples[0]?.labels.model_name, 'tiny-q4');
     } finally {
-      s.child.kill('SIGTERM');
-      assert.equal(await s.exited, 0);
+      assert.equal((await s.stop()).code, 0);
     }
   });
 });

@@ -3,13 +3,10 @@
 // requests with long prompts; with --gpu_memory_limit it must keep everything under the cap. Needs a GPU and a
 // big model: KT_MEMORY_MODEL=<gguf> (scripts/device/memory-check.sh writes make-model's llama-3.1-8b Q4_K_M).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cudaAvailable } from '../../src/backend/cuda-backend.js';
-import { repoRoot } from '../fixtures.js';
+import { startKtserve, type KtserveProcess } from '../../bench/ktserve-process.js';
 
-const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 const model = process.env['KT_MEMORY_MODEL'];
 const skip = !cudaAvailable()
   ? { skip: 'no CUDA device' }
@@ -17,32 +14,8 @@ const skip = !cudaAvailable()
     ? { skip: 'KT_MEMORY_MODEL is not set (a GGUF such as make-model --preset llama-3.1-8b --outtype Q4_K_M)' }
     : {};
 
-interface Started {
-  url: string;
-  stderr: () => string;
-  stop: () => Promise<number | null>;
-}
-
-async function serve(flags: string[]): Promise<Started> {
-  const child = spawn(process.execPath, [main, 'serve', '--backend', 'cuda', '--model', model!, '--port', '0', '--max_batch_size', '64', '--chunk_size', '512', ...flags]);
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr.on('data', () => {
-      const m = /listening on (http:\/\/[\d.:]+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve ${flags.join(' ')} exited ${code} before listening:\n${stderr}`)));
-  });
-  return {
-    url,
-    stderr: () => stderr,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
+function serve(flags: string[]): Promise<KtserveProcess> {
+  return startKtserve(['--backend', 'cuda', '--model', model!, '--max_batch_size', '64', '--chunk_size', '512', ...flags], { startMs: 300_000 });
 }
 
 /** 64 concurrent sampled requests, half with prompts of several prefill chunks: every eager and graph path. */
@@ -79,7 +52,7 @@ describe('serve on the GPU: KV cache sized after everything else', skip, () => {
         // and the real graphs' block tables (sized to the real cache) outgrow the trial ones by a few MiB each.
         assert.ok(used <= (util ?? 0.9) * limit + 0.35, `${used} GiB used of ${limit}`);
       } finally {
-        assert.equal(await s.stop(), 0);
+        assert.equal((await s.stop()).code, 0);
       }
     });
   }
@@ -95,7 +68,7 @@ describe('serve on the GPU: KV cache sized after everything else', skip, () => {
       assert.ok(held <= 0.9 * 24 + 0.2, `the parts add up to ${held} GiB`);
       assert.equal(memoryLine(s.stderr()).limit, 24);
     } finally {
-      assert.equal(await s.stop(), 0);
+      assert.equal((await s.stop()).code, 0);
     }
   });
 });

@@ -18,7 +18,7 @@ import { registerChatRoute } from './openai/chat.js';
 import { registerCompletionsRoute } from './openai/completions.js';
 import { registerModelsRoutes } from './openai/models.js';
 import { resolveOptions, type ServerContext, type ServerOptions } from './request-options.js';
-import { RouteMethods, routedPath } from './route-methods.js';
+import { isApiRoute, RouteMethods, routedPath } from './route-methods.js';
 import { answerClientError, answerExpectations, isOllamaPath, routerError } from './transport-errors.js';
 import { registerWebUi } from './web-ui.js';
 
@@ -79,15 +79,6 @@ function headerProblem(req: FastifyRequest): ApiError | undefined {
     });
   }
   return undefined;
-}
-
-/**
- * Routes that need the loaded model: everything under /v1 and /api but Ollama's version. While loading they get a
- * 503, as llama-server answers; /health, /metrics and /version answer throughout.
- */
-function needsModel(route: string | undefined): boolean {
-  if (route === undefined || route === '/api/version') return false;
-  return route.startsWith('/v1/') || route.startsWith('/api/');
 }
 
 export interface DrainResult {
@@ -167,7 +158,9 @@ export function buildServer(opts: ServerOptions): FastifyInstance {
   registerCors(app, ctx.allowedOrigins);
   // After the CORS hook, so a web page can read the 503 (and preflights, route '*', still get their answer).
   app.addHook('onRequest', async (req) => {
-    if (ctx.engine.loading?.() && needsModel(req.routeOptions.url)) throw modelLoading();
+    // While loading, API routes get a 503, as llama-server answers; the probes answer throughout.
+    const route = req.routeOptions.url;
+    if (ctx.engine.loading?.() && route !== undefined && isApiRoute(route)) throw modelLoading();
   });
   const methods = new RouteMethods();
   methods.track(app);

@@ -8,11 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest, RouteOptions, onRequestHookHandler } from 'fastify';
 import { apiKeyIdOf } from './cache-isolation.js';
 import { ApiError } from './errors.js';
-
-/** Routes that need the key: everything under /v1 and /api but Ollama's version probe. */
-export function isProtectedRoute(url: string): boolean {
-  return (url === '/v1' || url.startsWith('/v1/') || url === '/api' || url.startsWith('/api/')) && url !== '/api/version';
-}
+import { isApiRoute } from './route-methods.js';
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -49,7 +45,7 @@ export function protectRoutes(app: FastifyInstance, keys: readonly string[]): vo
     req.apiKeyId = check(req);
   };
   app.addHook('onRoute', (route: RouteOptions) => {
-    if (!isProtectedRoute(route.url)) return;
+    if (!isApiRoute(route.url)) return; // the routes that need the key
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
     // First, so no other route hook runs for a request without the key.
     route.onRequest = [hook, ...own];

@@ -16,6 +16,14 @@ function patternOf(url: string): RegExp {
   return new RegExp(`^${parts.join('/')}/?$`);
 }
 
+/**
+ * The API's routes: everything under /v1 and /api but Ollama's version probe. They need the key (auth.ts) and the
+ * loaded model; /health, /metrics, /version and /api/version answer load balancers and scrapers throughout.
+ */
+export function isApiRoute(url: string): boolean {
+  return (url === '/v1' || url.startsWith('/v1/') || url === '/api' || url.startsWith('/api/')) && url !== '/api/version';
+}
+
 /** The request target's path as the router sees it: absolute-form reduced, percent-escapes decoded. */
 export function routedPath(rawUrl: string): string {
   let path = rawUrl;

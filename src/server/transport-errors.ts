@@ -1,7 +1,7 @@
 // Answers for requests that never reach a route because the HTTP layer refused them (malformed request line or
 // headers, headers too large, a body that never completes, an Expect the server cannot meet), in the same error
 // shape as everything else, with a fixed message: nothing from the parser's internals goes back to the client.
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ApiError } from './errors.js';
 import { routedPath } from './route-methods.js';
@@ -42,13 +42,9 @@ export function answerClientError(err: ParserError, socket: Socket): void {
   // A body that broke off (or timed out) belongs to a request whose head was read: answer in its API's shape.
   const body = errorBody(e, inFlight?.req?.url ? routedPath(inFlight.req.url) : '/');
   socket.end(
-    `HTTP/1.1 ${e.status} ${statusText(e.status)}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
-}
-
-function statusText(status: number): string {
-  return { 400: 'Bad Request', 408: 'Request Timeout', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
 }
 
 /** Errors of Fastify's router (frameworkErrors): a path that is not valid percent-encoding, or a huge parameter. */

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
-import { writeRandomGguf } from '../src/models/random-gguf.js';
-import { randomModelPresets } from '../src/models/random-model.js';
+import { writeRandomGguf } from '../src/make-model/random-gguf.js';
+import { randomModelPresets } from '../src/make-model/random-model.js';
 import { createModel } from '../src/models/registry.js';
 
 const [preset = 'llama-3.2-1b', wtype = 'Q4_K', nDecode = '32'] = process.argv.slice(2);

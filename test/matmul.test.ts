@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadNative, type NativeAddon } from '../src/backend/native.js';
 import { DType } from '../src/backend/dtype.js';
 import { haveFixtures, readFixtureJson } from './fixtures.js';
-import { uniformSampler } from '../src/models/random-model.js';
+import { uniformSampler } from '../src/make-model/random-model.js';
 
 const CHILD_ENV = 'KT_MATMUL_TEST_LEVEL';
 const DIGEST = 'KT_MATMUL_DIGEST ';

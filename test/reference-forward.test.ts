@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
-import { referenceForward } from '../src/models/reference.js';
+import { referenceForward } from './helpers/reference-forward.js';
 import { createModel } from '../src/models/registry.js';
 import { decodeF32, fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
 

@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { startKtserve, type KtserveProcess } from '../bench/ktserve-process.js';
 import { baseline, engineGauges, greedyAnswers, greedyDiff, waitForIdle, type EngineGauges } from '../bench/server-probe.js';
-import { demoModelPath } from '../src/models/demo-model.js';
+import { demoModelPath } from '../src/make-model/demo-model.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { buildServer } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT } from '../src/server/request-options.js';

@@ -6,7 +6,7 @@ import { CpuBackend } from '../../src/backend/cpu-backend.js';
 import { promptIds } from '../../src/cli/generate-command.js';
 import { generate } from '../../src/engine/generate.js';
 import { validateSamplingParams } from '../../src/engine/sampling-params.js';
-import { convertHfLlamaToGguf, type GgufOutType } from '../../src/models/hf-to-gguf.js';
+import { convertHfLlamaToGguf, type GgufOutType } from '../../src/make-model/hf-to-gguf.js';
 import { PagedKvCache } from '../../src/models/kv-cache.js';
 import { openModelFiles, type ModelFiles } from '../../src/models/model-files.js';
 import { createModel } from '../../src/models/registry.js';

@@ -4,7 +4,7 @@
 //   node dist/scripts/demo-model/eval.js [--gguf F | --model_path DIR] [--backend cpu|cuda] [--compare answers.jsonl]
 //     [--heldout questions.jsonl] [--out result.json] [--limit N] [--concurrency N]
 import { writeFileSync } from 'node:fs';
-import { demoModelPath } from '../../src/models/demo-model.js';
+import { demoModelPath } from '../../src/make-model/demo-model.js';
 import { readHeldout, readJsonl, type HeldoutItem } from './heldout.js';
 import { ask, startLocalServer } from './local-server.js';
 

@@ -2,7 +2,7 @@
 import { CpuBackend } from '../backend/cpu-backend.js';
 import { generate } from '../engine/generate.js';
 import { validateSamplingParams } from '../engine/sampling-params.js';
-import { ensureDemoModel } from '../models/demo-model.js';
+import { ensureDemoModel } from '../make-model/demo-model.js';
 import { PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles, type ModelFiles } from '../models/model-files.js';
 import { createModel } from '../models/registry.js';

@@ -3,9 +3,9 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { ProgressBar, formatBytes, formatDuration } from './progress.js';
 import { parseFlags, UsageError, type FlagSpec } from './args.js';
-import { GGUF_OUTTYPES, ggufTensorPlan, writeRandomGguf } from '../models/random-gguf.js';
-import { randomModelPresets } from '../models/random-model.js';
-import { SAFETENSORS_DTYPES, writeRandomSafetensors, type SafetensorsDtype } from '../models/random-safetensors.js';
+import { GGUF_OUTTYPES, ggufTensorPlan, writeRandomGguf } from '../make-model/random-gguf.js';
+import { randomModelPresets } from '../make-model/random-model.js';
+import { SAFETENSORS_DTYPES, writeRandomSafetensors, type SafetensorsDtype } from '../make-model/random-safetensors.js';
 
 const presetNames = Object.keys(randomModelPresets);
 

@@ -6,7 +6,7 @@ import { describeDeviceMemory } from '../engine/device-memory.js';
 import { LoadingEngine } from '../engine/loading-engine.js';
 import { WorkerEngineClient } from '../engine/worker-client.js';
 import type { EngineOptions } from '../engine/worker-protocol.js';
-import { ensureDemoModel } from '../models/demo-model.js';
+import { ensureDemoModel } from '../make-model/demo-model.js';
 import { openModelFiles, type ModelLocation } from '../models/model-files.js';
 import { buildServer } from '../server/app.js';
 import { loggerOptions } from '../server/logging.js';

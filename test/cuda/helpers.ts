@@ -8,7 +8,7 @@ import type { Backend, Tensor, WeightLocation } from '../../src/backend/backend.
 import { cudaUnavailableReason, type CudaNative } from '../../src/backend/cuda-backend.js';
 import { DType } from '../../src/backend/dtype.js';
 import { loadNative } from '../../src/backend/native.js';
-import { normalSampler } from '../../src/models/random-model.js';
+import { normalSampler } from '../../src/make-model/random-model.js';
 
 const why = cudaUnavailableReason();
 /** Pass as a node:test option: skips, saying why, where CUDA cannot run. */

@@ -8,7 +8,7 @@ import { DType } from '../../src/backend/dtype.js';
 import { packPenalties, packSamplingRows, type GpuSamplingRow } from '../../src/engine/gpu-sampling.js';
 import { SequenceSampler } from '../../src/engine/sampler.js';
 import { defaultSamplingParams, validateSamplingParams, type SamplingParams } from '../../src/engine/sampling-params.js';
-import { uniformSampler } from '../../src/models/random-model.js';
+import { uniformSampler } from '../../src/make-model/random-model.js';
 import { DeviceHandles, freshSeed, needCuda, randn } from './helpers.js';
 
 const greedy: SamplingParams = { ...defaultSamplingParams, temperature: 0 };

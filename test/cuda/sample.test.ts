@@ -7,7 +7,7 @@ import { cudaNative, type CudaNative } from '../../src/backend/cuda-backend.js';
 import { DType } from '../../src/backend/dtype.js';
 import { gpuSamplable, packSamplingRows, requestSeed, type GpuSamplingRow } from '../../src/engine/gpu-sampling.js';
 import { defaultSamplingParams, type SamplingParams } from '../../src/engine/sampling-params.js';
-import { uniformSampler } from '../../src/models/random-model.js';
+import { uniformSampler } from '../../src/make-model/random-model.js';
 import { DeviceHandles, freshSeed, needCuda, randn } from './helpers.js';
 
 interface Setting {

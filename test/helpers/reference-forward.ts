@@ -1,10 +1,10 @@
 // A plain float64 forward pass of the Llama family for tiny models: one sequence, whole
 // prompt, no cache, no batching. It shares no kernel with the engine, so tests can hold the
 // engine (paged, batched, chunked, multithreaded) against it.
-import { readWeightF32 } from '../backend/host-weights.js';
-import type { ModelConfig } from './config.js';
-import { modelInvFreq } from './rope.js';
-import type { WeightSource } from './weights.js';
+import { readWeightF32 } from '../../src/backend/host-weights.js';
+import type { ModelConfig } from '../../src/models/config.js';
+import { modelInvFreq } from '../../src/models/rope.js';
+import type { WeightSource } from '../../src/models/weights.js';
 
 type Mat = { rows: number; cols: number; data: Float64Array };
 

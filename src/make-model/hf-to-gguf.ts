@@ -8,9 +8,9 @@ import { GGML_TYPE } from '../formats/gguf-types.js';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { readJsonFile } from '../formats/json-file.js';
 import { readSafetensors } from '../formats/safetensors.js';
-import { configFromHf, type ModelConfig } from './config.js';
+import { configFromHf, type ModelConfig } from '../models/config.js';
 import { addTokenizerMetadata, llama3RopeFactors, type GgufTokenizerData } from './random-model.js';
-import { SafetensorsWeights } from './weights.js';
+import { SafetensorsWeights } from '../models/weights.js';
 
 export type GgufOutType = 'F32' | 'F16' | 'Q8_0';
 

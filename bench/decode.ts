@@ -26,7 +26,7 @@ const backend = new CpuBackend();
 const model = createModel(files.config, backend, files.weights);
 const prompt = files.tokenizer.encode('The history of the printing press begins in the fifteenth century, when'.repeat(4));
 const n = Number(nDecode);
-const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: Math.ceil((prompt.length + n) / 16), blockSize: 16, width: model.kvWidth });
+const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: Math.ceil((prompt.length + n) / 16), blockSize: 16, layout: model.kvLayout });
 const table = Array.from({ length: cache.shape.numBlocks }, (_, i) => i);
 let t = performance.now();
 model.forward({ sequences: [{ cachedLen: 0, tokens: prompt, blockTable: table, wantLogits: true }] }, cache);

@@ -75,7 +75,7 @@ describe('mixed graph inputs through the CPU model', needFixtures, () => {
     const b = new CpuBackend();
     const model = createModel(files.config, b, files.weights);
     const bs = 16;
-    const shape = { numLayers: files.config.numLayers, numBlocks: 32, blockSize: bs, width: model.kvWidth };
+    const shape = { numLayers: files.config.numLayers, numBlocks: 32, blockSize: bs, layout: model.kvLayout };
     const run = (padded: boolean): Float32Array => {
       const cache = new PagedKvCache(b, shape, { spareBlock: true });
       // A prompt of 20 tokens read in one step, then a step with a decode, a prefill chunk and a chunk whose logits are not wanted.

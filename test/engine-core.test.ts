@@ -13,7 +13,7 @@ import { packPenalties, type GpuSamplingRow } from '../src/engine/gpu-sampling.j
 import type { StepRunner } from '../src/engine/model-runner.js';
 import type { SamplingParams } from '../src/engine/sampling-params.js';
 import type { ModelConfig } from '../src/models/config.js';
-import { PagedKvCache } from '../src/models/kv-cache.js';
+import { PagedKvCache, perHeadKvLayout } from '../src/models/kv-cache.js';
 import { openModelFiles } from '../src/models/model-files.js';
 import { createModel, type CausalLM } from '../src/models/registry.js';
 import { fixturePath, needFixtures } from './fixtures.js';
@@ -154,7 +154,7 @@ describe('engine core on the CPU model', needFixtures, () => {
     let failNext = false;
     const flaky: CausalLM = {
       config: real.config,
-      kvWidth: real.kvWidth,
+      kvLayout: real.kvLayout,
       backend: real.backend,
       forward: (batch, cache) => real.forward(batch, cache),
       forwardTensors: (inputs, cache) => {
@@ -165,7 +165,7 @@ describe('engine core on the CPU model', needFixtures, () => {
         return real.forwardTensors(inputs, cache);
       },
     };
-    const cache = new PagedKvCache(backend, { numLayers: 2, numBlocks: 64, blockSize: 16, width: real.kvWidth });
+    const cache = new PagedKvCache(backend, { numLayers: 2, numBlocks: 64, blockSize: 16, layout: real.kvLayout });
     const core = new EngineCore(flaky, cache, { chunkSize: 512, maxBatchSize: 8, maxQueue: 8 });
     core.submit(request(1, prompts(1)[0]!, 5));
     core.step();
@@ -206,7 +206,7 @@ describe('engine core on the CPU model', needFixtures, () => {
     assert.equal(info.kvTokens, 32768);
     assert.equal(info.kvCacheDtype, 'f32');
     assert.deepEqual(info.cudaGraphs, []);
-    assert.throws(() => createEngine(options({ kvCacheDtype: 'bf16' })), /KV cache dtype bf16 needs the CUDA backend/);
+    assert.throws(() => createEngine(options({ kvCacheDtype: 'bf16' })), /KV cache dtype bf16 is not available on the cpu backend/);
   });
 
   it('refuses what can never fit, naming the numbers', () => {
@@ -250,8 +250,8 @@ describe('engine core with a runner that samples on the device (fake: tokens cho
   for (const overlap of [true, false]) {
     it(`${overlap ? 'overlap' : 'no overlap'}: each step's penalty entries count every token generated so far${overlap ? ', the in-flight step\'s included' : ''}`, () => {
       const backend = new CpuBackend();
-      const model: CausalLM = { config, kvWidth: 8, backend, forward: noForward, forwardTensors: noForward };
-      const cache = new PagedKvCache(backend, { numLayers: 1, numBlocks: 16, blockSize: 16, width: 8 });
+      const model: CausalLM = { config, kvLayout: perHeadKvLayout(1, 8), backend, forward: noForward, forwardTensors: noForward };
+      const cache = new PagedKvCache(backend, { numLayers: 1, numBlocks: 16, blockSize: 16, layout: perHeadKvLayout(1, 8) });
       const a = validateSamplingParams({ temperature: 0, repetitionPenalty: 1.5, presencePenalty: 0.5, frequencyPenalty: 0.25, logitBias: new Map([[40, 2]]) });
       const b = validateSamplingParams({ temperature: 0.7, frequencyPenalty: 1, seed: 3 });
       // Rows carry no request id: the runner tells the requests apart by their params object.

@@ -64,7 +64,7 @@ function forward(loc: ModelLocation, text: string): { logits: Float32Array; toke
   const backend = new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
   const ids = files.tokenizer.encode(text);
-  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 8, blockSize: 16, width: model.kvWidth });
+  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 8, blockSize: 16, layout: model.kvLayout });
   try {
     const logits = model.forward({ sequences: [{ cachedLen: 0, tokens: ids, blockTable: [0, 1, 2, 3, 4, 5, 6, 7], wantLogits: true }] }, cache);
     return { logits, tokenizer: files.tokenizer };

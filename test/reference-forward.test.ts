@@ -41,7 +41,7 @@ describe('float64 reference forward', needFixtures, () => {
       const backend = new CpuBackend();
       const model = createModel(files.config, backend, files.weights);
       const prompts = readFixtureJson<Refs>(dir, 'refs.json').prompts.map((p) => p.ids.slice(0, 24));
-      const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 24, blockSize: 4, width: model.kvWidth });
+      const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 24, blockSize: 4, layout: model.kvLayout });
       const tables = prompts.map((_, s) => Array.from({ length: 6 }, (_, b) => 23 - (b * prompts.length + s)));
       const out = model.forward({ sequences: prompts.map((ids, s) => ({ cachedLen: 0, tokens: ids, blockTable: tables[s]!, wantLogits: true })) }, cache);
       const V = files.config.vocabSize;

@@ -21,7 +21,7 @@ function flag(name: string, fallback: string): string {
 function greedyIds(files: ModelFiles, questions: string[]): number[][] {
   const backend = new CpuBackend();
   const model = createModel(files.config, backend, files.weights);
-  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 16, blockSize: 16, width: model.kvWidth });
+  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 16, blockSize: 16, layout: model.kvLayout });
   const stopIds = new Set([...files.tokenizer.eosIds, ...files.config.eosTokenIds]);
   const sampling = validateSamplingParams({ temperature: 0 });
   try {

@@ -14,6 +14,7 @@ interface CpuNative {
   tRelease: NativeTensorOps['release'];
   tReleaseScratch: NativeTensorOps['releaseScratch'];
   tStats(): CpuStats;
+  tStackMappings: NativeTensorOps['stackMappings'];
 }
 
 export interface CpuStats {
@@ -43,12 +44,17 @@ function cpuOps(): { ops: NativeTensorOps; native: CpuNative } {
     opSiluMul: n.opSiluMul,
     opAddInPlace: n.opAddInPlace,
     opGatherRows: n.opGatherRows,
+    stackMappings: n.tStackMappings,
+    opMoeRoute: n.opMoeRoute,
+    opMoeExperts: n.opMoeExperts,
   };
   return { ops, native: n };
 }
 
 export class CpuBackend extends HandleBackend {
   readonly name = 'cpu';
+  readonly device = 'cpu';
+  readonly capabilities = { kvDtypes: ['f32'] } as const;
   private readonly native: CpuNative;
 
   constructor() {

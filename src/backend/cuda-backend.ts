@@ -1,7 +1,7 @@
 // The CUDA backend: tensors live in device memory (weights uploaded once from the mapped
 // model file) and every op is one launch on the addon's single stream (native/cuda). Nothing
 // waits for the GPU except read(), the one sync point of a step.
-import type { Tensor } from './backend.js';
+import type { BackendCapabilities, DeviceSampler, GraphCapture, Tensor } from './backend.js';
 import { DType } from './dtype.js';
 import { HandleBackend, type NativeTensorOps } from './handle-backend.js';
 import { loadNative } from './native.js';
@@ -123,6 +123,9 @@ export interface CudaNative {
   cudaOpSiluMul(g: number, u: number): number;
   cudaOpAddInPlace(a: number, b: number): void;
   cudaOpGatherRows(x: number, idx: number): number;
+  cudaStackMappings: NativeTensorOps['stackMappings'];
+  cudaOpMoeRoute: NativeTensorOps['opMoeRoute'];
+  cudaOpMoeExperts: NativeTensorOps['opMoeExperts'];
 }
 
 /** The addon's CUDA functions, or undefined where it was built without CUDA. */
@@ -169,11 +172,16 @@ function cudaOps(n: CudaNative): NativeTensorOps {
     opSiluMul: n.cudaOpSiluMul,
     opAddInPlace: n.cudaOpAddInPlace,
     opGatherRows: n.cudaOpGatherRows,
+    stackMappings: n.cudaStackMappings,
+    opMoeRoute: n.cudaOpMoeRoute,
+    opMoeExperts: n.cudaOpMoeExperts,
   };
 }
 
-export class CudaBackend extends HandleBackend {
+export class CudaBackend extends HandleBackend implements GraphCapture, DeviceSampler {
   readonly name = 'cuda';
+  readonly device: string;
+  readonly capabilities: BackendCapabilities;
   private readonly n: CudaNative;
   private readonly fused: boolean;
 
@@ -183,6 +191,13 @@ export class CudaBackend extends HandleBackend {
     if (!n || why) throw new Error(`cuda backend: ${why}`);
     super(cudaOps(n));
     this.n = n;
+    this.device = `cuda:${n.cudaDeviceInfo().device ?? 0}`;
+    this.capabilities = {
+      graphs: this,
+      sampler: this,
+      memory: { totalBytes: () => this.deviceInfo().totalBytes ?? 0, freeBytes: () => this.deviceInfo().freeBytes ?? 0 },
+      kvDtypes: ['bf16', 'f32'],
+    };
     const { fusedOps, ...native } = options;
     this.fused = fusedOps ?? false;
     this.n.cudaSetOptions({ ...native, ...optionsFromEnv() });

@@ -1,7 +1,7 @@
 // The Backend both native implementations share: tensors are integer handles into the
 // addon's tensor table, ops are one native call each, and per-step tensors die together
 // at endStep. CPU and CUDA differ only in which native functions they call.
-import type { AttentionInputs, Backend, Tensor, WeightLocation } from './backend.js';
+import type { AttentionInputs, Backend, BackendCapabilities, ExpertWeights, RouterSpec, Tensor, WeightLocation } from './backend.js';
 import { DType, type DTypeId } from './dtype.js';
 
 /** The native functions a handle backend calls (CPU: native/napi, CUDA: native/cuda). */
@@ -23,6 +23,11 @@ export interface NativeTensorOps {
   opSiluMul(g: number, u: number): number;
   opAddInPlace(a: number, b: number): void;
   opGatherRows(x: number, idx: number): number;
+  /** Copies E pieces (mapping i at offset i, nbytes/E each) into one persistent tensor [E, ...] (moe-spec). */
+  stackMappings(mappings: number[], offsets: number[], dtype: number, shape: number[]): number;
+  /** Returns [ids, weights] handles; bias -1: none; scoring 0 softmax / 1 sigmoid; groupScore 0 max / 1 top2sum. */
+  opMoeRoute(logits: number, bias: number, scoring: number, topK: number, numGroups: number, topKGroups: number, groupScore: number, normalize: boolean, scale: number): number[];
+  opMoeExperts(x: number, ids: number, weights: number, gate: number, up: number, down: number): number;
 }
 
 class HandleTensor implements Tensor {
@@ -31,11 +36,14 @@ class HandleTensor implements Tensor {
     readonly handle: number,
     readonly dtype: DTypeId,
     readonly shape: readonly number[],
+    readonly device: string,
   ) {}
 }
 
 export abstract class HandleBackend implements Backend {
   abstract readonly name: string;
+  abstract readonly device: string;
+  abstract readonly capabilities: BackendCapabilities;
   /** The compute device in words, for start-up lines and benchmark reports. */
   abstract describeDevice(): string;
   private readonly mappings = new Map<string, number>();
@@ -44,13 +52,15 @@ export abstract class HandleBackend implements Backend {
   protected constructor(protected readonly ops: NativeTensorOps) {}
 
   protected h(t: Tensor): number {
-    const c = t as HandleTensor;
-    if (c.released) throw new Error(`${this.name} backend: tensor used after it was freed`);
-    return c.handle;
+    if (!(t instanceof HandleTensor) || t.device !== this.device) {
+      throw new Error(`${this.name} backend (${this.device}): given a tensor of ${t.device}; move it first`);
+    }
+    if (t.released) throw new Error(`${this.name} backend: tensor used after it was freed`);
+    return t.handle;
   }
 
   private wrap(handle: number, dtype: DTypeId, shape: readonly number[], perStep = true): HandleTensor {
-    const t = new HandleTensor(handle, dtype, shape);
+    const t = new HandleTensor(handle, dtype, shape, this.device);
     if (perStep) this.perStep.push(t);
     return t;
   }
@@ -60,13 +70,22 @@ export abstract class HandleBackend implements Backend {
     return this.wrap(handle, dtype, shape);
   }
 
-  loadWeight(loc: WeightLocation): Tensor {
-    let m = this.mappings.get(loc.file);
+  private mapping(file: string): number {
+    let m = this.mappings.get(file);
     if (m === undefined) {
-      m = this.ops.mapFile(loc.file);
-      this.mappings.set(loc.file, m);
+      m = this.ops.mapFile(file);
+      this.mappings.set(file, m);
     }
-    return this.wrap(this.ops.fromMapping(m, loc.offset, loc.dtype, loc.shape), loc.dtype, loc.shape, false);
+    return m;
+  }
+
+  loadWeight(loc: WeightLocation): Tensor {
+    if (loc.parts) {
+      const parts = loc.parts;
+      const h = this.ops.stackMappings(parts.map((p) => this.mapping(p.file)), parts.map((p) => p.offset), loc.dtype, loc.shape);
+      return this.wrap(h, loc.dtype, loc.shape, false);
+    }
+    return this.wrap(this.ops.fromMapping(this.mapping(loc.file), loc.offset, loc.dtype, loc.shape), loc.dtype, loc.shape, false);
   }
 
   /** Drops this backend's own references to the mapped model files (tensors keep theirs). */
@@ -207,5 +226,20 @@ export abstract class HandleBackend implements Backend {
   gatherRows(x: Tensor, rows: Tensor): Tensor {
     const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
     return this.wrap(this.ops.opGatherRows(this.h(x), this.h(rows)), DType.F32, [rows.shape[0] ?? 0, width]);
+  }
+
+  moeRoute(logits: Tensor, spec: RouterSpec, selectionBias?: Tensor): { ids: Tensor; weights: Tensor } {
+    const bias = selectionBias ? this.h(selectionBias) : -1;
+    const [ids, weights] = this.ops.opMoeRoute(
+      this.h(logits), bias, spec.scoring === 'sigmoid' ? 1 : 0, spec.topK, spec.numGroups, spec.topKGroups,
+      spec.groupScore === 'top2sum' ? 1 : 0, spec.normalize, spec.scale,
+    );
+    const shape = [logits.shape[0] ?? 0, spec.topK];
+    return { ids: this.wrap(ids!, DType.I32, shape), weights: this.wrap(weights!, DType.F32, shape) };
+  }
+
+  moeExperts(x: Tensor, ids: Tensor, weights: Tensor, e: ExpertWeights): Tensor {
+    const out = this.ops.opMoeExperts(this.h(x), this.h(ids), this.h(weights), this.h(e.gate), this.h(e.up), this.h(e.down));
+    return this.wrap(out, DType.F32, [x.shape[0] ?? 0, e.down.shape[1] ?? 0]);
   }
 }

@@ -6,6 +6,16 @@ import { DType } from './dtype.js';
 import { loadNative } from './native.js';
 
 export function readWeightBytes(loc: WeightLocation): Uint8Array {
+  if (loc.parts) {
+    // A stack of pieces (experts kept apart in the file): their bytes one after another.
+    const out = new Uint8Array(loc.byteLength);
+    let at = 0;
+    for (const p of loc.parts) {
+      out.set(readWeightBytes(p), at);
+      at += p.byteLength;
+    }
+    return out;
+  }
   const buf = new Uint8Array(loc.byteLength);
   const fd = openSync(loc.file, 'r');
   try {

@@ -53,7 +53,7 @@ export async function runGenerate(f: GenerateFlags): Promise<void> {
   const ids = promptIds(files, f.prompt, f.chat, f.system);
   const blockSize = 16;
   const numBlocks = Math.ceil((ids.length + f.maxNewTokens) / blockSize);
-  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks, blockSize, width: model.kvWidth });
+  const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks, blockSize, layout: model.kvLayout });
   const sampling = validateSamplingParams({
     temperature: f.temperature ?? 0.8,
     topP: f.topP ?? 0.95,

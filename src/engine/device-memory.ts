@@ -3,7 +3,7 @@
 // activations (a warm-up at the largest prefill chunk and decode batch) and the CUDA graphs with their buffers
 // (a trial capture over a small cache, whose memory the pool keeps for the real capture). Sizing before the
 // graphs existed left no room for them on an 80 GB card (issue 13).
-import type { CudaBackend } from '../backend/cuda-backend.js';
+import type { DeviceMemoryInfo } from '../backend/backend.js';
 
 /** Bytes taken by each part, as measured between marks (device free memory before and after). */
 export interface DeviceMemoryReport {
@@ -23,14 +23,13 @@ export class DeviceMemoryLedger {
   private lastFree: number;
   private readonly parts = new Map<string, number>();
 
-  constructor(private readonly cuda: CudaBackend, private readonly limitBytes?: number) {
-    const d = cuda.deviceInfo();
-    this.total = d.totalBytes ?? 0;
-    this.lastFree = d.freeBytes ?? 0;
+  constructor(private readonly memory: DeviceMemoryInfo, private readonly limitBytes?: number) {
+    this.total = memory.totalBytes();
+    this.lastFree = memory.freeBytes();
   }
 
   get free(): number {
-    return this.cuda.deviceInfo().freeBytes ?? 0;
+    return this.memory.freeBytes();
   }
 
   /** Charges what was allocated since the last mark to `part`. */

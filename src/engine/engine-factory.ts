@@ -4,7 +4,7 @@ import { CpuBackend } from '../backend/cpu-backend.js';
 import { CudaBackend } from '../backend/cuda-backend.js';
 import type { HandleBackend } from '../backend/handle-backend.js';
 import type { SequenceChunk } from '../models/forward-batch.js';
-import { kvElementBytes, PagedKvCache } from '../models/kv-cache.js';
+import { kvBytesPerToken, PagedKvCache } from '../models/kv-cache.js';
 import { openModelFiles } from '../models/model-files.js';
 import { createModel, type CausalLM } from '../models/registry.js';
 import { EngineCore } from './engine-core.js';
@@ -21,21 +21,23 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   const backend: HandleBackend = opts.backend === 'cuda'
       ? new CudaBackend({ ...(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}), fusedOps: opts.cudaFusedOps ?? true })
       : new CpuBackend();
-  const cuda = backend instanceof CudaBackend ? backend : undefined;
-  const ledger = cuda ? new DeviceMemoryLedger(cuda, opts.gpuMemoryLimitBytes) : undefined;
+  const caps = backend.capabilities;
+  const ledger = caps.memory ? new DeviceMemoryLedger(caps.memory, opts.gpuMemoryLimitBytes) : undefined;
   const model = createModel(files.config, backend, files.weights);
   ledger?.mark('weights');
   const kvDtype = opts.kvCacheDtype ?? 'f32';
-  if (kvDtype !== 'f32' && !cuda) throw new Error(`KV cache dtype ${kvDtype} needs the CUDA backend (the CPU backend keeps f32)`);
+  if (!caps.kvDtypes.includes(kvDtype)) throw new Error(`KV cache dtype ${kvDtype} is not available on the ${backend.name} backend (it keeps ${caps.kvDtypes.join(', ')})`);
+  const graphs = caps.graphs !== undefined && opts.cudaGraphs !== false;
   const runnerOptions = {
-    cudaGraphs: cuda !== undefined && opts.cudaGraphs !== false,
+    cudaGraphs: graphs,
     maxBatchSize: opts.maxBatchSize,
     mixedTokenBuckets: opts.cudaMixedGraphs ? mixedTokenBuckets(opts.chunkSize) : [],
   };
-  const cacheTokens = opts.cacheTokens ?? (cuda && ledger ? kvTokensForMemory(cuda, model, opts, ledger, runnerOptions) : DEFAULT_CPU_CACHE_TOKENS);
+  const cacheTokens = opts.cacheTokens ?? (ledger ? kvTokensForMemory(model, opts, ledger, runnerOptions) : DEFAULT_CPU_CACHE_TOKENS);
   const numBlocks = Math.ceil(cacheTokens / opts.blockSize);
-  const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, width: model.kvWidth };
-  const cache = new PagedKvCache(backend, shape, { spareBlock: cuda !== undefined, dtype: kvDtype });
+  const shape = { numLayers: files.config.numLayers, numBlocks, blockSize: opts.blockSize, layout: model.kvLayout };
+  // The spare block takes graph padding rows' K/V; a backend without graphs never pads.
+  const cache = new PagedKvCache(backend, shape, { spareBlock: caps.graphs !== undefined, dtype: kvDtype });
   ledger?.mark('kv');
   const runner = new ModelRunner(model, cache, runnerOptions);
   try {
@@ -84,7 +86,6 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
  * capture, so the free memory measured after them is what the cache may take.
  */
 function kvTokensForMemory(
-  b: CudaBackend,
   model: CausalLM,
   opts: EngineOptions,
   ledger: DeviceMemoryLedger,
@@ -95,8 +96,8 @@ function kvTokensForMemory(
   const chunk = Math.max(1, Math.min(opts.chunkSize, model.config.maxPositions));
   const chunkBlocks = Math.ceil(chunk / bs);
   const warm = new PagedKvCache(
-    b,
-    { numLayers: model.config.numLayers, numBlocks: chunkBlocks + opts.maxBatchSize, blockSize: bs, width: model.kvWidth },
+    model.backend,
+    { numLayers: model.config.numLayers, numBlocks: chunkBlocks + opts.maxBatchSize, blockSize: bs, layout: model.kvLayout },
     { spareBlock: true, dtype: opts.kvCacheDtype ?? 'f32' },
   );
   try {
@@ -121,7 +122,7 @@ function kvTokensForMemory(
     warm.dispose();
   }
   const budget = ledger.kvBudget(util);
-  const perToken = 2 * model.config.numLayers * model.kvWidth * kvElementBytes(opts.kvCacheDtype ?? 'f32');
+  const perToken = kvBytesPerToken(model.kvLayout, model.config.numLayers, opts.kvCacheDtype ?? 'f32');
   const tokens = Math.floor(budget / perToken / bs) * bs;
   if (tokens < bs) {
     const gib = (n: number) => (n / 2 ** 30).toFixed(1);

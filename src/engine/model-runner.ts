@@ -3,8 +3,7 @@
 // replay a CUDA graph captured at start-up for the nearest bucket size at or above the batch, over
 // persistent step buffers, so a step costs a dozen host calls instead of hundreds of launches.
 // Sampling on the device includes logit_bias and the penalties (gpu-sampling.ts, packPenalties).
-import type { Backend, Tensor } from '../backend/backend.js';
-import { CudaBackend } from '../backend/cuda-backend.js';
+import type { Backend, DeviceSampler, GraphCapture, Tensor } from '../backend/backend.js';
 import { DType, type DTypeId } from '../backend/dtype.js';
 import { flattenBatch, padDecodeBatch, padMixedBatch, uploadStepInputs, type ForwardBatch, type StepTensors } from '../models/forward-batch.js';
 import type { PagedKvCache } from '../models/kv-cache.js';
@@ -96,7 +95,9 @@ export function mixedTokenBuckets(chunkSize: number): number[] {
 export class ModelRunner {
   private readonly graphs: StepGraph[] = [];
   private penalties: PenaltyBuffers | undefined;
-  private readonly cuda: CudaBackend | undefined;
+  /** The backend's graph capture, where it has one (and graphs are wanted). */
+  private readonly capture?: GraphCapture | undefined;
+  private readonly sampler: DeviceSampler | undefined;
   /** Block-table entries per sequence the graphs' table buffers hold. */
   private readonly tableCapacity: number;
   /** Penalty entries the graphs' penalty buffers hold. */
@@ -107,7 +108,10 @@ export class ModelRunner {
     private readonly cache: PagedKvCache,
     private readonly opts: ModelRunnerOptions,
   ) {
-    this.cuda = model.backend instanceof CudaBackend ? model.backend : undefined;
+    const caps = model.backend.capabilities;
+    this.sampler = caps.sampler;
+    // Graph steps sample on the device: a backend offers graphs to the runner only with a sampler.
+    this.capture = opts.cudaGraphs && caps.sampler ? caps.graphs : undefined;
     const bs = cache.shape.blockSize;
     this.tableCapacity = Math.ceil(Math.min(model.config.maxPositions, cache.tokens) / bs);
     this.penaltyCapacity = opts.penaltyCapacity ?? GRAPH_PENALTY_ENTRIES;
@@ -119,7 +123,7 @@ export class ModelRunner {
 
   /** True where sampled ids can come from the device (only they are read back). */
   get samplesOnDevice(): boolean {
-    return this.cuda !== undefined;
+    return this.sampler !== undefined;
   }
 
   /** Batch sizes with a decode graph. */
@@ -137,19 +141,20 @@ export class ModelRunner {
    * cudaGraphs only). The KV cache's spare block absorbs the padding rows' K/V writes.
    */
   captureGraphs(): void {
-    const b = this.cuda;
-    if (!b || !this.opts.cudaGraphs) return;
+    const g = this.capture;
+    if (!g) return;
     if (this.cache.spareBlock === undefined) throw new Error('model runner: CUDA graphs need a KV cache with a spare block');
     try {
       const cap = this.penaltyCapacity;
+      const b = this.backend;
       this.penalties = {
         index: b.zeros(DType.I32, [cap, GPU_PENALTY_INDEX]),
         values: b.zeros(DType.F32, [cap, GPU_PENALTY_VALUES]),
         count: b.zeros(DType.I32, [1]),
       };
-      for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.capture(b, 'decode', size, size));
+      for (const size of graphBuckets(this.opts.maxBatchSize)) this.graphs.push(this.captureStep(g, this.sampler!, 'decode', size, size));
       // One sequence more than a step holds: the padding sequence.
-      for (const t of this.opts.mixedTokenBuckets ?? []) this.graphs.push(this.capture(b, 'mixed', t, this.opts.maxBatchSize + 1));
+      for (const t of this.opts.mixedTokenBuckets ?? []) this.graphs.push(this.captureStep(g, this.sampler!, 'mixed', t, this.opts.maxBatchSize + 1));
     } catch (err) {
       // Steps still run, eagerly: a server without graphs beats no server.
       this.dispose();
@@ -157,7 +162,8 @@ export class ModelRunner {
     }
   }
 
-  private capture(b: CudaBackend, kind: StepGraph['kind'], tokens: number, seqs: number): StepGraph {
+  private captureStep(cap: GraphCapture, sampler: DeviceSampler, kind: StepGraph['kind'], tokens: number, seqs: number): StepGraph {
+    const b = this.backend;
     const persistent = (dtype: DTypeId, shape: number[]) => b.zeros(dtype, shape);
     const stride = persistent(DType.I32, [1]);
     const inputs: StepTensors = {
@@ -178,15 +184,15 @@ export class ModelRunner {
     const pen = this.penalties!;
     // Every row padding: valid indices for the ops' host-side checks while capturing.
     this.writeInputs(g, { sequences: [] }, [], packPenalties([]));
-    b.captureBegin();
+    cap.captureBegin();
     let sampled: Tensor;
     try {
       const logits = this.model.forwardTensors(inputs, this.cache)!;
-      b.applyPenalties(logits, pen.index, pen.values, pen.count);
-      sampled = b.sample(logits, params, seeds);
+      sampler.applyPenalties(logits, pen.index, pen.values, pen.count);
+      sampled = sampler.sample(logits, params, seeds);
     } catch (err) {
       try {
-        b.releaseGraph(b.captureEnd());
+        cap.releaseGraph(cap.captureEnd());
       } catch {
         // The capture was already invalidated; the original error says why.
       }
@@ -194,15 +200,15 @@ export class ModelRunner {
       this.freeBuffers(g);
       throw err;
     }
-    const graph = b.captureEnd();
-    b.persist(sampled);
+    const graph = cap.captureEnd();
+    cap.persist(sampled);
     b.endStep();
     return { ...g, graph, sampled };
   }
 
   /** Fills a graph's step buffers: the batch's rows, then padding (see padDecodeBatch, padMixedBatch). */
   private writeInputs(g: GraphBuffers, batch: ForwardBatch, rows: readonly GpuSamplingRow[], penalties: PackedPenalties): void {
-    const b = this.backend as CudaBackend;
+    const b = this.backend;
     const bs = this.cache.shape.blockSize;
     const spare = this.cache.spareBlock!;
     const mixed = g.kind === 'mixed' ? padMixedBatch(batch, g.tokens, g.seqs, bs, spare) : undefined;
@@ -257,13 +263,13 @@ export class ModelRunner {
    * later replay of the same graph would overwrite its output.
    */
   start(batch: ForwardBatch, deviceRows?: readonly GpuSamplingRow[]): PendingStep {
-    const penalties = deviceRows && this.cuda ? packPenalties(deviceRows) : undefined;
+    const penalties = deviceRows && this.sampler ? packPenalties(deviceRows) : undefined;
     const g = this.graphFor(batch, deviceRows, penalties);
     if (g) {
-      const b = this.cuda!;
+      const b = this.backend;
       const rows = deviceRows!.length;
       this.writeInputs(g, batch, deviceRows!, penalties!);
-      b.replay(g.graph);
+      this.capture!.replay(g.graph);
       return { wait: () => ({ tokens: b.readI32(g.sampled).subarray(0, rows) }) };
     }
     const out = this.runEager(batch, deviceRows, penalties);
@@ -277,17 +283,18 @@ export class ModelRunner {
       const want = flat.logitRows.length > 0;
       const logits = this.model.forwardTensors(uploadStepInputs(b, flat, want), this.cache);
       if (!logits) return {};
-      if (deviceRows && this.cuda) {
+      const sampler = this.sampler;
+      if (deviceRows && sampler) {
         const n = flat.logitRows.length;
         if (deviceRows.length !== n) throw new Error(`model runner: ${deviceRows.length} sampling rows for ${n} logit rows`);
         if (penalties && penalties.count > 0) {
           const k = penalties.count;
           const index = b.inputI32(penalties.index, [k, GPU_PENALTY_INDEX]);
-          this.cuda.applyPenalties(logits, index, this.cuda.inputF32(penalties.values, [k, GPU_PENALTY_VALUES]), b.inputI32(Int32Array.of(k), [1]));
+          sampler.applyPenalties(logits, index, b.inputF32(penalties.values, [k, GPU_PENALTY_VALUES]), b.inputI32(Int32Array.of(k), [1]));
         }
         const packed = packSamplingRows(deviceRows, n);
-        const tokens = this.cuda.sample(logits, this.cuda.inputF32(packed.params, [n, 4]), b.inputI32(packed.seeds, [n, 2]));
-        return { tokens: this.cuda.readI32(tokens) };
+        const tokens = sampler.sample(logits, b.inputF32(packed.params, [n, 4]), b.inputI32(packed.seeds, [n, 2]));
+        return { tokens: b.readI32(tokens) };
       }
       return { logits: b.read(logits) };
     } finally {
@@ -303,7 +310,7 @@ export class ModelRunner {
 
   dispose(): void {
     for (const g of this.graphs) {
-      this.cuda?.releaseGraph(g.graph);
+      this.capture?.releaseGraph(g.graph);
       this.freeBuffers(g);
       this.backend.free(g.sampled);
     }

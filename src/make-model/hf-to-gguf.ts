@@ -8,7 +8,8 @@ import { GGML_TYPE } from '../formats/gguf-types.js';
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { readJsonFile } from '../formats/json-file.js';
 import { readSafetensors } from '../formats/safetensors.js';
-import { configFromHf, type ModelConfig } from '../models/config.js';
+import type { ModelConfig } from '../models/config.js';
+import { configFromHf, hfWeightNames } from '../models/registry.js';
 import { addTokenizerMetadata, llama3RopeFactors, type GgufTokenizerData } from './random-model.js';
 import { SafetensorsWeights } from '../models/weights.js';
 
@@ -159,7 +160,7 @@ function addModelMetadata(w: GgufWriter, c: ModelConfig, name: string, outtype: 
 export async function convertHfLlamaToGguf(dir: string, outPath: string, opts: HfToGgufOptions): Promise<{ tensors: number; bytes: number }> {
   const config = configFromHf(readJsonFile<Json>(join(dir, 'config.json'), 'model config'), undefined, join(dir, 'config.json'));
   if (config.architecture !== 'llama') throw new HfToGgufError(`${dir}: only Llama-architecture models convert (got ${config.architecture})`);
-  const weights = new SafetensorsWeights(readSafetensors(dir));
+  const weights = new SafetensorsWeights(readSafetensors(dir), hfWeightNames(config));
   const tok = ggufTokenizerFromHf(dir, opts.pre);
   if (tok.tokens.length !== config.vocabSize) {
     throw new HfToGgufError(`${dir}: tokenizer has ${tok.tokens.length} ids, the model ${config.vocabSize} embedding rows`);

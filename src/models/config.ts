@@ -6,9 +6,30 @@ export type RopeScaling =
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
   | { type: 'linear'; factor: number };
 
+/** The routed experts of a mixture-of-experts model (absent: every layer is a dense MLP). */
+export interface MoeConfig {
+  numExperts: number;
+  /** Experts per token. */
+  topK: number;
+  /** Each expert's FFN width (moe_intermediate_size). */
+  expertIntermediateSize: number;
+  scoring: 'softmax' | 'sigmoid';
+  /** Divide the chosen weights by their sum (norm_topk_prob). */
+  normalizeTopK: boolean;
+  /** routed_scaling_factor. */
+  routedScale: number;
+  numGroups: number;
+  topKGroups: number;
+  groupScore: 'max' | 'top2sum';
+  /** Shared experts' total FFN width (0: none). */
+  sharedIntermediateSize: number;
+  /** Which layers are MoE (the rest dense, intermediateSize wide). */
+  moeLayers: boolean[];
+}
+
 export interface ModelConfig {
   /** Our architecture key: picks the model class from the registry. */
-  architecture: 'llama' | 'qwen3';
+  architecture: 'llama' | 'qwen3' | 'qwen3moe';
   vocabSize: number;
   hiddenSize: number;
   intermediateSize: number;
@@ -25,19 +46,14 @@ export interface ModelConfig {
   qkNorm: boolean;
   bosTokenId: number | undefined;
   eosTokenIds: number[];
+  moe?: MoeConfig | undefined;
 }
 
 export class ModelConfigError extends Error {
   override name = 'ModelConfigError';
 }
 
-const hfArchitectures: Record<string, ModelConfig['architecture']> = {
-  LlamaForCausalLM: 'llama',
-  MistralForCausalLM: 'llama',
-  Qwen3ForCausalLM: 'qwen3',
-};
-
-function num(o: Record<string, unknown>, key: string, where: string, fallback?: number): number {
+export function num(o: Record<string, unknown>, key: string, where: string, fallback?: number): number {
   const v = o[key];
   if (typeof v === 'number' && Number.isFinite(v)) return v;
   if (v === undefined || v === null) {
@@ -73,14 +89,22 @@ function hfRopeScaling(o: Record<string, unknown>, where: string): RopeScaling |
   throw new ModelConfigError(`${where}: rope_scaling type "${type}" is not supported yet (supported: llama3, linear)`);
 }
 
-/** From a parsed config.json (plus generation_config.json for EOS ids, when present). */
-export function configFromHf(config: Record<string, unknown>, generation: Record<string, unknown> | undefined, where: string): ModelConfig {
+/** The HF architecture name a config.json declares. */
+export function hfArchitectureName(config: Record<string, unknown>): string {
   const archs = config['architectures'];
-  const archName = Array.isArray(archs) ? String(archs[0]) : String(config['model_type'] ?? '');
-  const architecture = hfArchitectures[archName];
-  if (!architecture) {
-    throw new ModelConfigError(`${where}: architecture "${archName}" is not supported (supported: ${Object.keys(hfArchitectures).join(', ')})`);
-  }
+  return Array.isArray(archs) ? String(archs[0]) : String(config['model_type'] ?? '');
+}
+
+/**
+ * The fields every decoder shares, from a parsed config.json (plus generation_config.json for EOS ids,
+ * when present); the architecture's own reader adds the rest (registry.ts).
+ */
+export function hfBaseConfig(
+  config: Record<string, unknown>,
+  generation: Record<string, unknown> | undefined,
+  architecture: ModelConfig['architecture'],
+  where: string,
+): ModelConfig {
   const hiddenSize = num(config, 'hidden_size', where);
   const numHeads = num(config, 'num_attention_heads', where);
   const eos = [...new Set([...idList(config['eos_token_id']), ...idList(generation?.['eos_token_id'])])];
@@ -89,7 +113,7 @@ export function configFromHf(config: Record<string, unknown>, generation: Record
     architecture,
     vocabSize: num(config, 'vocab_size', where),
     hiddenSize,
-    intermediateSize: num(config, 'intermediate_size', where),
+    intermediateSize: num(config, 'intermediate_size', where, 0),
     numLayers: num(config, 'num_hidden_layers', where),
     numHeads,
     numKvHeads: num(config, 'num_key_value_heads', where, numHeads),
@@ -99,29 +123,38 @@ export function configFromHf(config: Record<string, unknown>, generation: Record
     ropeScaling: hfRopeScaling(config, where),
     maxPositions: num(config, 'max_position_embeddings', where, 4096),
     tieWordEmbeddings: config['tie_word_embeddings'] === true,
-    qkNorm: architecture === 'qwen3',
+    qkNorm: false,
     bosTokenId: typeof bos === 'number' ? bos : undefined,
     eosTokenIds: eos,
   };
 }
 
-const ggufArchitectures: Record<string, ModelConfig['architecture']> = { llama: 'llama', mistral: 'llama', qwen3: 'qwen3' };
+/** Reads `<arch>.<key>` from GGUF metadata as a number. */
+export type GgufNumber = (key: string, fallback?: number) => number;
 
-/** From GGUF metadata. Llama-3 rope scaling arrives as a rope_freqs tensor, handled by the loader. */
-export function configFromGguf(meta: Map<string, GgufValue>, where: string): ModelConfig {
+/** The GGUF architecture name (general.architecture). */
+export function ggufArchitectureName(meta: Map<string, GgufValue>, where: string): string {
   const arch = meta.get('general.architecture');
   if (typeof arch !== 'string') throw new ModelConfigError(`${where}: general.architecture is missing`);
-  const architecture = ggufArchitectures[arch];
-  if (!architecture) {
-    throw new ModelConfigError(`${where}: GGUF architecture "${arch}" is not supported (supported: ${Object.keys(ggufArchitectures).join(', ')})`);
-  }
-  const get = (key: string, fallback?: number): number => {
+  return arch;
+}
+
+export function ggufNumberReader(meta: Map<string, GgufValue>, arch: string, where: string): GgufNumber {
+  return (key, fallback) => {
     const v = meta.get(`${arch}.${key}`);
     if (typeof v === 'number') return v;
     if (typeof v === 'bigint') return Number(v);
     if (fallback !== undefined) return fallback;
     throw new ModelConfigError(`${where}: GGUF metadata "${arch}.${key}" is missing`);
   };
+}
+
+/**
+ * The fields every decoder shares, from GGUF metadata; the architecture's reader adds the rest.
+ * Llama-3 rope scaling arrives as a rope_freqs tensor, handled by the loader.
+ */
+export function ggufBaseConfig(meta: Map<string, GgufValue>, arch: string, architecture: ModelConfig['architecture'], where: string): ModelConfig {
+  const get = ggufNumberReader(meta, arch, where);
   const tokens = meta.get('tokenizer.ggml.tokens');
   const vocabSize = get('vocab_size', Array.isArray(tokens) ? tokens.length : undefined);
   const hiddenSize = get('embedding_length');
@@ -140,7 +173,7 @@ export function configFromGguf(meta: Map<string, GgufValue>, where: string): Mod
     architecture,
     vocabSize,
     hiddenSize,
-    intermediateSize: get('feed_forward_length'),
+    intermediateSize: get('feed_forward_length', 0),
     numLayers: get('block_count'),
     numHeads,
     numKvHeads: get('attention.head_count_kv', numHeads),
@@ -150,7 +183,7 @@ export function configFromGguf(meta: Map<string, GgufValue>, where: string): Mod
     ropeScaling,
     maxPositions: get('context_length', 4096),
     tieWordEmbeddings: false, // decided by the loader: no output.weight means tied
-    qkNorm: architecture === 'qwen3',
+    qkNorm: false,
     bosTokenId: typeof bos === 'number' ? bos : undefined,
     eosTokenIds: [...new Set(eos)],
   };

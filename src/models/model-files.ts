@@ -7,7 +7,8 @@ import { readGguf } from '../formats/gguf.js';
 import { readJsonFile } from '../formats/json-file.js';
 import { readSafetensors } from '../formats/safetensors.js';
 import { ChatTemplate, loadTokenizerFromDir, loadTokenizerFromGguf, type Tokenizer } from '../tokenizer/index.js';
-import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
+import type { ModelConfig } from './config.js';
+import { configFromGguf, configFromHf, hfWeightNames } from './registry.js';
 import { summarizeGguf, summarizeSafetensors, type WeightSummary } from './weight-summary.js';
 import { GgufWeights, SafetensorsWeights, type WeightSource } from './weights.js';
 
@@ -87,7 +88,7 @@ export function openModelFiles(loc: ModelLocation): ModelFiles {
   }
   const config = hfConfig(modelPath);
   const safetensors = readSafetensors(modelPath);
-  const weights = new SafetensorsWeights(safetensors);
+  const weights = new SafetensorsWeights(safetensors, hfWeightNames(config));
   return withLazyText(
     { name: modelPath, config, weights, summary: summarizeSafetensors(safetensors) },
     () => loadTokenizerFromDir(modelPath),

@@ -1,30 +1,46 @@
-// Which model class runs which architecture. New families (Qwen3-MoE, DeepSeek) register here.
-import type { Backend, Tensor } from '../backend/backend.js';
-import type { ModelConfig } from './config.js';
-import type { ForwardBatch, StepTensors } from './forward-batch.js';
-import type { PagedKvCache } from './kv-cache.js';
-import { LlamaModel, type LoadProgress } from './llama.js';
-import type { WeightSource } from './weights.js';
+// Which architecture file runs which model: config readers, HF weight names and the model builder,
+// looked up by the HF `architectures` name or the GGUF `general.architecture`. DeepSeek registers here next.
+import type { Backend } from '../backend/backend.js';
+import type { GgufValue } from '../formats/gguf.js';
+import type { Architecture } from './architecture.js';
+import { ggufArchitectureName, hfArchitectureName, ModelConfigError, type ModelConfig } from './config.js';
+import type { CausalLM } from './layers/decoder.js';
+import type { LoadProgress } from './layers/weight-loader.js';
+import { LLAMA, QWEN3 } from './llama.js';
+import { QWEN3_MOE } from './qwen3-moe.js';
+import type { HfNameTable, WeightSource } from './weights.js';
 
-/** What the runner needs of any model. */
-export interface CausalLM {
-  readonly config: ModelConfig;
-  /** Floats per token per layer in K (and V) of the paged cache. */
-  readonly kvWidth: number;
-  readonly backend: Backend;
-  /** One step: K/V stored, logits of the sequences that asked, read back to the host. */
-  forward(batch: ForwardBatch, cache: PagedKvCache): Float32Array;
-  /** One step over inputs already on the device; returns the logits tensor unread (see LlamaModel). */
-  forwardTensors(inputs: StepTensors, cache: PagedKvCache): Tensor | undefined;
+export type { CausalLM } from './layers/decoder.js';
+
+const ARCHITECTURES: readonly Architecture[] = [LLAMA, QWEN3, QWEN3_MOE];
+
+function byKey(key: ModelConfig['architecture']): Architecture {
+  const a = ARCHITECTURES.find((x) => x.key === key);
+  if (!a) throw new ModelConfigError(`no architecture "${key}"`);
+  return a;
 }
 
-type Factory = (config: ModelConfig, backend: Backend, weights: WeightSource, onProgress?: LoadProgress) => CausalLM;
+/** From a parsed config.json (plus generation_config.json for EOS ids, when present). */
+export function configFromHf(config: Record<string, unknown>, generation: Record<string, unknown> | undefined, where: string): ModelConfig {
+  const name = hfArchitectureName(config);
+  const a = ARCHITECTURES.find((x) => x.hfNames.includes(name));
+  if (!a) throw new ModelConfigError(`${where}: architecture "${name}" is not supported (supported: ${ARCHITECTURES.flatMap((x) => x.hfNames).join(', ')})`);
+  return a.hfConfig(config, generation, where);
+}
 
-const factories: Record<ModelConfig['architecture'], Factory> = {
-  llama: (c, b, w, p) => new LlamaModel(c, b, w, p),
-  qwen3: (c, b, w, p) => new LlamaModel(c, b, w, p),
-};
+/** From GGUF metadata. */
+export function configFromGguf(meta: Map<string, GgufValue>, where: string): ModelConfig {
+  const arch = ggufArchitectureName(meta, where);
+  const a = ARCHITECTURES.find((x) => x.ggufNames.includes(arch));
+  if (!a) throw new ModelConfigError(`${where}: GGUF architecture "${arch}" is not supported (supported: ${ARCHITECTURES.flatMap((x) => x.ggufNames).join(', ')})`);
+  return a.ggufConfig(meta, arch, where);
+}
+
+/** How the architecture's HF tensor names map to canonical ones. */
+export function hfWeightNames(config: ModelConfig): HfNameTable {
+  return byKey(config.architecture).hfWeightNames;
+}
 
 export function createModel(config: ModelConfig, backend: Backend, weights: WeightSource, onProgress?: LoadProgress): CausalLM {
-  return factories[config.architecture](config, backend, weights, onProgress);
+  return byKey(config.architecture).create(config, backend, weights, onProgress);
 }

@@ -39,51 +39,69 @@ export class GgufWeights implements WeightSource {
   }
 }
 
-// Hugging Face tensor names (per layer parts after "model.layers.N.") → GGUF names.
-const hfLayerParts: Record<string, string> = {
-  'input_layernorm.weight': 'attn_norm.weight',
-  'self_attn.q_proj.weight': 'attn_q.weight',
-  'self_attn.k_proj.weight': 'attn_k.weight',
-  'self_attn.v_proj.weight': 'attn_v.weight',
-  'self_attn.o_proj.weight': 'attn_output.weight',
-  'self_attn.q_norm.weight': 'attn_q_norm.weight',
-  'self_attn.k_norm.weight': 'attn_k_norm.weight',
-  'self_attn.q_proj.bias': 'attn_q.bias',
-  'self_attn.k_proj.bias': 'attn_k.bias',
-  'self_attn.v_proj.bias': 'attn_v.bias',
-  'post_attention_layernorm.weight': 'ffn_norm.weight',
-  'mlp.gate_proj.weight': 'ffn_gate.weight',
-  'mlp.up_proj.weight': 'ffn_up.weight',
-  'mlp.down_proj.weight': 'ffn_down.weight',
-};
-const hfGlobal: Record<string, string> = {
+/**
+ * How an architecture's Hugging Face tensor names map to canonical (GGUF) ones. Each layer module
+ * declares its part (layers/*.ts `hfNames`); the architecture file merges them.
+ */
+export interface HfNameTable {
+  /** Whole names outside the layers ("model.embed_tokens.weight" → "token_embd.weight"). */
+  global: Readonly<Record<string, string>>;
+  /** A layer's names after "model.layers.N." → after "blk.N.". */
+  layer: Readonly<Record<string, string>>;
+  /**
+   * Experts kept one tensor each ("mlp.experts.E.gate_proj.weight"): after "model.layers.N.<prefix>.E." →
+   * the canonical 3-D stack after "blk.N." ("ffn_gate_exps.weight"), expert E its E-th slice.
+   */
+  experts?: { prefix: string; parts: Readonly<Record<string, string>> };
+}
+
+/** The names of the Llama-family decoders' whole-model tensors. */
+export const HF_GLOBAL_NAMES: Readonly<Record<string, string>> = {
   'model.embed_tokens.weight': 'token_embd.weight',
   'model.norm.weight': 'output_norm.weight',
   'lm_head.weight': 'output.weight',
 };
 
-export function hfToCanonical(name: string): string | undefined {
-  const g = hfGlobal[name];
-  if (g) return g;
+/** The canonical name of a HF tensor, and for a per-expert tensor its expert index. */
+export function hfToCanonical(name: string, table: HfNameTable): { name: string; expert?: number } | undefined {
+  const g = table.global[name];
+  if (g) return { name: g };
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
   if (!m) return undefined;
-  const part = hfLayerParts[m[2] ?? ''];
-  return part ? `blk.${m[1]}.${part}` : undefined;
+  const rest = m[2] ?? '';
+  const part = table.layer[rest];
+  if (part) return { name: `blk.${m[1]}.${part}` };
+  const ex = table.experts;
+  if (ex && rest.startsWith(`${ex.prefix}.`)) {
+    const e = /^(\d+)\.(.+)$/.exec(rest.slice(ex.prefix.length + 1));
+    const stacked = e ? ex.parts[e[2] ?? ''] : undefined;
+    if (e && stacked) return { name: `blk.${m[1]}.${stacked}`, expert: Number(e[1]) };
+  }
+  return undefined;
 }
 
 export class SafetensorsWeights implements WeightSource {
   readonly format = 'safetensors';
   readonly description: string;
   private readonly byName = new Map<string, WeightLocation>();
-  constructor(model: SafetensorsModel) {
+  constructor(model: SafetensorsModel, table: HfNameTable) {
     this.description = model.files.join(', ');
+    const stacks = new Map<string, WeightLocation[]>();
     for (const t of model.tensors.values()) {
-      const canonical = hfToCanonical(t.name);
-      if (!canonical) continue;
+      const c = hfToCanonical(t.name, table);
+      if (!c) continue;
       const dtype = dtypeFromSafetensors(t.dtype);
       if (dtype === undefined) throw new MissingWeightError(`tensor "${t.name}" in ${t.file} has dtype ${t.dtype}, which ktserve cannot compute with`);
-      this.byName.set(canonical, { file: t.file, offset: t.offset, byteLength: t.byteLength, dtype, shape: [...t.shape] });
+      const loc: WeightLocation = { file: t.file, offset: t.offset, byteLength: t.byteLength, dtype, shape: [...t.shape] };
+      if (c.expert === undefined) {
+        this.byName.set(c.name, loc);
+        continue;
+      }
+      const parts = stacks.get(c.name) ?? [];
+      parts[c.expert] = loc;
+      stacks.set(c.name, parts);
     }
+    for (const [name, parts] of stacks) this.byName.set(name, stackOf(name, parts, this.description));
   }
   has(name: string): boolean {
     return this.byName.has(name);
@@ -96,4 +114,24 @@ export class SafetensorsWeights implements WeightSource {
   names(): string[] {
     return [...this.byName.keys()];
   }
+}
+
+/** One 3-D weight [E, N, K] from its experts' [N, K] pieces, which must all be there and alike. */
+function stackOf(name: string, parts: WeightLocation[], where: string): WeightLocation {
+  const first = parts[0];
+  for (let e = 0; e < parts.length; e++) {
+    const p = parts[e];
+    if (!p || !first) throw new MissingWeightError(`${where}: expert ${e} of "${name}" is missing`);
+    if (p.dtype !== first.dtype || p.shape.join() !== first.shape.join()) {
+      throw new MissingWeightError(`${where}: expert ${e} of "${name}" is ${p.shape.join('×')} (dtype ${p.dtype}), expert 0 ${first.shape.join('×')} (dtype ${first.dtype})`);
+    }
+  }
+  return {
+    file: first!.file,
+    offset: first!.offset,
+    byteLength: parts.reduce((n, p) => n + p.byteLength, 0),
+    dtype: first!.dtype,
+    shape: [parts.length, ...first!.shape],
+    parts,
+  };
 }

@@ -205,7 +205,7 @@ describe('CUDA engine: decode graphs and device sampling', skip, () => {
     const files = openModelFiles({ modelPath: fixturePath('llama') });
     const backend = new CudaBackend({ precision: 'f32', fusedOps: true });
     const model = createModel(files.config, backend, files.weights);
-    const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 1024, blockSize: 16, width: model.kvWidth }, { spareBlock: true });
+    const cache = new PagedKvCache(backend, { numLayers: files.config.numLayers, numBlocks: 1024, blockSize: 16, layout: model.kvLayout }, { spareBlock: true });
     // 64 entries: every step of these requests needs more (the repetition penalty over the prompts alone does).
     const runner = new ModelRunner(model, cache, { cudaGraphs: true, maxBatchSize: 8, penaltyCapacity: 64 });
     runner.captureGraphs();

@@ -49,7 +49,7 @@ export class ModelHarness {
   }
 
   newCache(model: CausalLM, blocks = 64): PagedKvCache {
-    return new PagedKvCache(this.backend, { numLayers: model.config.numLayers, numBlocks: blocks, blockSize: 16, width: model.kvWidth });
+    return new PagedKvCache(this.backend, { numLayers: model.config.numLayers, numBlocks: blocks, blockSize: 16, layout: model.kvLayout });
   }
 
   /** Logits at every prompt position, one decode step per token. */

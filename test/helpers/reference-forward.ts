@@ -3,7 +3,7 @@
 // engine (paged, batched, chunked, multithreaded) against it.
 import { readWeightF32 } from '../../src/backend/host-weights.js';
 import type { ModelConfig } from '../../src/models/config.js';
-import { modelInvFreq } from '../../src/models/rope.js';
+import { modelInvFreq } from '../../src/models/layers/rope.js';
 import type { WeightSource } from '../../src/models/weights.js';
 
 type Mat = { rows: number; cols: number; data: Float64Array };

@@ -6,7 +6,7 @@ import type { EngineClient, EngineEvent, EngineStats, GenerationRequest, StepRec
 import { EngineCore } from '../../src/engine/engine-core.js';
 import type { StepRunner } from '../../src/engine/model-runner.js';
 import type { ModelConfig } from '../../src/models/config.js';
-import { PagedKvCache } from '../../src/models/kv-cache.js';
+import { PagedKvCache, perHeadKvLayout } from '../../src/models/kv-cache.js';
 import type { CausalLM } from '../../src/models/registry.js';
 import type { ServerOptions } from '../../src/server/app.js';
 import { fixtureTokenizer, startServerOver, type FakeServer } from './fake-engine.js';
@@ -46,8 +46,8 @@ export class SteppedEngine implements EngineClient {
     const noForward = (): never => {
       throw new Error('the stepped engine runs no model');
     };
-    const model: CausalLM = { config, kvWidth: 1, backend, forward: noForward, forwardTensors: noForward };
-    const cache = new PagedKvCache(backend, { numLayers: 1, numBlocks: opts.numBlocks, blockSize: opts.blockSize, width: 1 });
+    const model: CausalLM = { config, kvLayout: perHeadKvLayout(1, 1), backend, forward: noForward, forwardTensors: noForward };
+    const cache = new PagedKvCache(backend, { numLayers: 1, numBlocks: opts.numBlocks, blockSize: opts.blockSize, layout: perHeadKvLayout(1, 1) });
     const runner: StepRunner = {
       samplesOnDevice: true,
       start(batch, rows) {

@@ -1,8 +1,9 @@
 // Inverse RoPE frequencies, including Llama 3's frequency-dependent scaling, computed in
 // float32 steps as Hugging Face computes them so our angles round the same way.
-import { readWeightF32 } from '../backend/host-weights.js';
-import type { ModelConfig, RopeScaling } from './config.js';
-import type { WeightSource } from './weights.js';
+import type { Tensor } from '../../backend/backend.js';
+import { readWeightF32 } from '../../backend/host-weights.js';
+import type { ModelConfig, RopeScaling } from '../config.js';
+import type { WeightSource } from '../weights.js';
 
 export function ropeInvFreq(rotDim: number, theta: number, scaling: RopeScaling | undefined): Float32Array {
   const half = rotDim / 2;
@@ -37,4 +38,14 @@ export function modelInvFreq(config: ModelConfig, weights: WeightSource): Float3
     return applyRopeFreqFactors(ropeInvFreq(config.headDim, config.ropeTheta, undefined), readWeightF32(weights.get('rope_freqs.weight')));
   }
   return ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
+}
+
+/**
+ * A model's rotary position encoding: the inverse frequencies on the device, the rotated dims of each
+ * head, and the pairing (GGUF Llama weights have q/k rows permuted for adjacent pairs; HF uses rotate_half).
+ */
+export interface Rope {
+  invFreq: Tensor;
+  rotDim: number;
+  interleaved: boolean;
 }

@@ -1,5 +1,6 @@
 // The CPU backend: tensors live in native memory (or mapped weight files) and every op
 // is one call into the C++ kernels of native/cpu.
+import type { BackendCapabilities } from './backend.js';
 import { HandleBackend, type NativeTensorOps } from './handle-backend.js';
 import { loadNative, type NativeInfo } from './native.js';
 
@@ -54,7 +55,7 @@ function cpuOps(): { ops: NativeTensorOps; native: CpuNative } {
 export class CpuBackend extends HandleBackend {
   readonly name = 'cpu';
   readonly device = 'cpu';
-  readonly capabilities = { kvDtypes: ['f32'] } as const;
+  readonly capabilities: BackendCapabilities = { kvDtypes: ['f32'] };
   private readonly native: CpuNative;
 
   constructor() {

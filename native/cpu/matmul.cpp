@@ -175,14 +175,9 @@ void quantize_q8_K_block(const float* x, int8_t* q, float* d, int16_t* sums) {
   *d = 1 / iscale;
 }
 
-struct ActBuffers {
-  std::vector<int8_t> q;
-  std::vector<float> d, s;
-  std::vector<int16_t> sums;
-  ActRows rows;
-};
+}  // namespace
 
-void quantize_rows(const QuantKind& qk, const float* x, int64_t M, int64_t K, ActBuffers* a, ThreadPool& pool) {
+void quantize_rows(const QuantKind& qk, const float* x, int64_t M, int64_t K, int64_t ldx, ActBuffers* a, ThreadPool& pool) {
   const int64_t B = qk.block, nb = K / B;
   a->q.resize(static_cast<size_t>(M * K));
   a->d.resize(static_cast<size_t>(M * nb));
@@ -193,17 +188,20 @@ void quantize_rows(const QuantKind& qk, const float* x, int64_t M, int64_t K, Ac
   const auto quantize = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {  // i: block index over all rows
       const int64_t m = i / nb, b = i % nb;
+      const float* xb = x + m * ldx + b * B;
       int8_t* q = a->q.data() + m * K + b * B;
       int16_t* sums = a->sums.data() + (m * K + b * B) / 16;
-      if (f == ActFormat::Q8_K) quantize_q8_K_block(x + m * K + b * B, q, a->d.data() + i, sums);
-      else quantize_q8_0_block(x + m * K + b * B, q, a->d.data() + i, f == ActFormat::Q8_1 ? a->s.data() + i : nullptr, sums);
+      if (f == ActFormat::Q8_K) quantize_q8_K_block(xb, q, a->d.data() + i, sums);
+      else quantize_q8_0_block(xb, q, a->d.data() + i, f == ActFormat::Q8_1 ? a->s.data() + i : nullptr, sums);
     }
   };
   if (M * K < 65536) return quantize(0, M * nb);
   pool.parallel_for(M * nb, std::max<int64_t>(1, 8192 / B), quantize);
 }
 
-}  // namespace
+ActRows act_rows_from(const ActRows& a, int64_t m0) {
+  return ActRows{a.q + m0 * a.K, a.d + m0 * a.blocks, a.s ? a.s + m0 * a.blocks : nullptr, a.sums + m0 * (a.K / 16), a.K, a.blocks};
+}
 
 bool quant_kind(DType t, QuantKind* k) {
   const UnpackFn u = int_unpacker(t);
@@ -260,9 +258,9 @@ bool matmul_supported(DType wt) {
   return detail::scalar_row_kernels(wt, &k) || detail::quant_kind(wt, &q);
 }
 
-namespace {
+namespace detail {
 
-using namespace detail;
+namespace {
 
 [[noreturn]] void unsupported(DType wt) {
   const TypeTraits* tr = quant_traits(wt);
@@ -274,110 +272,110 @@ using namespace detail;
 // few enough that the panel stays in L2 (about 256 KiB).
 int64_t f32_panel_rows(int64_t K) { return std::max<int64_t>(4, std::min<int64_t>(64, (65536 / K) / 4 * 4)); }
 
-// Everything a chunk of work needs, behind one pointer: a lambda capturing only that
-// pointer fits std::function's small buffer, so a call allocates nothing.
-struct PlainJob {
-  RowKernels row;
-  PanelGemm gemm;
-  const float* x;  // M rows, ldx apart
-  int64_t ldx, M, K, N;
-  const uint8_t* w;
-  int64_t rb;  // bytes per W row
-  float* out;
-  int64_t panel_rows, ldp;  // M > 1 only
-};
-
-void plain_rows(const PlainJob& j, int64_t begin, int64_t end) {
-  j.row.gemv(j.x, j.w + begin * j.rb, end - begin, j.K, j.out + begin);
-}
-
-void plain_panels(const PlainJob& j, int64_t begin, int64_t end) {
-  thread_local std::vector<float> panel;
-  if (panel.size() < static_cast<size_t>(j.panel_rows * j.ldp)) panel.resize(static_cast<size_t>(j.panel_rows * j.ldp));
-  for (int64_t p = begin; p < end; ++p) {
-    const int64_t n0 = p * j.panel_rows, rows = std::min(j.panel_rows, j.N - n0);
-    for (int64_t r = 0; r < rows; ++r) j.row.dequant(j.w + (n0 + r) * j.rb, panel.data() + r * j.ldp, j.K);
-    j.gemm(j.x, j.ldx, j.M, panel.data(), j.ldp, rows, j.K, j.out + n0, j.N);
-  }
-}
-
-void plain_matmul(const float* x, int64_t M, int64_t K, const uint8_t* w, DType wt, int64_t rb, int64_t N, float* out,
-                  ThreadPool& pool) {
-  PlainJob job{{}, nullptr, x, K, M, K, N, w, rb, out, 0, 0};
-  const SimdLevel level = simd_level();
-  const bool found = (level >= SimdLevel::Avx512 && avx512_row_kernels(wt, &job.row)) ||
-                     (level >= SimdLevel::Avx2 && avx2_row_kernels(wt, &job.row)) || scalar_row_kernels(wt, &job.row);
-  if (!found) unsupported(wt);
-  job.gemm = level >= SimdLevel::Avx512 ? avx512_panel_gemm() : nullptr;
-  if (!job.gemm && level >= SimdLevel::Avx2) job.gemm = avx2_panel_gemm();
-  if (!job.gemm) job.gemm = scalar_panel_gemm();
-  const PlainJob* j = &job;
-  if (M == 1) {
-    // Memory-bound: each chunk should stream at least ~32 KiB of weights to pay for its hand-off.
-    pool.parallel_for(N, std::max<int64_t>(1, 32768 / rb), [j](int64_t begin, int64_t end) { plain_rows(*j, begin, end); });
-    return;
-  }
-  // Rows one cache line past a power-of-two stride, so the rows a GEMM tile reads together
-  // do not all fall into the same L1 set: the panel's, and x's in a padded copy.
-  job.panel_rows = f32_panel_rows(K);
-  job.ldp = K + 16;
-  std::vector<float> xpad(static_cast<size_t>(M * job.ldp));
-  for (int64_t m = 0; m < M; ++m) std::copy(x + m * K, x + (m + 1) * K, xpad.begin() + m * job.ldp);
-  job.x = xpad.data();
-  job.ldx = job.ldp;
-  const int64_t panels = (N + job.panel_rows - 1) / job.panel_rows;
-  pool.parallel_for(panels, 1, [j](int64_t begin, int64_t end) { plain_panels(*j, begin, end); });
-}
-
-struct QuantJob {
-  QuantKind qk;
-  IntKernels ik;
-  ActRows x;
-  int64_t M, N;
-  const uint8_t* w;
-  int64_t rb;
-  float* out;
-};
-
-void quant_groups(const QuantJob& j, int64_t begin, int64_t end) {
-  const int64_t R = j.ik.rows;
-  for (int64_t g = begin; g < end; ++g) {
-    const int64_t n0 = g * R;
-    j.ik.group(j.qk, j.w + n0 * j.rb, j.rb, std::min(R, j.N - n0), j.x, j.M, j.out + n0, j.N);
-  }
-}
-
-void quant_matmul(const QuantKind& qk, const float* x, int64_t M, int64_t K, const uint8_t* w, int64_t rb, int64_t N,
-                  float* out, ThreadPool& pool) {
-  QuantJob job{qk, {}, {}, M, N, w, rb, out};
-  const SimdLevel level = simd_level();
-  const bool found = (level >= SimdLevel::Avx512 && avx512_int_kernels(qk, &job.ik)) ||
-                     (level >= SimdLevel::Avx2 && avx2_int_kernels(qk, &job.ik)) || scalar_int_kernels(qk, &job.ik);
-  if (!found) throw std::logic_error("matmul: no int8 kernel");
-  ActBuffers act;
-  quantize_rows(qk, x, M, K, &act, pool);
-  job.x = act.rows;
-  const QuantJob* j = &job;
-  // Decode streams weights: a chunk should read at least ~32 KiB of them to pay for its hand-off.
-  const int64_t groups = (N + job.ik.rows - 1) / job.ik.rows;
-  const int64_t grain = M == 1 ? std::max<int64_t>(1, 32768 / (rb * job.ik.rows)) : 1;
-  pool.parallel_for(groups, grain, [j](int64_t begin, int64_t end) { quant_groups(*j, begin, end); });
-}
-
 }  // namespace
 
-void matmul(const float* x, int64_t M, int64_t K, const void* w, DType wt, int64_t N, float* out, ThreadPool& pool) {
+WeightKernels weight_kernels(DType wt, int64_t K) {
   const TypeTraits* tr = quant_traits(wt);
   if (!tr || !matmul_supported(wt)) unsupported(wt);
   if (K <= 0 || K % tr->block_elems != 0)
     throw std::invalid_argument("matmul: K=" + std::to_string(K) + " is not a positive multiple of the " + tr->name +
                                 " block size " + std::to_string(tr->block_elems));
+  WeightKernels k{};
+  k.K = K;
+  k.rb = row_bytes(*tr, K);
+  const SimdLevel level = simd_level();
+  if (quant_kind(wt, &k.qk)) {
+    k.quantized = true;
+    const bool found = (level >= SimdLevel::Avx512 && avx512_int_kernels(k.qk, &k.ik)) ||
+                       (level >= SimdLevel::Avx2 && avx2_int_kernels(k.qk, &k.ik)) || scalar_int_kernels(k.qk, &k.ik);
+    if (!found) throw std::logic_error("matmul: no int8 kernel");
+    k.rows = k.ik.rows;
+    return k;
+  }
+  const bool found = (level >= SimdLevel::Avx512 && avx512_row_kernels(wt, &k.row)) ||
+                     (level >= SimdLevel::Avx2 && avx2_row_kernels(wt, &k.row)) || scalar_row_kernels(wt, &k.row);
+  if (!found) unsupported(wt);
+  k.gemm = level >= SimdLevel::Avx512 ? avx512_panel_gemm() : nullptr;
+  if (!k.gemm && level >= SimdLevel::Avx2) k.gemm = avx2_panel_gemm();
+  if (!k.gemm) k.gemm = scalar_panel_gemm();
+  k.rows = f32_panel_rows(K);
+  return k;
+}
+
+void quant_rows(const WeightKernels& k, const uint8_t* w, int64_t rows, const ActRows& x, int64_t M, float* out, int64_t ldo) {
+  const int64_t R = k.ik.rows;
+  for (int64_t r = 0; r < rows; r += R) k.ik.group(k.qk, w + r * k.rb, k.rb, std::min(R, rows - r), x, M, out + r, ldo);
+}
+
+void plain_rows(const WeightKernels& k, const uint8_t* w, int64_t rows, const float* x, int64_t ldx, int64_t M, float* out,
+                int64_t ldo) {
+  if (M == 1) return k.row.gemv(x, w, rows, k.K, out);  // weights read in place
+  // A panel row one cache line past a power-of-two stride, so the rows a GEMM tile reads
+  // together do not all fall into the same L1 set.
+  const int64_t ldp = k.K + 16;
+  thread_local std::vector<float> panel;
+  if (panel.size() < static_cast<size_t>(k.rows * ldp)) panel.resize(static_cast<size_t>(k.rows * ldp));
+  for (int64_t n0 = 0; n0 < rows; n0 += k.rows) {
+    const int64_t n = std::min(k.rows, rows - n0);
+    for (int64_t r = 0; r < n; ++r) k.row.dequant(w + (n0 + r) * k.rb, panel.data() + r * ldp, k.K);
+    k.gemm(x, ldx, M, panel.data(), ldp, n, k.K, out + n0, ldo);
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
+
+// Everything a chunk of work needs, behind one pointer: a lambda capturing only that
+// pointer fits std::function's small buffer, so a call allocates nothing.
+struct Job {
+  WeightKernels k;
+  const float* x;  // plain: M rows, ldx apart
+  int64_t ldx;
+  ActRows act;  // quantized
+  int64_t M, N;
+  const uint8_t* w;
+  float* out;
+};
+
+// Output rows [n0, n1) of every activation row.
+void rows_of(const Job& j, int64_t n0, int64_t n1) {
+  const uint8_t* w = j.w + n0 * j.k.rb;
+  if (j.k.quantized) quant_rows(j.k, w, n1 - n0, j.act, j.M, j.out + n0, j.N);
+  else plain_rows(j.k, w, n1 - n0, j.x, j.ldx, j.M, j.out + n0, j.N);
+}
+
+}  // namespace
+
+void matmul(const float* x, int64_t M, int64_t K, const void* w, DType wt, int64_t N, float* out, ThreadPool& pool) {
+  Job job{weight_kernels(wt, K), x, K, {}, M, N, static_cast<const uint8_t*>(w), out};
   if (M < 0 || N < 0) throw std::invalid_argument("matmul: negative M or N");
   if (M == 0 || N == 0) return;
-  const uint8_t* wb = static_cast<const uint8_t*>(w);
-  QuantKind qk;
-  if (quant_kind(wt, &qk)) return quant_matmul(qk, x, M, K, wb, row_bytes(*tr, K), N, out, pool);
-  plain_matmul(x, M, K, wb, wt, row_bytes(*tr, K), N, out, pool);
+  const Job* j = &job;
+  const int64_t rb = job.k.rb, R = job.k.rows;
+  ActBuffers act;
+  std::vector<float> xpad;
+  if (job.k.quantized) {
+    quantize_rows(job.k.qk, x, M, K, K, &act, pool);
+    job.act = act.rows;
+  } else if (M == 1) {
+    // Memory-bound: each chunk should stream at least ~32 KiB of weights to pay for its hand-off.
+    pool.parallel_for(N, std::max<int64_t>(1, 32768 / rb), [j](int64_t b, int64_t e) { rows_of(*j, b, e); });
+    return;
+  } else {
+    // x in a padded copy, for the same reason as the panel's stride (plain_rows).
+    job.ldx = K + 16;
+    xpad.resize(static_cast<size_t>(M * job.ldx));
+    for (int64_t m = 0; m < M; ++m) std::copy(x + m * K, x + (m + 1) * K, xpad.begin() + m * job.ldx);
+    job.x = xpad.data();
+  }
+  // Items of R rows: a kernel group (quantized) or an f32 panel (plain). Decode streams weights:
+  // a chunk should read at least ~32 KiB of them to pay for its hand-off.
+  const int64_t items = (N + R - 1) / R;
+  const int64_t grain = M == 1 ? std::max<int64_t>(1, 32768 / (rb * R)) : 1;
+  pool.parallel_for(items, grain, [j, R](int64_t b, int64_t e) { rows_of(*j, b * R, std::min(e * R, j->N)); });
 }
 
 }  // namespace kt

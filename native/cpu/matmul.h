@@ -5,6 +5,7 @@
 // same bits whatever M, the row's place in the batch, the thread count or the SIMD level.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "cpu/dtype.h"
 #include "cpu/quant.h"
@@ -94,6 +95,41 @@ struct IntKernels {
 bool scalar_int_kernels(const QuantKind& qk, IntKernels* k);
 bool avx2_int_kernels(const QuantKind& qk, IntKernels* k);
 bool avx512_int_kernels(const QuantKind& qk, IntKernels* k);
+
+// ---- what matmul() and the MoE expert op (cpu/op_moe.cpp) share ----
+
+// Activation rows quantized for one weight type, with their storage.
+struct ActBuffers {
+  std::vector<int8_t> q;
+  std::vector<float> d, s;
+  std::vector<int16_t> sums;
+  ActRows rows;
+};
+// Quantizes M rows of K floats (row m at x + m*ldx) to qk's activation format; one parallel
+// loop over blocks when there are enough of them (call it outside any other loop).
+void quantize_rows(const QuantKind& qk, const float* x, int64_t M, int64_t K, int64_t ldx, ActBuffers* a, ThreadPool& pool);
+// Rows m0.. of a, as ActRows of their own.
+ActRows act_rows_from(const ActRows& a, int64_t m0);
+
+// The kernels of one weight type at this process's SIMD level.
+struct WeightKernels {
+  bool quantized;
+  QuantKind qk;  // quantized types
+  IntKernels ik;
+  RowKernels row;  // plain types
+  PanelGemm gemm;
+  int64_t K, rb;  // elements and bytes per weight row
+  int64_t rows;   // weight rows one kernel pass takes: a group (R), or an f32 panel for M > 1
+};
+// Throws std::invalid_argument as matmul() does for an unsupported type or a K that is not whole blocks.
+WeightKernels weight_kernels(DType wt, int64_t K);
+
+// out[m*ldo + r] = x_m · w_r for m < M, r < rows (w: rows weight rows, k.rb bytes apart), with
+// exactly matmul()'s arithmetic per output. Quantized weights take x as ActRows, plain ones as
+// f32 rows ldx apart (M > 1: through a thread-local panel of k.rows rows at a time).
+void quant_rows(const WeightKernels& k, const uint8_t* w, int64_t rows, const ActRows& x, int64_t M, float* out, int64_t ldo);
+void plain_rows(const WeightKernels& k, const uint8_t* w, int64_t rows, const float* x, int64_t ldx, int64_t M, float* out,
+                int64_t ldo);
 
 // ---- lane-form decoders: block b of R rows at once, lane r = row r ----
 //

@@ -24,6 +24,24 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const Tensor& kv_lens, const Tensor& block_tables, int num_kv_heads, float scale, Tensor& out);
 // out = silu(gate) * up.
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
+// Mixture of Experts (the MoE op contract, notes-draft/moe-spec.md).
+enum class MoeScoring : int { Softmax = 0, Sigmoid = 1 };
+enum class MoeGroupScore : int { Max = 0, Top2Sum = 1 };
+struct MoeRouteSpec {
+  MoeScoring scoring;
+  int top_k;
+  int num_groups, top_k_groups;  // num_groups 1: no group limit
+  MoeGroupScore group_score;
+  bool normalize;
+  float scale;
+};
+// Router: logits [T, E] (and an optional selection bias [E], which chooses but never weighs) to
+// the k experts of each token, best first (ties: lower id), ids I32 [T, k] and weights F32 [T, k].
+void moe_route(const Tensor& logits, const Tensor* bias, const MoeRouteSpec& spec, Tensor& ids, Tensor& weights);
+// out [T, H] = sum over slots j in order of weights[t, j] * down_e · (silu(gate_e · x_t) * (up_e · x_t)), e = ids[t, j];
+// gate, up [E, I, H], down [E, H, I] of any matmul weight type. A token's bits do not depend on the batch.
+void moe_experts(const Tensor& x, const Tensor& ids, const Tensor& weights, const Tensor& gate, const Tensor& up,
+                 const Tensor& down, Tensor& out);
 // a += b.
 void add_inplace(Tensor& a, const Tensor& b);
 // out[i, :] = x[idx[i], :].

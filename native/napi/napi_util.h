@@ -2,7 +2,9 @@
 #pragma once
 #include <napi.h>
 
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cpu/tensor.h"
@@ -44,6 +46,13 @@ inline std::vector<int64_t> shape_arg(const Napi::CallbackInfo& info, size_t i, 
   }
   return shape;
 }
+
+// Files mapped by mapFile (tensor_napi.cpp), by mapping id.
+struct MappedFile {
+  std::shared_ptr<void> base;
+  size_t size = 0;
+};
+std::unordered_map<int, MappedFile>& mappings();
 
 // Runs fn, turning C++ exceptions into JavaScript errors (never abort on bad input).
 template <typename Fn>

@@ -1,24 +1,24 @@
 // Tensor handles for TypeScript: allocate, map from weight files, upload, download, release.
 #include <cstring>
-#include <unordered_map>
 
 #include "cpu/tensor.h"
 #include "napi/napi_util.h"
 #include "napi/registry.h"
+
+namespace kt::napi {
+
+std::unordered_map<int, MappedFile>& mappings() {
+  static std::unordered_map<int, MappedFile> m;
+  return m;
+}
+
+}  // namespace kt::napi
 
 namespace {
 
 using namespace kt;
 using namespace kt::napi;
 
-struct MappedFile {
-  std::shared_ptr<void> base;
-  size_t size = 0;
-};
-std::unordered_map<int, MappedFile>& mappings() {
-  static std::unordered_map<int, MappedFile> m;
-  return m;
-}
 int next_mapping = 1;
 
 // alloc(dtype, shape, scratch) -> handle

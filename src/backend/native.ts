@@ -17,6 +17,10 @@ export interface PoolStressResult {
   firstFailure: string;
 }
 
+/** opMoeRoute's scoring: 0 softmax, 1 sigmoid; its group score: 0 max, 1 sum of the top 2. */
+export type MoeScoring = 0 | 1;
+export type MoeGroupScore = 0 | 1;
+
 export interface NativeAddon {
   readonly cuda: boolean;
   info(): NativeInfo;
@@ -30,6 +34,15 @@ export interface NativeAddon {
   quantize(type: number, src: Float32Array): Uint8Array;
   /** out[M][N] = x[M][K] · W[N][K]ᵀ with W stored as GGML type `type` (test and micro-benchmark entry). */
   matmulRaw(x: Float32Array, M: number, K: number, w: Uint8Array, type: number, N: number): Float32Array;
+
+  // --- Mixture of Experts on the CPU (native/napi/moe_napi.cpp; notes-draft/moe-spec.md is the contract) ---
+  /** Router: logits F32 [T, E] (bias F32 [E], or -1) → scratch handles [ids I32 [T, k], weights F32 [T, k]]. */
+  opMoeRoute(logits: number, bias: number, scoring: MoeScoring, topK: number, numGroups: number, topKGroups: number,
+             groupScore: MoeGroupScore, normalize: boolean, scale: number): [number, number];
+  /** x F32 [T, H], ids, weights [T, k], gate and up [E, I, H], down [E, H, I] → scratch F32 [T, H]. */
+  opMoeExperts(x: number, ids: number, weights: number, gate: number, up: number, down: number): number;
+  /** A persistent [E, N, K] tensor: expert e's bytes copied from mappings[e] (mapFile) at offsets[e]. */
+  tStackMappings(mappings: number[], offsets: number[], dtype: number, shape: number[]): number;
 
   // --- tensors and ops of the CPU backend (native/napi/tensor_napi.cpp, ops_napi.cpp) ---
   [op: string]: unknown;

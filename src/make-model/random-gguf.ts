@@ -313,18 +313,33 @@ export interface WriteRandomOptions {
 /** Values per chunk handed to the writer: bounds memory whatever the tensor size. */
 const CHUNK_ELEMS = 1 << 22;
 
-/** Writes the whole model; returns the bytes of tensor data written. */
-export async function writeRandomGguf(path: string, s: RandomModelShape, opts: WriteRandomOptions): Promise<number> {
+/** A model's file before any byte is written: every key and tensor declared on `writer`, each tensor's type. */
+export interface DeclaredGguf {
+  writer: GgufWriter;
+  plan: PlannedTensor[];
+  types: Map<string, number>;
+  /** Bytes of tensor data (unpadded). */
+  tensorBytes: number;
+}
+
+/** Declares the model's metadata and tensors on a writer for `path` (nothing is written yet). */
+export function declareRandomGguf(path: string, s: RandomModelShape, opts: Pick<WriteRandomOptions, 'outtype' | 'name'>): DeclaredGguf {
   const tok = loadPresetTokenizer(s.tokenizer, s.vocab).gguf;
   if (tok.tokens.length !== s.vocab) throw new Error(`tokenizer has ${tok.tokens.length} tokens, the model ${s.vocab} embedding rows`);
   const plan = ggufTensorPlan(s);
   const info: MixtureModelInfo = { arch: s.architecture, layers: s.layers, experts: s.moe?.experts ?? 0, heads: s.heads, kvHeads: s.kvHeads };
   const types = tensorTypes(opts.outtype, plan, info);
-  const w = new GgufWriter(path);
-  addGgufMetadata(w, s, tok, opts.name, ggufFileType(opts.outtype), plan);
-  for (const t of plan) w.addTensorInfo(t.name, types.get(t.name)!, t.shape);
+  const writer = new GgufWriter(path);
+  addGgufMetadata(writer, s, tok, opts.name, ggufFileType(opts.outtype), plan);
+  for (const t of plan) writer.addTensorInfo(t.name, types.get(t.name)!, t.shape);
+  const tensorBytes = plan.reduce((n, t) => n + tensorByteLength(types.get(t.name)!, t.shape), 0);
+  return { writer, plan, types, tensorBytes };
+}
+
+/** Writes the whole model; returns the bytes of tensor data written. */
+export async function writeRandomGguf(path: string, s: RandomModelShape, opts: WriteRandomOptions): Promise<number> {
+  const { writer: w, plan, types, tensorBytes: total } = declareRandomGguf(path, s, opts);
   await w.writeHeader();
-  const total = plan.reduce((n, t) => n + tensorByteLength(types.get(t.name)!, t.shape), 0);
   const source = new RandomTensorSource(opts.seed);
   let done = 0;
   for (const t of plan) {

@@ -4,8 +4,9 @@
 // no fixture: its keys, names and types are spelled out below from llama.cpp's source (models/qwen3moe.cpp,
 // convert_hf_to_gguf.py, llama-quant.cpp). That llama.cpp loads the files, on the GPU machine:
 //   ktserve make-model --preset qwen3moe-tiny -o tiny.gguf && llama-simple -m tiny.gguf -n 4 "Hello"
-//   ktserve make-model --preset qwen3-30b-a3b -o a3b.gguf && llama-batched-bench -m a3b.gguf -ngl 99 -npp 128 -ntg 32 -npl 1,8
+//   ktserve make-model --preset qwen3-30b-a3b --layers 4 -o a3b-4L.gguf && llama-batched-bench -m a3b-4L.gguf -ngl 99 -npp 128 -ntg 32 -npl 1,8
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +21,7 @@ import { loadNative } from '../src/backend/native.js';
 import { declareRandomGguf, ggufTensorPlan, tensorTypes, writeRandomGguf } from '../src/make-model/random-gguf.js';
 import { readPresetTokenizerFiles } from '../src/make-model/preset-tokenizer-files.js';
 import {
-  RandomTensorSource, loadPresetTokenizer, normalSampler, randomModelPresets, type RandomModelShape, type TokenizerFamily,
+  RandomTensorSource, loadPresetTokenizer, normalSampler, randomModelPresets, withLayers, type RandomModelShape, type TokenizerFamily,
 } from '../src/make-model/random-model.js';
 import { hfConfig, hfTensorPlan, writeRandomSafetensors } from '../src/make-model/random-safetensors.js';
 import { createModel } from '../src/models/registry.js';
@@ -246,7 +247,7 @@ describe('make-model tokenizer trimming', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------------------
-// Qwen3-MoE
+// Qwen3-MoE and --layers
 
 /** The GGUF's header with a hole where its data goes (a sparse file): our reader sees the whole model, no weight is written. */
 function ggufHeaderOnly(s: RandomModelShape, outtype: string, name: string): GgufFileHeader {
@@ -455,5 +456,56 @@ describe('make-model Qwen3-MoE (GGUF arch qwen3moe, HF Qwen3MoeForCausalLM)', ()
     assert.equal(plan.get('model.layers.47.mlp.experts.127.down_proj.weight'), '2048x768');
     assert.equal(plan.get('model.layers.0.mlp.experts.0.up_proj.weight'), '768x2048');
     assert.equal(plan.size, 3 + 48 * (9 + 3 * 128));
+  });
+});
+
+describe('make-model --layers', () => {
+  it('keeps the first N layers of any preset; N outside 1..layers is refused', () => {
+    const s = randomModelPresets['qwen3-30b-a3b']!;
+    assert.equal(withLayers(s, 4).layers, 4);
+    assert.deepEqual({ ...withLayers(s, 4), layers: 48 }, s);
+    for (const n of [0, 49, 1.5]) assert.throws(() => withLayers(s, n), /outside 1\.\.48/);
+  });
+
+  it('a dense preset (llama-3.1-8b, 4 layers): block_count 4, blk.0-3, the quantizer types of a 4-layer file', () => {
+    const s = withLayers(randomModelPresets['llama-3.1-8b']!, 4);
+    const h = ggufHeaderOnly(s, 'Q4_K_M', 'llama-3.1-8b-4L');
+    assert.equal(h.metadata.get('llama.block_count'), 4);
+    assert.deepEqual([...new Set(h.tensors.map((t) => /^blk\.(\d+)\./.exec(t.name)?.[1]).filter((l) => l !== undefined))], ['0', '1', '2', '3']);
+    // use_more_bits(i, 4): i >= 7·4/8 = 3, or (i - 0) % 3 == 2
+    assert.deepEqual(layersOfType(h, 'attn_v', 'Q6_K'), [2, 3]);
+    assert.deepEqual(layersOfType(h, 'ffn_down', 'Q6_K'), [2, 3]);
+    assert.equal(hfConfig(s, 'BF16', undefined, [])['num_hidden_layers'], 4);
+    assert.ok(hfTensorPlan(s).every((t) => !/layers\.([4-9]|\d\d)\./.test(t.name)));
+  });
+
+  it('a MoE preset (qwen3-30b-a3b, 4 layers): the same qwen3moe file, 4 blocks, 1.9 GB of Q4_K_M', () => {
+    const s = withLayers(randomModelPresets['qwen3-30b-a3b']!, 4);
+    const h = ggufHeaderOnly(s, 'Q4_K_M', 'qwen3-30b-a3b-4L');
+    assertQwen3MoeGguf(h, s, 15);
+    assertQwen3MoeQ4KM(h, [2, 3]);
+    assert.equal(dataBytes(h), 1_940_326_400);
+  });
+
+  it('the CLI: make-model --preset qwen3moe-tiny --layers 1 (GGUF and safetensors); --layers 3 is a usage error', () => {
+    const main = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+    const run = (...args: string[]) => spawnSync(process.execPath, [main, 'make-model', '--preset', 'qwen3moe-tiny', ...args], { encoding: 'utf8' });
+    const path = join(dir, 'cli-1L.gguf');
+    const r = run('--layers', '1', '-o', path);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^wrote .*cli-1L\.gguf: qwen3moe-tiny-1L Q4_K_M, /);
+    const h = readGgufFile(path);
+    assertQwen3MoeGguf(h, withLayers(randomModelPresets['qwen3moe-tiny']!, 1), 15);
+    assertQwen3MoeQ4KM(h, [0]); // use_more_bits(0, 1)
+    assert.equal(h.metadata.get('general.name'), 'random qwen3moe-tiny-1L');
+    const st = join(dir, 'cli-1L-st');
+    const r2 = run('--layers', '1', '--format', 'safetensors', '-o', st);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.equal((JSON.parse(readFileSync(join(st, 'config.json'), 'utf8')) as { num_hidden_layers: number }).num_hidden_layers, 1);
+    assert.ok([...readSafetensors(st).tensors.keys()].every((n) => !n.startsWith('model.layers.1.')));
+    const bad = run('--layers', '3', '-o', join(dir, 'bad.gguf'));
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--layers 3: qwen3moe-tiny has 2 layers; give 1 to 2/);
+    assert.ok(!existsSync(join(dir, 'bad.gguf')));
   });
 });

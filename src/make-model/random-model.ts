@@ -129,6 +129,15 @@ export const randomModelPresets: Record<string, RandomModelShape> = {
   },
 };
 
+/**
+ * A preset cut to its first `layers` blocks (`make-model --layers`): each layer keeps its real tensors, so a
+ * shape too big for a machine can be measured a few layers at a time.
+ */
+export function withLayers(s: RandomModelShape, layers: number): RandomModelShape {
+  if (!Number.isInteger(layers) || layers < 1 || layers > s.layers) throw new RangeError(`layer count ${layers} is outside 1..${s.layers}`);
+  return { ...s, layers };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Tokenizers
 

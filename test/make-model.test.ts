@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
+import { loadNative } from '../src/backend/native.js';
 import { readGguf, readGgufFile, type GgufFileHeader } from '../src/formats/gguf.js';
 import { GGML_TYPE, ggmlTypeName, tensorByteLength } from '../src/formats/gguf-types.js';
 import { readSafetensors } from '../src/formats/safetensors.js';
 import { PagedKvCache } from '../src/models/kv-cache.js';
 import { openModelFiles, type ModelLocation } from '../src/models/model-files.js';
-import { loadNative } from '../src/backend/native.js';
 import { declareRandomGguf, ggufTensorPlan, tensorTypes, writeRandomGguf } from '../src/make-model/random-gguf.js';
 import { readPresetTokenizerFiles } from '../src/make-model/preset-tokenizer-files.js';
 import {

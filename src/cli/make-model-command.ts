@@ -4,7 +4,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import { ProgressBar, formatBytes, formatDuration } from './progress.js';
 import { parseFlags, UsageError, type FlagSpec } from './args.js';
 import { GGUF_OUTTYPES, ggufTensorPlan, writeRandomGguf } from '../make-model/random-gguf.js';
-import { randomModelPresets } from '../make-model/random-model.js';
+import { randomModelPresets, withLayers } from '../make-model/random-model.js';
 import { SAFETENSORS_DTYPES, writeRandomSafetensors, type SafetensorsDtype } from '../make-model/random-safetensors.js';
 
 const presetNames = Object.keys(randomModelPresets);
@@ -17,9 +17,10 @@ export const makeModelFlags = [
     type: 'string',
     help: `weight type: GGUF ${GGUF_OUTTYPES.join('|')} (or any GGML type for every weight, e.g. Q4_K); safetensors ${SAFETENSORS_DTYPES.join('|')} (default: Q4_K_M for GGUF, BF16 for safetensors)`,
   },
-  { name: 'out', type: 'string', help: 'output file (GGUF) or directory (safetensors); default <preset>-<outtype>.gguf or <preset>-<outtype>/', short: 'o' },
+  { name: 'out', type: 'string', help: 'output file (GGUF) or directory (safetensors); default <preset>[-<N>L]-<outtype>.gguf or <preset>[-<N>L]-<outtype>/', short: 'o' },
+  { name: 'layers', type: 'int', help: "write only the preset's first N layers (a big shape measured on a smaller machine)", min: 1 },
   { name: 'seed', type: 'int', help: 'random seed; the same seed writes the same bytes', default: 0 },
-  { name: 'name', type: 'string', help: 'general.name of the GGUF (default: random <preset>)' },
+  { name: 'name', type: 'string', help: 'general.name of the GGUF (default: random <preset>, random <preset>-<N>L with --layers)' },
   { name: 'force', type: 'bool', help: 'overwrite an existing output' },
   { name: 'list', type: 'bool', help: 'list the presets with their sizes and exit' },
 ] as const satisfies readonly FlagSpec[];
@@ -44,13 +45,18 @@ export async function runMakeModel(argv: string[]): Promise<void> {
     return;
   }
   if (f.preset === undefined) throw new UsageError(`--preset is required (one of ${presetNames.join(', ')}); --list shows their sizes`);
-  const shape = randomModelPresets[f.preset]!;
+  const preset = randomModelPresets[f.preset]!;
+  if (f.layers !== undefined && f.layers > preset.layers) {
+    throw new UsageError(`--layers ${f.layers}: ${f.preset} has ${preset.layers} layers; give 1 to ${preset.layers}`);
+  }
+  const shape = f.layers === undefined ? preset : withLayers(preset, f.layers);
+  const label = f.layers === undefined ? f.preset : `${f.preset}-${f.layers}L`;
   const gguf = f.format === 'gguf';
   const outtype = (f.outtype ?? (gguf ? 'Q4_K_M' : 'BF16')).toUpperCase();
   if (!gguf && !(SAFETENSORS_DTYPES as readonly string[]).includes(outtype)) {
     throw new UsageError(`--outtype for safetensors must be one of ${SAFETENSORS_DTYPES.join(', ')}, got ${outtype}`);
   }
-  const out = f.out ?? (gguf ? `${f.preset}-${outtype}.gguf` : `${f.preset}-${outtype}`);
+  const out = f.out ?? (gguf ? `${label}-${outtype}.gguf` : `${label}-${outtype}`);
   if (existsSync(out) && !f.force) throw new UsageError(`${out} exists; pass --force to overwrite it`);
 
   let bar: ProgressBar | undefined;
@@ -64,7 +70,7 @@ export async function runMakeModel(argv: string[]): Promise<void> {
     // Written beside the target and renamed at the end, so a file at `out` is always complete.
     const tmp = `${out}.partial`;
     try {
-      bytes = await writeRandomGguf(tmp, shape, { outtype, seed: f.seed, name: f.name ?? `random ${f.preset}`, onProgress });
+      bytes = await writeRandomGguf(tmp, shape, { outtype, seed: f.seed, name: f.name ?? `random ${label}`, onProgress });
     } catch (err) {
       rmSync(tmp, { force: true });
       if (err instanceof Error && /unknown output type|no general.file_type/.test(err.message)) throw new UsageError(err.message);
@@ -76,5 +82,5 @@ export async function runMakeModel(argv: string[]): Promise<void> {
   }
   bar?.finish();
   const secs = (performance.now() - t0) / 1000;
-  process.stdout.write(`wrote ${out}: ${f.preset} ${outtype}, ${formatBytes(bytes)} of weights in ${formatDuration(secs)} (${formatBytes(bytes / secs)}/s)\n`);
+  process.stdout.write(`wrote ${out}: ${label} ${outtype}, ${formatBytes(bytes)} of weights in ${formatDuration(secs)} (${formatBytes(bytes / secs)}/s)\n`);
 }

@@ -93,6 +93,20 @@ export class GgufWriter {
   /** Writes magic, version, metadata and tensor infos, padded to the alignment; after this only data follows. */
   async writeHeader(): Promise<void> {
     this.expectState('declaring', 'writeHeader');
+    const { header } = this.encodeHeader();
+    await this.io(async () => {
+      this.file = await open(this.path, 'w');
+      await this.writeAll(header);
+      this.state = 'data';
+      this.skipEmptyTensors();
+    });
+  }
+
+  /**
+   * The header as writeHeader() writes it, and the bytes of the data section that would follow (each tensor
+   * padded to the alignment): together the file's size. Writes nothing.
+   */
+  encodeHeader(): { header: Uint8Array; dataBytes: number } {
     const kvs = [...this.kvs];
     if (this.alignment !== GGUF_DEFAULT_ALIGNMENT && !kvs.some((kv) => kv.key === 'general.alignment')) {
       kvs.push({ key: 'general.alignment', value: this.alignment, type: 'u32' });
@@ -118,12 +132,7 @@ export class GgufWriter {
       out.u64(BigInt(t.relOffset));
     }
     out.raw(Buffer.alloc(alignUp(out.length, this.alignment) - out.length));
-    await this.io(async () => {
-      this.file = await open(this.path, 'w');
-      await this.writeAll(out.bytes());
-      this.state = 'data';
-      this.skipEmptyTensors();
-    });
+    return { header: out.bytes(), dataBytes: rel };
   }
 
   /** Appends bytes of tensor `name`; call once with all its bytes or several times with consecutive chunks. */

@@ -4,7 +4,7 @@
 import { GgufWriter } from '../formats/gguf-writer.js';
 import { GGML_TYPE, ggmlTypeByName, llamaFileTypeId, tensorByteLength } from '../formats/gguf-types.js';
 import {
-  RandomTensorSource, addTokenizerMetadata, llama3RopeFactors, loadPresetTokenizer, outputStd,
+  RandomTensorSource, addTokenizerMetadata, hasQkNorm, llama3RopeFactors, loadPresetTokenizer, outputStd,
   type GgufTokenizerData, type RandomModelShape,
 } from './random-model.js';
 
@@ -56,12 +56,14 @@ export function ggufTensorPlan(s: RandomModelShape): PlannedTensor[] {
         lin(`${p}attn_v.weight`, s.hidden, s.kvHeads * s.headDim),
         lin(`${p}attn_output.weight`, s.heads * s.headDim, s.hidden),
       );
-      if (s.architecture === 'qwen3') plan.push(norm(`${p}attn_q_norm.weight`, s.headDim), norm(`${p}attn_k_norm.weight`, s.headDim));
+      if (hasQkNorm(s)) plan.push(norm(`${p}attn_q_norm.weight`, s.headDim), norm(`${p}attn_k_norm.weight`, s.headDim));
     }
     plan.push(norm(`${p}ffn_norm.weight`, s.hidden));
     if (s.moe && l >= s.moe.leadingDense) {
       const e = s.moe;
       const sharedFfn = e.shared * e.ffn;
+      // The router's std 1/√hidden on RMS-normed input gives each expert a logit of std ≈ 1, independent across
+      // experts and tokens: every token's top-k is a near-uniform draw, so routing spreads over all experts.
       plan.push(
         { ...lin(`${p}ffn_gate_inp.weight`, s.hidden, e.experts), f32: true },
         lin(`${p}ffn_gate_exps.weight`, s.hidden, e.ffn, [e.experts]),
@@ -267,9 +269,13 @@ export function addGgufMetadata(w: GgufWriter, s: RandomModelShape, tok: GgufTok
   }
   f32('rope.freq_base', s.ropeTheta);
   f32('attention.layer_norm_rms_epsilon', s.rmsEps);
+  // DeepSeek's config has n_group, topk_group and scoring_func, which the converter writes; Qwen3-MoE's has none.
+  const deepseek = a === 'deepseek2';
   if (s.moe) {
     u32('expert_count', s.moe.experts);
     u32('expert_used_count', s.moe.used);
+  }
+  if (s.moe && deepseek) {
     u32('expert_group_count', s.moe.groups);
     u32('expert_group_used_count', s.moe.groupsUsed);
     u32('expert_gating_func', s.moe.gating === 'softmax' ? 1 : 2);
@@ -278,16 +284,17 @@ export function addGgufMetadata(w: GgufWriter, s: RandomModelShape, tok: GgufTok
   u32('attention.key_length', m ? m.kvLoraRank + m.qkRope : s.headDim);
   u32('attention.value_length', m ? m.kvLoraRank : s.headDim);
   w.addMetadata('general.file_type', fileType, 'u32');
-  if (s.moe) u32('leading_dense_block_count', s.moe.leadingDense);
-  if (a !== 'qwen3') u32('vocab_size', s.vocab);
+  if (s.moe && deepseek) u32('leading_dense_block_count', s.moe.leadingDense);
+  if (a === 'llama' || deepseek) u32('vocab_size', s.vocab);
   if (m) {
     if (m.qLoraRank !== undefined) u32('attention.q_lora_rank', m.qLoraRank);
     u32('attention.kv_lora_rank', m.kvLoraRank);
     u32('attention.key_length_mla', m.qkNope + m.qkRope);
     u32('attention.value_length_mla', m.vHead);
   }
-  if (s.moe) {
-    u32('expert_feed_forward_length', s.moe.ffn);
+  // Qwen3-MoE ends here: llama.cpp's qwen3moe always renormalizes the top-k weights and has no shared expert.
+  if (s.moe) u32('expert_feed_forward_length', s.moe.ffn);
+  if (s.moe && deepseek) {
     u32('expert_shared_count', s.moe.shared);
     f32('expert_weights_scale', s.moe.scalingFactor);
     if (s.moe.normTopk) w.addMetadata(`${a}.expert_weights_norm`, true);
@@ -313,18 +320,33 @@ export interface WriteRandomOptions {
 /** Values per chunk handed to the writer: bounds memory whatever the tensor size. */
 const CHUNK_ELEMS = 1 << 22;
 
-/** Writes the whole model; returns the bytes of tensor data written. */
-export async function writeRandomGguf(path: string, s: RandomModelShape, opts: WriteRandomOptions): Promise<number> {
+/** A model's file before any byte is written: every key and tensor declared on `writer`, each tensor's type. */
+export interface DeclaredGguf {
+  writer: GgufWriter;
+  plan: PlannedTensor[];
+  types: Map<string, number>;
+  /** Bytes of tensor data (unpadded). */
+  tensorBytes: number;
+}
+
+/** Declares the model's metadata and tensors on a writer for `path` (nothing is written yet). */
+export function declareRandomGguf(path: string, s: RandomModelShape, opts: Pick<WriteRandomOptions, 'outtype' | 'name'>): DeclaredGguf {
   const tok = loadPresetTokenizer(s.tokenizer, s.vocab).gguf;
   if (tok.tokens.length !== s.vocab) throw new Error(`tokenizer has ${tok.tokens.length} tokens, the model ${s.vocab} embedding rows`);
   const plan = ggufTensorPlan(s);
   const info: MixtureModelInfo = { arch: s.architecture, layers: s.layers, experts: s.moe?.experts ?? 0, heads: s.heads, kvHeads: s.kvHeads };
   const types = tensorTypes(opts.outtype, plan, info);
-  const w = new GgufWriter(path);
-  addGgufMetadata(w, s, tok, opts.name, ggufFileType(opts.outtype), plan);
-  for (const t of plan) w.addTensorInfo(t.name, types.get(t.name)!, t.shape);
+  const writer = new GgufWriter(path);
+  addGgufMetadata(writer, s, tok, opts.name, ggufFileType(opts.outtype), plan);
+  for (const t of plan) writer.addTensorInfo(t.name, types.get(t.name)!, t.shape);
+  const tensorBytes = plan.reduce((n, t) => n + tensorByteLength(types.get(t.name)!, t.shape), 0);
+  return { writer, plan, types, tensorBytes };
+}
+
+/** Writes the whole model; returns the bytes of tensor data written. */
+export async function writeRandomGguf(path: string, s: RandomModelShape, opts: WriteRandomOptions): Promise<number> {
+  const { writer: w, plan, types, tensorBytes: total } = declareRandomGguf(path, s, opts);
   await w.writeHeader();
-  const total = plan.reduce((n, t) => n + tensorByteLength(types.get(t.name)!, t.shape), 0);
   const source = new RandomTensorSource(opts.seed);
   let done = 0;
   for (const t of plan) {

@@ -37,7 +37,7 @@ export interface MoeSpec {
 export type { TokenizerFamily };
 
 export interface RandomModelShape {
-  architecture: 'llama' | 'qwen3' | 'deepseek2';
+  architecture: 'llama' | 'qwen3' | 'qwen3moe' | 'deepseek2';
   tokenizer: TokenizerFamily;
   /** Embedding rows: the tokenizer is padded ([PADn] tokens) or trimmed to this. */
   vocab: number;
@@ -47,7 +47,7 @@ export interface RandomModelShape {
   /** As the HF config says (MLA models: = heads; the GGUF writes 1, as llama.cpp's converter does). */
   kvHeads: number;
   headDim: number;
-  /** Dense FFN width (intermediate_size). */
+  /** Dense FFN width (intermediate_size; Qwen3-MoE configs give experts_per_tok × moe_intermediate_size). */
   ffn: number;
   ropeTheta: number;
   ropeScaling: RopeScalingSpec | undefined;
@@ -58,10 +58,15 @@ export interface RandomModelShape {
   moe?: MoeSpec;
 }
 
+/** Qwen3 and Qwen3-MoE RMS-normalize q and k per head before RoPE (q_norm, k_norm). */
+export const hasQkNorm = (s: RandomModelShape): boolean => s.architecture === 'qwen3' || s.architecture === 'qwen3moe';
+
 const llama3Rope = (factor: number, originalContext: number): RopeScalingSpec =>
   ({ type: 'llama3', factor, lowFreqFactor: 1, highFreqFactor: 4, originalContext });
 
 const dense = { ropeScaling: undefined, tiedEmbeddings: false } as const;
+
+const qwen3Moe = { shared: 0, leadingDense: 0, normTopk: true, scalingFactor: 1, groups: 1, groupsUsed: 1, gating: 'softmax' } as const;
 
 /**
  * Real shapes from each model's config.json. The tiny-* presets copy the shapes of the fixture models
@@ -94,6 +99,12 @@ export const randomModelPresets: Record<string, RandomModelShape> = {
     mla: { qLoraRank: undefined, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128 },
     moe: { experts: 64, used: 6, shared: 2, ffn: 1408, leadingDense: 1, normTopk: false, scalingFactor: 1, groups: 1, groupsUsed: 1, gating: 'softmax' },
   },
+  // Every layer sparse (decoder_sparse_step 1, mlp_only_layers []), no shared expert, top-k weights renormalized.
+  'qwen3-30b-a3b': {
+    ...dense, architecture: 'qwen3moe', tokenizer: 'qwen3', vocab: 151936, hidden: 2048, layers: 48, heads: 32, kvHeads: 4, headDim: 128,
+    ffn: 6144, ropeTheta: 1000000, context: 40960, rmsEps: 1e-6,
+    moe: { ...qwen3Moe, experts: 128, used: 8, ffn: 768 },
+  },
   'tiny-llama': {
     architecture: 'llama', tokenizer: 'llama3', vocab: 128256, hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
     ffn: 256, ropeTheta: 500000, ropeScaling: llama3Rope(8, 64), context: 512, rmsEps: 1e-5, tiedEmbeddings: false,
@@ -102,6 +113,14 @@ export const randomModelPresets: Record<string, RandomModelShape> = {
     ...dense, architecture: 'qwen3', tokenizer: 'qwen3', vocab: 151936, hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 64,
     ffn: 256, ropeTheta: 1000000, context: 512, rmsEps: 1e-6, tiedEmbeddings: true,
   },
+  // Qwen3-30B-A3B in miniature (a few MB): head_dim 128 and q wider than hidden, as there; rows of 256 so
+  // Q4_K_M quantizes the experts with K-quants as it does the real model; 16 experts, so none of
+  // llama-quantize's 8-expert rules apply. The Qwen3 tokenizer is trimmed to 4096 ids.
+  'qwen3moe-tiny': {
+    ...dense, architecture: 'qwen3moe', tokenizer: 'qwen3', vocab: 4096, hidden: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 128,
+    ffn: 1024, ropeTheta: 1000000, context: 4096, rmsEps: 1e-6,
+    moe: { ...qwen3Moe, experts: 16, used: 4, ffn: 256 },
+  },
   'tiny-deepseek': {
     ...dense, architecture: 'deepseek2', tokenizer: 'deepseek_v3', vocab: 129280, hidden: 256, layers: 2, heads: 4, kvHeads: 4, headDim: 64,
     ffn: 256, ropeTheta: 10000, context: 512, rmsEps: 1e-6,
@@ -109,6 +128,15 @@ export const randomModelPresets: Record<string, RandomModelShape> = {
     moe: { experts: 8, used: 2, shared: 1, ffn: 64, leadingDense: 1, normTopk: false, scalingFactor: 1, groups: 1, groupsUsed: 1, gating: 'softmax' },
   },
 };
+
+/**
+ * A preset cut to its first `layers` blocks (`make-model --layers`): each layer keeps its real tensors, so a
+ * shape too big for a machine can be measured a few layers at a time.
+ */
+export function withLayers(s: RandomModelShape, layers: number): RandomModelShape {
+  if (!Number.isInteger(layers) || layers < 1 || layers > s.layers) throw new RangeError(`layer count ${layers} is outside 1..${s.layers}`);
+  return { ...s, layers };
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tokenizers

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GGML_TYPE } from '../formats/gguf-types.js';
-import { RandomTensorSource, loadPresetTokenizer, outputStd, type RandomModelShape } from './random-model.js';
+import { RandomTensorSource, hasQkNorm, loadPresetTokenizer, outputStd, type RandomModelShape } from './random-model.js';
 
 export const SAFETENSORS_DTYPES = ['BF16', 'F16', 'F32'] as const;
 export type SafetensorsDtype = (typeof SAFETENSORS_DTYPES)[number];
@@ -20,7 +20,7 @@ interface HfTensor {
 const lin = (name: string, outDim: number, inDim: number): HfTensor => ({ name, shape: [outDim, inDim], mean: 0, std: 1 / Math.sqrt(inDim) });
 const norm = (name: string, n: number): HfTensor => ({ name, shape: [n], mean: 1, std: 0.1 });
 
-/** The checkpoint's tensors as transformers names them (LlamaForCausalLM, Qwen3ForCausalLM, DeepseekV2ForCausalLM). */
+/** The checkpoint's tensors as transformers names them (LlamaForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, DeepseekV2ForCausalLM). */
 export function hfTensorPlan(s: RandomModelShape): HfTensor[] {
   const plan: HfTensor[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], mean: 0, std: s.tiedEmbeddings ? outputStd(s.hidden) : 1 }];
   const mlp = (p: string, width: number) => [lin(`${p}.gate_proj.weight`, width, s.hidden), lin(`${p}.up_proj.weight`, width, s.hidden), lin(`${p}.down_proj.weight`, s.hidden, width)];
@@ -45,7 +45,7 @@ export function hfTensorPlan(s: RandomModelShape): HfTensor[] {
         lin(`${p}.self_attn.v_proj.weight`, s.kvHeads * s.headDim, s.hidden),
         lin(`${p}.self_attn.o_proj.weight`, s.hidden, s.heads * s.headDim),
       );
-      if (s.architecture === 'qwen3') plan.push(norm(`${p}.self_attn.q_norm.weight`, s.headDim), norm(`${p}.self_attn.k_norm.weight`, s.headDim));
+      if (hasQkNorm(s)) plan.push(norm(`${p}.self_attn.q_norm.weight`, s.headDim), norm(`${p}.self_attn.k_norm.weight`, s.headDim));
     }
     plan.push(norm(`${p}.post_attention_layernorm.weight`, s.hidden));
     if (s.moe && l >= s.moe.leadingDense) {
@@ -96,8 +96,17 @@ export function hfConfig(s: RandomModelShape, dtype: SafetensorsDtype, bosId: nu
       use_sliding_window: false, sliding_window: null, max_window_layers: s.layers,
     };
   }
-  const m = s.mla!;
   const e = s.moe!;
+  if (s.architecture === 'qwen3moe') {
+    // Every layer sparse: llama.cpp's qwen3moe has no dense layers, so neither has this config.
+    return {
+      architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', ...common, head_dim: s.headDim, rope_scaling: ropeScaling,
+      use_sliding_window: false, sliding_window: null, max_window_layers: s.layers,
+      num_experts: e.experts, num_experts_per_tok: e.used, moe_intermediate_size: e.ffn, norm_topk_prob: e.normTopk,
+      decoder_sparse_step: 1, mlp_only_layers: [], output_router_logits: false, router_aux_loss_coef: 0.001,
+    };
+  }
+  const m = s.mla!;
   return {
     architectures: ['DeepseekV2ForCausalLM'], model_type: 'deepseek_v2', ...common,
     q_lora_rank: m.qLoraRank ?? null, kv_lora_rank: m.kvLoraRank, qk_nope_head_dim: m.qkNope, qk_rope_head_dim: m.qkRope, v_head_dim: m.vHead,

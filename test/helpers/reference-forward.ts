@@ -6,7 +6,7 @@ import type { ModelConfig } from '../../src/models/config.js';
 import { modelInvFreq } from '../../src/models/layers/rope.js';
 import type { WeightSource } from '../../src/models/weights.js';
 
-type Mat = { rows: number; cols: number; data: Float64Array };
+export type Mat = { rows: number; cols: number; data: Float64Array };
 
 function load(weights: WeightSource, name: string): Mat {
   const loc = weights.get(name);
@@ -15,7 +15,7 @@ function load(weights: WeightSource, name: string): Mat {
   return { rows: f.length / cols, cols, data: Float64Array.from(f) };
 }
 
-function matvec(w: Mat, x: Float64Array): Float64Array {
+export function matvec(w: Mat, x: Float64Array): Float64Array {
   const out = new Float64Array(w.rows);
   for (let r = 0; r < w.rows; r++) {
     let s = 0;
@@ -26,7 +26,7 @@ function matvec(w: Mat, x: Float64Array): Float64Array {
   return out;
 }
 
-function rmsNorm(x: Float64Array, w: Float64Array, eps: number): Float64Array {
+export function rmsNorm(x: Float64Array, w: Float64Array, eps: number): Float64Array {
   const out = new Float64Array(x.length);
   for (let off = 0; off < x.length; off += w.length) {
     let ss = 0;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadNative } from '../src/backend/native.js';
 import { DType } from '../src/backend/dtype.js';
+import { bestSecondsPerCall } from './best-time.js';
 
 interface Result {
   type: string;
@@ -45,24 +46,6 @@ function weights(type: number, N: number, K: number): Uint8Array {
   return out;
 }
 
-// Seconds per call: the best of a few timed batches after one warm-up call.
-function time(fn: () => void, budgetS: number): number {
-  fn();
-  let best = Infinity;
-  const deadline = performance.now() + budgetS * 1000;
-  for (let batch = 0; batch < 3 || performance.now() < deadline; batch++) {
-    let reps = 0;
-    const t0 = performance.now();
-    do {
-      fn();
-      reps++;
-    } while (performance.now() - t0 < 50);
-    best = Math.min(best, (performance.now() - t0) / 1000 / reps);
-    if (batch >= 200) break;
-  }
-  return best;
-}
-
 function measure(name: string, size: number): Result {
   const type = (DType as Record<string, number>)[name];
   if (type === undefined) throw new Error(`unknown type ${name}`);
@@ -72,8 +55,8 @@ function measure(name: string, size: number): Result {
   const w = weights(type, N, K);
   const x1 = random(K, 2);
   const x64 = random(64 * K, 3);
-  const t1 = time(() => native.matmulRaw(x1, 1, K, w, type, N), budget);
-  const t64 = time(() => native.matmulRaw(x64, 64, K, w, type, N), budget);
+  const t1 = bestSecondsPerCall(() => native.matmulRaw(x1, 1, K, w, type, N), budget);
+  const t64 = bestSecondsPerCall(() => native.matmulRaw(x64, 64, K, w, type, N), budget);
   return { type: name, size, gbps: w.length / t1 / 1e9, gflops: (2 * 64 * N * K) / t64 / 1e9 };
 }
 

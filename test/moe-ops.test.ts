@@ -1,4 +1,4 @@
-// The CPU MoE ops (native/cpu/op_moe.cpp) against the contract (notes-draft/moe-spec.md): the router
+// The CPU MoE ops (native/cpu/op_moe.cpp) against the MoE op contract (issue 14): the router
 // against a float64 reference (exact ids, weights within 1e-6); the experts against a float64
 // reference within the noise q8 activation rounding explains, and bit for bit against the same
 // math done op by op with the dense native matmul and siluMul; a token's bits whatever its batch,
@@ -100,9 +100,9 @@ function best(scores: number[], items: number[], n: number): number[] {
   return [...items].sort((a, b) => scores[b]! - scores[a]! || a - b).slice(0, n);
 }
 
-// The contract's five steps in float64 (weights agree within 1e-6, relative above 1: float32 has
-// 2^-24 of its own). Where float32 and float64 could order two scores
-// differently (closer than 1e-6, not equal), the case is flagged: the test data must avoid it.
+// The contract's five steps in float64 (weights agree within 1e-6, relative above 1: float32
+// has 2^-24 of its own). Where float32 and float64 could order two scores differently (closer
+// than 1e-6, not equal), the case is flagged: the test data must avoid it.
 function refRoute(l: Float32Array, E: number, spec: RouteSpec, bias?: Float32Array): { ids: number[]; weights: number[]; nearTie: boolean } {
   const mx = Math.max(...l);
   const ex = [...l].map((v) => Math.exp(v - mx));

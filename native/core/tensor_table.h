@@ -21,7 +21,7 @@ class TensorTable {
   // scratch tensors (t.scratch) die at the next release_scratch of their device.
   template <typename T>
   int add(T t, Device d) {
-    if (d.kind != T::kDeviceKind) throw std::logic_error("tensor table: a tensor of one device kind tagged " + d.name());
+    if (d.kind != T::kDeviceKind) throw std::logic_error("tensor table: a tensor tagged " + d.name() + ", a device of another kind");
     const bool scratch = t.scratch;
     const size_t nbytes = t.nbytes;
     return insert(std::make_unique<HeldAs<T>>(std::move(t)), d, scratch, nbytes);

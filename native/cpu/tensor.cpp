@@ -1,11 +1,6 @@
 #include "cpu/tensor.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -52,73 +47,6 @@ Tensor new_tensor(DType dtype, std::vector<int64_t> shape, bool scratch) {
   t.data = t.owner.get();
   t.scratch = scratch;
   return t;
-}
-
-int TensorTable::add(Tensor t) {
-  bool scratch = t.scratch;
-  int id;
-  if (!free_.empty()) {
-    id = free_.back();
-    free_.pop_back();
-    slots_[id] = std::make_unique<Tensor>(std::move(t));
-  } else {
-    id = static_cast<int>(slots_.size());
-    slots_.push_back(std::make_unique<Tensor>(std::move(t)));
-  }
-  if (scratch) scratch_.push_back(id);
-  return id;
-}
-
-Tensor& TensorTable::get(int id) {
-  if (id < 0 || id >= static_cast<int>(slots_.size()) || !slots_[id])
-    throw std::invalid_argument("invalid or released tensor handle " + std::to_string(id));
-  return *slots_[id];
-}
-
-void TensorTable::release(int id) {
-  get(id);
-  slots_[id].reset();
-  free_.push_back(id);
-}
-
-void TensorTable::release_scratch() {
-  for (int id : scratch_) {
-    if (id < static_cast<int>(slots_.size()) && slots_[id] && slots_[id]->scratch) {
-      slots_[id].reset();
-      free_.push_back(id);
-    }
-  }
-  scratch_.clear();
-}
-
-size_t TensorTable::live_bytes() const {
-  size_t total = 0;
-  for (const auto& t : slots_)
-    if (t) total += t->nbytes;
-  return total;
-}
-
-TensorTable& tensors() {
-  static TensorTable table;
-  return table;
-}
-
-std::shared_ptr<void> map_file(const std::string& path, size_t* size_out) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot stat " + path + ": " + std::strerror(errno));
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  void* p = size ? ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0) : nullptr;
-  ::close(fd);
-  if (size && p == MAP_FAILED) throw std::runtime_error("cannot mmap " + path + ": " + std::strerror(errno));
-  *size_out = size;
-  return std::shared_ptr<void>(p, [size](void* q) {
-    if (q) ::munmap(q, size);
-  });
 }
 
 }  // namespace kt

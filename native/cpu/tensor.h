@@ -1,6 +1,6 @@
-// Native tensors and the table of handles TypeScript holds them by. A tensor is a
-// typed, shaped view of bytes that something owns: a malloc'd block, or a mapped
-// weight file (kept alive by shared ownership while any view of it exists).
+// Native (host) tensors. A tensor is a typed, shaped view of bytes that something owns: a
+// malloc'd block, or a mapped weight file (kept alive by shared ownership while any view of it
+// exists). TypeScript holds them by handles of the tensor table (core/tensor_table.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -8,11 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "cpu/dtype.h"
 
 namespace kt {
 
 struct Tensor {
+  static constexpr DeviceKind kDeviceKind = DeviceKind::CPU;  // what the tensor table tags it with
   DType dtype = DType::F32;
   std::vector<int64_t> shape;  // outermost first (row-major)
   void* data = nullptr;
@@ -31,26 +33,6 @@ std::shared_ptr<void> aligned_alloc_zeroed(size_t nbytes);
 
 // A zeroed, owned tensor; scratch ones die at the next release_scratch().
 Tensor new_tensor(DType dtype, std::vector<int64_t> shape, bool scratch);
-
-class TensorTable {
- public:
-  int add(Tensor t);
-  Tensor& get(int id);
-  void release(int id);
-  void release_scratch();  // frees every tensor made with scratch = true
-  size_t live_count() const { return slots_.size() - free_.size(); }
-  size_t live_bytes() const;
-
- private:
-  std::vector<std::unique_ptr<Tensor>> slots_;
-  std::vector<int> free_;
-  std::vector<int> scratch_;
-};
-
-TensorTable& tensors();
-
-// Memory-maps a whole file read-only; the mapping lives while the pointer does.
-std::shared_ptr<void> map_file(const std::string& path, size_t* size_out);
 
 // Throws std::invalid_argument with "op: message" when cond is false.
 inline void check(bool cond, const char* op, const std::string& message) {

@@ -1,5 +1,5 @@
 // Shared by every CUDA source: error checks that throw (the bindings turn them into JS
-// errors naming the kernel), the one compute stream, and the backend's run-time options.
+// errors naming the kernel), the current device's compute stream, and the run-time options.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -51,12 +51,13 @@ struct Options {
   int attention_blocks_per_sm = 2;
 };
 
+// One set for the process, shared by every device (device.cpp says why).
 Options& options();
 
-// The compute stream every op runs on (created on first use, with the device's context).
+// The current device's compute stream (cuda/device.h): each device runs its ops on its one stream.
 cudaStream_t stream();
 
-// cuBLAS handle bound to stream(); opaque here so kernel files need no cuBLAS headers.
+// The current device's cuBLAS handle, bound to stream(); opaque here so kernel files need no cuBLAS headers.
 void* cublas_handle();
 
 inline unsigned blocks_for(int64_t n, int threads) { return static_cast<unsigned>((n + threads - 1) / threads); }

@@ -1,14 +1,23 @@
-// Bindings of the CUDA backend's memory and device: tensors (alloc, weights from mapped
+// Bindings of the CUDA backend's memory and devices: tensors (alloc, weights from mapped
 // files, upload, download, release), device facts, options, graph capture, and timing helpers.
 // Exported with a `cuda` prefix; the ops are in cuda_ops_napi.cpp.
+//
+// Devices: a call with tensor arguments runs on their device. One without takes an optional
+// last argument `device` (a CUDA ordinal, default 0) where it makes or runs something (alloc,
+// fromMapping, capture, timers, deviceInfo); where it only looks after what exists (releaseScratch,
+// stats, trimPool, synchronize) no device means every CUDA device, as the one CUDA table did.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 
-#include "cpu/tensor.h"
+#include "core/mapped_files.h"
+#include "core/tensor_table.h"
 #include "cuda/cuda_common.h"
+#include "cuda/device.h"
 #include "cuda/napi_args.h"
 #include "cuda/ops.h"
 #include "napi/registry.h"
@@ -17,32 +26,34 @@ namespace {
 
 using namespace kt::cuda;
 using namespace kt::cuda::napi;
+using kt::Device;
+using kt::DeviceKind;
 using kt::DType;
+using kt::mapped_files;
+using kt::MappedFile;
+using kt::tensors;
 
-struct MappedFile {
-  std::shared_ptr<void> base;
-  size_t size = 0;
-};
-std::unordered_map<int, MappedFile>& mappings() {
-  static std::unordered_map<int, MappedFile> m;
-  return m;
+// The devices a bookkeeping call covers: cuda:<argument i>, or (absent) every device created so far.
+// Creates none and needs no GPU (stats work where CUDA cannot run).
+std::vector<CudaDevice*> devices_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (info.Length() <= i || info[i].IsUndefined()) return created_devices();
+  const int64_t ordinal = int_arg(info, i, op);
+  std::vector<CudaDevice*> out;
+  for (CudaDevice* d : created_devices())
+    if (d->ordinal() == ordinal) out.push_back(d);
+  return out;
 }
-int next_mapping = 1;
 
-// cudaDeviceInfo() -> { count, name, ... } or { count: 0, error } where no device is usable.
-Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// The same argument as a table filter: one device, or (absent) none, meaning every CUDA device.
+std::optional<Device> device_filter(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (info.Length() <= i || info[i].IsUndefined()) return std::nullopt;
+  return Device::cuda(static_cast<int>(int_arg(info, i, op)));
+}
+
+// The facts of the call's device (device_arg selected it, so cudaMemGetInfo reports its memory).
+Napi::Object device_facts(Napi::Env env, int count, int dev) {
   Napi::Object o = Napi::Object::New(env);
-  int count = 0;
-  cudaError_t e = cudaGetDeviceCount(&count);
-  if (e != cudaSuccess || count == 0) {
-    cudaGetLastError();
-    o.Set("count", 0);
-    o.Set("error", e != cudaSuccess ? std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e) : "no CUDA device");
-    return o;
-  }
-  int dev = 0, runtime = 0, driver = 0;
-  cudaGetDevice(&dev);
+  int runtime = 0, driver = 0;
   cudaDeviceProp p{};
   cudaGetDeviceProperties(&p, dev);
   size_t free_b = 0, total_b = 0;
@@ -62,10 +73,25 @@ Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// cudaAlloc(dtype, shape, scratch) -> handle; persistent tensors start zeroed.
+// cudaDeviceInfo(device?) -> { count, device, name, ... } or { count: 0, error } where no device is usable.
+Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("count", 0);
+    o.Set("error", e != cudaSuccess ? std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e) : "no CUDA device");
+    return o;
+  }
+  return guarded(info, [&]() -> Napi::Value { return device_facts(info.Env(), count, device_arg(info, 0, "cudaDeviceInfo")); });
+}
+
+// cudaAlloc(dtype, shape, scratch, device?) -> handle; persistent tensors start zeroed.
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     need_args(info, 3, "cudaAlloc");
+    device_arg(info, 3, "cudaAlloc");
     return handle(info, new_device_tensor(static_cast<DType>(int_arg(info, 0, "cudaAlloc")), shape_arg(info, 1, "cudaAlloc"),
                                           info[2].ToBoolean()));
   });
@@ -74,34 +100,30 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     need_args(info, 1, "cudaMapFile");
-    MappedFile m;
-    m.base = kt::map_file(info[0].ToString().Utf8Value(), &m.size);
-    const int id = next_mapping++;
-    mappings()[id] = std::move(m);
-    return Napi::Number::New(info.Env(), id);
+    return Napi::Number::New(info.Env(), mapped_files().map(info[0].ToString().Utf8Value()));
   });
 }
 
 Napi::Value UnmapFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    mappings().erase(static_cast<int>(int_arg(info, 0, "cudaUnmapFile")));
+    mapped_files().unmap(static_cast<int>(int_arg(info, 0, "cudaUnmapFile")));
     return info.Env().Undefined();
   });
 }
 
-// cudaFromMapping(mapping, offset, dtype, shape) -> handle of a device copy of the bytes.
+// cudaFromMapping(mapping, offset, dtype, shape, device?) -> handle of a device copy of the bytes.
 Napi::Value FromMapping(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "cudaFromMapping";
     need_args(info, 4, op);
-    auto it = mappings().find(static_cast<int>(int_arg(info, 0, op)));
-    check(it != mappings().end(), op, "unknown file mapping");
+    const MappedFile& file = mapped_files().get(static_cast<int>(int_arg(info, 0, op)), op);
+    device_arg(info, 4, op);
     const int64_t offset = int_arg(info, 1, op);
     const DType dtype = static_cast<DType>(int_arg(info, 2, op));
     DeviceTensor t = new_device_tensor(dtype, shape_arg(info, 3, op), false);
-    check(offset >= 0 && static_cast<size_t>(offset) + t.nbytes <= it->second.size, op,
+    check(offset >= 0 && static_cast<size_t>(offset) + t.nbytes <= file.size, op,
           "tensor " + t.describe() + " at offset " + std::to_string(offset) + " runs past the end of the file");
-    const uint8_t* src = static_cast<const uint8_t*>(it->second.base.get()) + offset;
+    const uint8_t* src = static_cast<const uint8_t*>(file.base.get()) + offset;
     check_cuda(cudaMemcpyAsync(t.data, src, t.nbytes, cudaMemcpyHostToDevice, stream()), "upload weight");
     return handle(info, std::move(t));
   });
@@ -176,44 +198,66 @@ Napi::Value Download(const Napi::CallbackInfo& info) {
 
 Napi::Value Release(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    device_tensors().release(static_cast<int>(int_arg(info, 0, "cudaRelease")));
+    tensors().release(handle_arg(info, 0, "cudaRelease", DeviceKind::CUDA), DeviceKind::CUDA);
     return info.Env().Undefined();
   });
 }
 
+// cudaReleaseScratch(device?): frees the per-step tensors of cuda:device, or of every CUDA device;
+// never the CPU's (tReleaseScratch), so each backend's endStep frees its own.
 Napi::Value ReleaseScratch(const Napi::CallbackInfo& info) {
-  device_tensors().release_scratch();
-  return info.Env().Undefined();
+  return guarded(info, [&]() -> Napi::Value {
+    const std::optional<Device> d = device_filter(info, 0, "cudaReleaseScratch");
+    if (d) tensors().release_scratch(*d);
+    else tensors().release_scratch(DeviceKind::CUDA);
+    return info.Env().Undefined();
+  });
 }
 
 // cudaPersist(handle): a per-step tensor becomes persistent (released only by cudaRelease).
 Napi::Value Persist(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    device_tensors().persist(static_cast<int>(int_arg(info, 0, "cudaPersist")));
+    tensors().persist(handle_arg(info, 0, "cudaPersist", DeviceKind::CUDA), DeviceKind::CUDA);
     return info.Env().Undefined();
   });
 }
 
+// cudaStats(device?): the tensors and pool of cuda:device, or of every CUDA device together.
 Napi::Value Stats(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("liveTensors", static_cast<double>(device_tensors().live_count()));
-  o.Set("liveBytes", static_cast<double>(device_tensors().live_bytes()));
-  o.Set("mappings", static_cast<double>(mappings().size()));
-  o.Set("poolReservedBytes", static_cast<double>(pool().reserved()));
-  o.Set("poolInUseBytes", static_cast<double>(pool().in_use()));
-  return o;
+  return guarded(info, [&]() -> Napi::Value {
+    const char* op = "cudaStats";
+    const std::optional<Device> d = device_filter(info, 0, op);
+    const kt::TensorTable::Usage u = d ? tensors().usage(*d) : tensors().usage(DeviceKind::CUDA);
+    size_t reserved = 0, in_use = 0;
+    for (CudaDevice* dev : devices_arg(info, 0, op)) {
+      reserved += dev->pool().reserved();
+      in_use += dev->pool().in_use();
+    }
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("liveTensors", static_cast<double>(u.tensors));
+    o.Set("liveBytes", static_cast<double>(u.bytes));
+    o.Set("mappings", static_cast<double>(mapped_files().count()));  // shared with the CPU (tStats)
+    o.Set("poolReservedBytes", static_cast<double>(reserved));
+    o.Set("poolInUseBytes", static_cast<double>(in_use));
+    return o;
+  });
 }
 
+// cudaTrimPool(device?): hands cached blocks back to the driver.
 Napi::Value TrimPool(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    pool().trim();
+    for (CudaDevice* dev : devices_arg(info, 0, "cudaTrimPool")) dev->pool().trim();
     return info.Env().Undefined();
   });
 }
 
+// cudaSynchronize(device?): waits for the stream of cuda:device, or of every CUDA device.
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    check_cuda(cudaStreamSynchronize(stream()), "synchronize");
+    for (CudaDevice* dev : devices_arg(info, 0, "cudaSynchronize")) {
+      DeviceGuard on(dev->ordinal());
+      check_cuda(cudaStreamSynchronize(dev->stream()), "synchronize");
+    }
     return info.Env().Undefined();
   });
 }
@@ -288,90 +332,80 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
   });
 }
 
-// Event timer for benchmarks: cudaTimerStart() ... cudaTimerStop() -> milliseconds on the stream.
-cudaEvent_t timer_events[2] = {nullptr, nullptr};
+// Event timer for benchmarks: cudaTimerStart(device?) ... cudaTimerStop(device?) -> milliseconds on
+// that device's stream (events belong to a device: one pair each).
+std::unordered_map<int, std::array<cudaEvent_t, 2>>& timer_events() {
+  static std::unordered_map<int, std::array<cudaEvent_t, 2>> events;
+  return events;
+}
 
 Napi::Value TimerStart(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    for (cudaEvent_t& e : timer_events)
+    const int dev = device_arg(info, 0, "cudaTimerStart");
+    auto& ev = timer_events()[dev];
+    for (cudaEvent_t& e : ev)
       if (!e) check_cuda(cudaEventCreate(&e), "timer");
-    check_cuda(cudaEventRecord(timer_events[0], stream()), "timer start");
+    check_cuda(cudaEventRecord(ev[0], stream()), "timer start");
     return info.Env().Undefined();
   });
 }
 
 Napi::Value TimerStop(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    check(timer_events[0] != nullptr, "cudaTimerStop", "cudaTimerStart was not called");
-    check_cuda(cudaEventRecord(timer_events[1], stream()), "timer stop");
-    check_cuda(cudaEventSynchronize(timer_events[1]), "timer stop (an earlier kernel failed)");
+    const int dev = device_arg(info, 0, "cudaTimerStop");
+    auto it = timer_events().find(dev);
+    check(it != timer_events().end(), "cudaTimerStop", "cudaTimerStart was not called");
+    auto& ev = it->second;
+    check_cuda(cudaEventRecord(ev[1], stream()), "timer stop");
+    check_cuda(cudaEventSynchronize(ev[1]), "timer stop (an earlier kernel failed)");
     float ms = 0.f;
-    check_cuda(cudaEventElapsedTime(&ms, timer_events[0], timer_events[1]), "timer elapsed");
+    check_cuda(cudaEventElapsedTime(&ms, ev[0], ev[1]), "timer elapsed");
     return Napi::Number::New(info.Env(), ms);
   });
 }
 
-// CUDA graphs of whatever ops run between cudaCaptureBegin() and cudaCaptureEnd() -> id;
-// cudaGraphReplay(id) relaunches them with the same pointers (the benchmark times kernels
-// without launch gaps this way; the engine's graphs for variable batch sizes will build on it).
-std::unordered_map<int, cudaGraphExec_t>& graphs() {
-  static std::unordered_map<int, cudaGraphExec_t> g;
-  return g;
-}
-int next_graph = 1;
-
+// CUDA graphs of whatever ops run on a device between cudaCaptureBegin(device?) and
+// cudaCaptureEnd(device?) -> id; cudaGraphReplay(id) relaunches them with the same pointers (the
+// engine's decode graphs, the benchmark's launch-gap-free timings). Ids are unique across devices.
 Napi::Value CaptureBegin(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    // Relaxed: the pool may still cudaMalloc a block it has not cached yet while capturing.
-    split_counters(0);  // allocated and zeroed outside the capture
-    check_cuda(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed), "capture begin");
-    pool().set_capturing(true);
+    device_arg(info, 0, "cudaCaptureBegin");
+    current_device().capture_begin();
     return info.Env().Undefined();
   });
 }
 
 Napi::Value CaptureEnd(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    cudaGraph_t graph = nullptr;
-    pool().set_capturing(false);
-    check_cuda(cudaStreamEndCapture(stream(), &graph), "capture end");
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    check_cuda(e, "graph instantiate");
-    const int id = next_graph++;
-    graphs()[id] = exec;
-    pool().add_graph_ref(1);
-    return Napi::Number::New(info.Env(), id);
+    device_arg(info, 0, "cudaCaptureEnd");
+    return Napi::Number::New(info.Env(), current_device().capture_end());
   });
 }
 
 Napi::Value GraphReplay(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    auto it = graphs().find(static_cast<int>(int_arg(info, 0, "cudaGraphReplay")));
-    check(it != graphs().end(), "cudaGraphReplay", "unknown graph");
-    check_cuda(cudaGraphLaunch(it->second, stream()), "graph launch");
+    const int id = static_cast<int>(int_arg(info, 0, "cudaGraphReplay"));
+    CudaDevice* owner = graph_owner(id);
+    check(owner != nullptr, "cudaGraphReplay", "unknown graph");
+    owner->replay(id);
     return info.Env().Undefined();
   });
 }
 
 Napi::Value GraphRelease(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    auto it = graphs().find(static_cast<int>(int_arg(info, 0, "cudaGraphRelease")));
-    if (it != graphs().end()) {
-      cudaGraphExecDestroy(it->second);
-      graphs().erase(it);
-      pool().add_graph_ref(-1);
-    }
+    const int id = static_cast<int>(int_arg(info, 0, "cudaGraphRelease"));
+    if (CudaDevice* owner = graph_owner(id)) owner->release_graph(id);
     return info.Env().Undefined();
   });
 }
 
-// cudaCopyBandwidth(bytes, reps) -> GB/s of a device-to-device copy, bytes read + written.
+// cudaCopyBandwidth(bytes, reps, device?) -> GB/s of a device-to-device copy, bytes read + written.
 Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "cudaCopyBandwidth";
     need_args(info, 2, op);
+    device_arg(info, 2, op);
     const size_t bytes = static_cast<size_t>(int_arg(info, 0, op));
     const int reps = static_cast<int>(int_arg(info, 1, op));
     check(bytes > 0 && reps > 0, op, "bytes and reps must be positive");

@@ -1,9 +1,10 @@
-// Device tensors, their handle table and the caching pool (see device_tensor.h).
+// Device tensors and the caching pool (see device_tensor.h).
 #include "cuda/device_tensor.h"
 
 #include <algorithm>
 
 #include "cuda/cuda_common.h"
+#include "cuda/device.h"
 
 namespace kt::cuda {
 
@@ -59,6 +60,7 @@ std::shared_ptr<void> DevicePool::alloc(size_t nbytes) {
   } else {
     // The padding lets kernels read a word past a tensor's last byte (load_words_any in dequant.cuh).
     constexpr size_t kPad = 64;
+    DeviceGuard on(ordinal_);
     cudaError_t e = cudaMalloc(&p, cls + kPad);
     if (e != cudaSuccess) {
       cudaGetLastError();  // clear the out-of-memory error before retrying
@@ -67,7 +69,7 @@ std::shared_ptr<void> DevicePool::alloc(size_t nbytes) {
     }
     if (e != cudaSuccess) {
       cudaGetLastError();
-      throw std::runtime_error("cuda: out of device memory allocating " + std::to_string(nbytes) + " bytes (" +
+      throw std::runtime_error("cuda: out of device memory on cuda:" + std::to_string(ordinal_) + " allocating " + std::to_string(nbytes) + " bytes (" +
                                std::to_string(in_use_ >> 20) + " MiB in use)");
     }
     reserved_ += cls;
@@ -77,14 +79,15 @@ std::shared_ptr<void> DevicePool::alloc(size_t nbytes) {
 }
 
 void DevicePool::give_back(void* p, size_t cls, bool graph) {
-  // Reuse is safe without a sync: every op runs on the one stream, in order.
+  // Reuse is safe without a sync: every op of this device runs on its one stream, in order.
   in_use_ -= cls;
   (graph ? graph_free_ : free_)[cls].push_back(p);
 }
 
 void DevicePool::trim() {
   if (capturing_) return;  // no cudaFree inside a capture
-  check_cuda(cudaStreamSynchronize(stream()), "trim pool");
+  DeviceGuard on(ordinal_);
+  check_cuda(cudaStreamSynchronize(cuda_device(ordinal_).stream()), "trim pool");
   const auto drop = [this](std::unordered_map<size_t, std::vector<void*>>& lists) {
     for (auto& [cls, blocks] : lists) {
       for (void* p : blocks) {
@@ -98,79 +101,25 @@ void DevicePool::trim() {
   if (graph_refs_ == 0) drop(graph_free_);
 }
 
-DevicePool& pool() {
-  static DevicePool* p = new DevicePool();  // never destroyed: tensors may outlive static destructors
-  return *p;
-}
+// Devices, and so their pools, are never destroyed: tensors may outlive static destructors.
+DevicePool& pool() { return current_device().pool(); }
 
 DeviceTensor new_device_tensor(DType dtype, std::vector<int64_t> shape, bool scratch) {
   const TypeTraits* tr = type_traits(dtype);
   if (!tr) throw std::invalid_argument("alloc: unknown dtype " + std::to_string(static_cast<int>(dtype)));
+  CudaDevice& dev = current_device();
   DeviceTensor t;
   t.dtype = dtype;
   t.shape = std::move(shape);
   if (t.numel() % tr->block_elems != 0) throw std::invalid_argument("alloc: " + t.describe() + " is not a whole number of blocks");
   t.nbytes = static_cast<size_t>(t.numel() / tr->block_elems * tr->block_bytes);
-  t.owner = pool().alloc(t.nbytes);
+  t.owner = dev.pool().alloc(t.nbytes);
   t.data = t.owner.get();
+  t.device = dev.ordinal();
   t.scratch = scratch;
-  if (!scratch) check_cuda(cudaMemsetAsync(t.data, 0, t.nbytes, stream()), "alloc: zero fill");
-  else if (options().poison) check_cuda(cudaMemsetAsync(t.data, 0xff, t.nbytes, stream()), "alloc: poison fill");
+  if (!scratch) check_cuda(cudaMemsetAsync(t.data, 0, t.nbytes, dev.stream()), "alloc: zero fill");
+  else if (options().poison) check_cuda(cudaMemsetAsync(t.data, 0xff, t.nbytes, dev.stream()), "alloc: poison fill");
   return t;
-}
-
-int DeviceTensorTable::add(DeviceTensor t) {
-  const bool scratch = t.scratch;
-  int id;
-  if (!free_.empty()) {
-    id = free_.back();
-    free_.pop_back();
-    slots_[id] = std::make_unique<DeviceTensor>(std::move(t));
-  } else {
-    id = static_cast<int>(slots_.size());
-    slots_.push_back(std::make_unique<DeviceTensor>(std::move(t)));
-  }
-  if (scratch) scratch_.push_back(id);
-  return id;
-}
-
-DeviceTensor& DeviceTensorTable::get(int id) {
-  if (id < 0 || id >= static_cast<int>(slots_.size()) || !slots_[id])
-    throw std::invalid_argument("invalid or released device tensor handle " + std::to_string(id));
-  return *slots_[id];
-}
-
-void DeviceTensorTable::release(int id) {
-  get(id);
-  slots_[id].reset();
-  free_.push_back(id);
-}
-
-void DeviceTensorTable::release_scratch() {
-  for (int id : scratch_) {
-    if (id < static_cast<int>(slots_.size()) && slots_[id] && slots_[id]->scratch) {
-      slots_[id].reset();
-      free_.push_back(id);
-    }
-  }
-  scratch_.clear();
-}
-
-void DeviceTensorTable::persist(int id) {
-  get(id).scratch = false;
-  scratch_.erase(std::remove(scratch_.begin(), scratch_.end(), id), scratch_.end());
-}
-
-size_t DeviceTensorTable::live_bytes() const {
-  size_t total = 0;
-  for (const auto& t : slots_)
-    if (t) total += t->nbytes;
-  return total;
-}
-
-DeviceTensorTable& device_tensors() {
-  static DeviceTensorTable* table = new DeviceTensorTable();  // see pool()
-  return *table;
 }
 
 }  // namespace kt::cuda

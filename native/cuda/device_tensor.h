@@ -1,6 +1,7 @@
-// Device-resident tensors, the table of handles TypeScript holds them by, and the caching
-// pool their memory comes from: cudaMalloc happens while the pool warms up (first steps,
-// weight upload), after which every per-step tensor reuses a freed block of its size class.
+// Device-resident tensors and the caching pool their memory comes from (one per device, see
+// device.h): cudaMalloc happens while the pool warms up (first steps, weight upload), after which
+// every per-step tensor reuses a freed block of its size class. TypeScript holds the tensors by
+// handles of the tensor table that CPU tensors share (core/tensor_table.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,15 +10,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/device.h"
 #include "cpu/dtype.h"
 
 namespace kt::cuda {
 
 struct DeviceTensor {
+  static constexpr DeviceKind kDeviceKind = DeviceKind::CUDA;  // what the tensor table tags it with
   DType dtype = DType::F32;
   std::vector<int64_t> shape;  // outermost first (row-major)
   void* data = nullptr;        // device memory
   size_t nbytes = 0;
+  int device = 0;              // the CUDA ordinal whose pool holds data
   std::shared_ptr<void> owner;  // returns the block to the pool when the last view goes
   bool scratch = false;
   // A copy of the I32 values last uploaded from the host (token ids, slots, block tables):
@@ -39,7 +43,8 @@ struct DeviceTensor {
 // except by trim() (or when an allocation fails, before retrying once).
 class DevicePool {
  public:
-  std::shared_ptr<void> alloc(size_t nbytes);
+  explicit DevicePool(int ordinal) : ordinal_(ordinal) {}
+  std::shared_ptr<void> alloc(size_t nbytes);  // on the pool's device, whichever is current
   void trim();
   size_t reserved() const { return reserved_; }  // bytes obtained from cudaMalloc
   size_t in_use() const { return in_use_; }
@@ -54,35 +59,19 @@ class DevicePool {
 
  private:
   void give_back(void* p, size_t cls, bool graph);
+  int ordinal_;
   std::unordered_map<size_t, std::vector<void*>> free_, graph_free_;
   bool capturing_ = false;
   size_t reserved_ = 0, in_use_ = 0;
   int graph_refs_ = 0;
 };
 
+// The current device's pool (device.h).
 DevicePool& pool();
 
-// A device tensor from the pool; persistent ones (scratch = false) are zero-filled, per-step
-// ones are left as they are (or NaN-filled with options().poison).
+// A tensor on the current device, from its pool; persistent ones (scratch = false) are zero-filled,
+// per-step ones are left as they are (or NaN-filled with options().poison).
 DeviceTensor new_device_tensor(DType dtype, std::vector<int64_t> shape, bool scratch);
-
-class DeviceTensorTable {
- public:
-  int add(DeviceTensor t);
-  DeviceTensor& get(int id);
-  void release(int id);
-  void release_scratch();  // frees every tensor made with scratch = true
-  void persist(int id);     // a scratch tensor survives release_scratch (a graph's output)
-  size_t live_count() const { return slots_.size() - free_.size(); }
-  size_t live_bytes() const;
-
- private:
-  std::vector<std::unique_ptr<DeviceTensor>> slots_;
-  std::vector<int> free_;
-  std::vector<int> scratch_;
-};
-
-DeviceTensorTable& device_tensors();
 
 // Throws std::invalid_argument with "op: message" when cond is false.
 inline void check(bool cond, const char* op, const std::string& message) {

@@ -79,7 +79,8 @@ void attention_rows(const AttentionShape& shape, const DeviceTensor& q, const De
                     DeviceTensor& out, const DeviceTensor* table_stride, int splits, int min_chunk, float* part_acc, float* part_ml,
                     int skip_qlen = 0x7fffffff, int* counters = nullptr, int8_t* q8 = nullptr, float* q8d = nullptr);
 // n zeroed ints that stay allocated (attention_rows' split counters; each user leaves them zeroed),
-// or null where n exceeds what was set aside. The first call allocates; call it before any capture.
+// or null where n exceeds what was set aside: the current device's. The first call on a device
+// allocates them; call it before any capture (capture_begin does).
 int* split_counters(int64_t n);
 // One token id per row of logits [B, V] (sample.cu): params F32 [B, 4] (temperature, top-k, top-p,
 // min-p), seeds I32 [B, 2] (seed, counter); out I32 [B]. Capturable: no sync, no data-dependent allocation.

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cpu/ops.h"
+#include "core/mapped_files.h"
 #include "napi/napi_util.h"
 #include "napi/registry.h"
 
@@ -15,7 +16,7 @@ using kt::cpu::MoeGroupScore;
 using kt::cpu::MoeRouteSpec;
 using kt::cpu::MoeScoring;
 
-Napi::Number handle(const Napi::CallbackInfo& info, Tensor t) { return Napi::Number::New(info.Env(), tensors().add(std::move(t))); }
+Napi::Number handle(const Napi::CallbackInfo& info, Tensor t) { return Napi::Number::New(info.Env(), tensors().add(std::move(t), Device::cpu())); }
 
 // A whole number in [lo, hi], else std::invalid_argument naming it.
 int64_t int_in(const Napi::Value& v, const char* op, const std::string& name, int64_t lo, int64_t hi) {
@@ -95,12 +96,11 @@ Napi::Value StackMappings(const Napi::CallbackInfo& info) {
     std::vector<const uint8_t*> src(static_cast<size_t>(E));
     for (int64_t e = 0; e < E; ++e) {  // all checked before anything is allocated
       const std::string at = "[" + std::to_string(e) + "]";
-      auto it = mappings().find(static_cast<int>(int_in(maps[e], op, "mappings" + at, 0, INT32_MAX)));
-      check(it != mappings().end(), op, "mappings" + at + " is not an open file mapping");
+      const MappedFile& m = mapped_files().get(static_cast<int>(int_in(maps[e], op, "mappings" + at, 0, INT32_MAX)), op);
       const int64_t off = int_in(offs[e], op, "offsets" + at, 0, int64_t{1} << 53);
-      check(static_cast<size_t>(off) + slice <= it->second.size, op,
+      check(static_cast<size_t>(off) + slice <= m.size, op,
             "expert " + std::to_string(e) + " (" + std::to_string(slice) + " bytes at offset " + std::to_string(off) + ") runs past the end of its file");
-      src[e] = static_cast<const uint8_t*>(it->second.base.get()) + off;
+      src[e] = static_cast<const uint8_t*>(m.base.get()) + off;
     }
     Tensor t = new_tensor(dtype, shape, false);
     for (int64_t e = 0; e < E; ++e) std::memcpy(t.as<uint8_t>() + e * slice, src[e], slice);

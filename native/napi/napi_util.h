@@ -2,11 +2,10 @@
 #pragma once
 #include <napi.h>
 
-#include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "core/tensor_table.h"
 #include "cpu/tensor.h"
 
 namespace kt::napi {
@@ -26,12 +25,31 @@ inline double num_arg(const Napi::CallbackInfo& info, size_t i, const char* op) 
   return info[i].As<Napi::Number>().DoubleValue();
 }
 
-inline Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+// The live tensor handle at argument i and its device; a handle that is not live is a TypeError.
+struct HandleArg {
+  int id;
+  Device device;
+};
+inline HandleArg live_handle_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  const int id = static_cast<int>(int_arg(info, i, op));
   try {
-    return tensors().get(static_cast<int>(int_arg(info, i, op)));
+    return {id, tensors().device_of(id)};
   } catch (const std::invalid_argument& e) {
     throw Napi::TypeError::New(info.Env(), std::string(op) + ": argument " + std::to_string(i) + ": " + e.what());
   }
+}
+
+// The same handle, which must be on a device of kind `kind`: another device's is std::invalid_argument
+// ("op: argument 1: tensor 7 is on cuda:0, not on the cpu"), so an op never reads another device's memory.
+inline int handle_arg(const Napi::CallbackInfo& info, size_t i, const char* op, DeviceKind kind) {
+  const HandleArg h = live_handle_arg(info, i, op);
+  if (h.device.kind != kind)
+    throw std::invalid_argument(std::string(op) + ": argument " + std::to_string(i) + ": " + wrong_device_kind(h.id, h.device, kind));
+  return h.id;
+}
+
+inline Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  return tensors().get<Tensor>(handle_arg(info, i, op, DeviceKind::CPU));
 }
 
 inline std::vector<int64_t> shape_arg(const Napi::CallbackInfo& info, size_t i, const char* op) {
@@ -46,13 +64,6 @@ inline std::vector<int64_t> shape_arg(const Napi::CallbackInfo& info, size_t i, 
   }
   return shape;
 }
-
-// Files mapped by mapFile (tensor_napi.cpp), by mapping id.
-struct MappedFile {
-  std::shared_ptr<void> base;
-  size_t size = 0;
-};
-std::unordered_map<int, MappedFile>& mappings();
 
 // Runs fn, turning C++ exceptions into JavaScript errors (never abort on bad input).
 template <typename Fn>

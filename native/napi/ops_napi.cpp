@@ -9,7 +9,7 @@ namespace {
 using namespace kt;
 using namespace kt::napi;
 
-Napi::Number handle(const Napi::CallbackInfo& info, Tensor t) { return Napi::Number::New(info.Env(), tensors().add(std::move(t))); }
+Napi::Number handle(const Napi::CallbackInfo& info, Tensor t) { return Napi::Number::New(info.Env(), tensors().add(std::move(t), Device::cpu())); }
 
 // embedding(table, ids) -> [T, D]
 Napi::Value Embedding(const Napi::CallbackInfo& info) {

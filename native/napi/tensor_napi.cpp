@@ -1,32 +1,24 @@
 // Tensor handles for TypeScript: allocate, map from weight files, upload, download, release.
+// These are the CPU's; the CUDA bindings (native/cuda/cuda_napi.cpp) share the table and the mappings.
 #include <cstring>
 
+#include "core/mapped_files.h"
+#include "core/tensor_table.h"
 #include "cpu/tensor.h"
 #include "napi/napi_util.h"
 #include "napi/registry.h"
-
-namespace kt::napi {
-
-std::unordered_map<int, MappedFile>& mappings() {
-  static std::unordered_map<int, MappedFile> m;
-  return m;
-}
-
-}  // namespace kt::napi
 
 namespace {
 
 using namespace kt;
 using namespace kt::napi;
 
-int next_mapping = 1;
-
 // alloc(dtype, shape, scratch) -> handle
 Napi::Value Alloc(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     need_args(info, 3, "alloc");
     Tensor t = new_tensor(static_cast<DType>(int_arg(info, 0, "alloc")), shape_arg(info, 1, "alloc"), info[2].ToBoolean());
-    return Napi::Number::New(info.Env(), tensors().add(std::move(t)));
+    return Napi::Number::New(info.Env(), tensors().add(std::move(t), Device::cpu()));
   });
 }
 
@@ -34,17 +26,13 @@ Napi::Value Alloc(const Napi::CallbackInfo& info) {
 Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     need_args(info, 1, "mapFile");
-    MappedFile m;
-    m.base = map_file(info[0].ToString().Utf8Value(), &m.size);
-    int id = next_mapping++;
-    mappings()[id] = std::move(m);
-    return Napi::Number::New(info.Env(), id);
+    return Napi::Number::New(info.Env(), mapped_files().map(info[0].ToString().Utf8Value()));
   });
 }
 
 Napi::Value UnmapFile(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    mappings().erase(static_cast<int>(int_arg(info, 0, "unmapFile")));
+    mapped_files().unmap(static_cast<int>(int_arg(info, 0, "unmapFile")));
     return info.Env().Undefined();
   });
 }
@@ -54,8 +42,7 @@ Napi::Value FromMapping(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "fromMapping";
     need_args(info, 4, op);
-    auto it = mappings().find(static_cast<int>(int_arg(info, 0, op)));
-    check(it != mappings().end(), op, "unknown file mapping");
+    const MappedFile& file = mapped_files().get(static_cast<int>(int_arg(info, 0, op)), op);
     const int64_t offset = int_arg(info, 1, op);
     Tensor t;
     t.dtype = static_cast<DType>(int_arg(info, 2, op));
@@ -64,11 +51,11 @@ Napi::Value FromMapping(const Napi::CallbackInfo& info) {
     check(tr != nullptr, op, "unknown dtype");
     check(t.numel() % tr->block_elems == 0, op, "element count is not a whole number of blocks");
     t.nbytes = static_cast<size_t>(t.numel() / tr->block_elems * tr->block_bytes);
-    check(offset >= 0 && static_cast<size_t>(offset) + t.nbytes <= it->second.size, op,
+    check(offset >= 0 && static_cast<size_t>(offset) + t.nbytes <= file.size, op,
           "tensor " + t.describe() + " at offset " + std::to_string(offset) + " runs past the end of the file");
-    t.owner = it->second.base;
-    t.data = static_cast<uint8_t*>(it->second.base.get()) + offset;
-    return Napi::Number::New(info.Env(), tensors().add(std::move(t)));
+    t.owner = file.base;
+    t.data = static_cast<uint8_t*>(file.base.get()) + offset;
+    return Napi::Number::New(info.Env(), tensors().add(std::move(t), Device::cpu()));
   });
 }
 
@@ -107,21 +94,39 @@ Napi::Value Download(const Napi::CallbackInfo& info) {
 
 Napi::Value Release(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    tensors().release(static_cast<int>(int_arg(info, 0, "release")));
+    tensors().release(handle_arg(info, 0, "release", DeviceKind::CPU), DeviceKind::CPU);
     return info.Env().Undefined();
   });
 }
 
+// tReleaseScratch(): frees the CPU's per-step tensors; CUDA ones wait for cudaReleaseScratch.
 Napi::Value ReleaseScratch(const Napi::CallbackInfo& info) {
-  tensors().release_scratch();
+  tensors().release_scratch(Device::cpu());
   return info.Env().Undefined();
 }
 
+Napi::Object usage_object(Napi::Env env, TensorTable::Usage u) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("liveTensors", static_cast<double>(u.tensors));
+  o.Set("liveBytes", static_cast<double>(u.bytes));
+  return o;
+}
+
+// tStats(): the CPU's tensors; mappings are shared with the CUDA backend.
 Napi::Value Stats(const Napi::CallbackInfo& info) {
-  Napi::Object o = Napi::Object::New(info.Env());
-  o.Set("liveTensors", static_cast<double>(tensors().live_count()));
-  o.Set("liveBytes", static_cast<double>(tensors().live_bytes()));
-  o.Set("mappings", static_cast<double>(mappings().size()));
+  Napi::Object o = usage_object(info.Env(), tensors().usage(Device::cpu()));
+  o.Set("mappings", static_cast<double>(mapped_files().count()));
+  return o;
+}
+
+// tableStats() -> { liveTensors, liveBytes, mappings, devices: { cpu: {...}, 'cuda:0': {...} } }: the
+// whole table, and each device that holds tensors.
+Napi::Value TableStats(const Napi::CallbackInfo& info) {
+  Napi::Object o = usage_object(info.Env(), tensors().usage());
+  o.Set("mappings", static_cast<double>(mapped_files().count()));
+  Napi::Object devices = Napi::Object::New(info.Env());
+  for (Device d : tensors().devices()) devices.Set(d.name(), usage_object(info.Env(), tensors().usage(d)));
+  o.Set("devices", devices);
   return o;
 }
 
@@ -135,6 +140,7 @@ void Register(Napi::Env env, Napi::Object exports) {
   exports.Set("tRelease", Napi::Function::New(env, Release));
   exports.Set("tReleaseScratch", Napi::Function::New(env, ReleaseScratch));
   exports.Set("tStats", Napi::Function::New(env, Stats));
+  exports.Set("tableStats", Napi::Function::New(env, TableStats));
 }
 
 }  // namespace

@@ -22,18 +22,20 @@ done
 # The CPU backend is the op tests' reference: by default build it from HEAD (carried in
 # .device/head by pack-cuda.sh), not from whatever half-done edits others have in the tree.
 if [ "$head_cpu" = 1 ] && [ -d .device/head/native/cpu ]; then
-  rm -rf native/cpu native/napi && cp -r .device/head/native/cpu .device/head/native/napi native/
-  echo "CPU side: HEAD's native/cpu and native/napi"
+  rm -rf native/cpu native/napi native/core && cp -r .device/head/native/cpu .device/head/native/napi native/
+  [ -d .device/head/native/core ] && cp -r .device/head/native/core native/
+  echo "CPU side: HEAD's native/cpu, native/napi and native/core"
 fi
 
 
 t0=$(date +%s)
 if ! KT_CUDA=1 npm run build:native > "$out/build.log" 2>&1; then
   grep -E "error|FAILED" "$out/build.log" | head -20
-  if grep -E "FAILED.*native/(cpu|napi)/" "$out/build.log" > /dev/null && [ -d .device/head/native ]; then
-    # Someone's half-done edit of the CPU side: build with HEAD's native/cpu and native/napi.
-    echo "CPU sources failed to build: retrying with HEAD's native/cpu and native/napi"
-    rm -rf native/cpu native/napi && cp -r .device/head/native/cpu .device/head/native/napi native/
+  if grep -E "FAILED.*native/(cpu|napi|core)/" "$out/build.log" > /dev/null && [ -d .device/head/native ]; then
+    # Someone's half-done edit of the CPU side: build with HEAD's native/cpu, native/napi and native/core.
+    echo "CPU sources failed to build: retrying with HEAD's native/cpu, native/napi and native/core"
+    rm -rf native/cpu native/napi native/core && cp -r .device/head/native/cpu .device/head/native/napi native/
+    [ -d .device/head/native/core ] && cp -r .device/head/native/core native/
     KT_CUDA=1 npm run build:native > "$out/build2.log" 2>&1 || { grep -E "error|FAILED" "$out/build2.log" | head -40; exit 1; }
   else
     tail -20 "$out/build.log"
@@ -45,7 +47,7 @@ echo "build: $(( $(date +%s) - t0 )) s"
 
 export KT_FIXTURES=$PWD/.device/fixtures
 tests=""
-for f in ${KT_CUDA_TESTS-ops attention-prefill model-logits sample penalties engine-graphs}; do
+for f in ${KT_CUDA_TESTS-ops devices attention-prefill model-logits sample penalties engine-graphs}; do
   node --test "dist/test/cuda/$f.test.js" > "$out/test-$f.log" 2>&1
   tests+="test $f: rc=$? $(grep -E '^# (pass|fail|skipped)' "$out/test-$f.log" | tr '\n' ' ')"$'\n'
   tests+="$(grep -E "^ *not ok|NMSE|max abs diff|Error|cuda (f32|bf16)|matmul bf16|pool:|diverge|sampl" "$out/test-$f.log" | grep -v "^ *# Subtest" | head -40)"$'\n'

@@ -18,15 +18,15 @@ rm -rf .device/fixtures
 mkdir -p .device/fixtures
 cp -r ../shared/fixtures/README.md ../shared/fixtures/llama ../shared/fixtures/qwen3 ../shared/fixtures/qwen3moe .device/fixtures/
 chmod -R u+w .device/fixtures
-# Others edit native/cpu and native/napi while we work: check that they compile now, and carry
-# HEAD's copies too, which cuda-check.sh falls back to if the build breaks there anyway.
-for f in native/cpu/*.cpp native/napi/*.cpp; do
+# Others edit native/cpu, native/napi and native/core while we work: check that they compile now, and
+# carry HEAD's copies too, which cuda-check.sh falls back to if the build breaks there anyway.
+for f in native/core/*.cpp native/cpu/*.cpp native/napi/*.cpp; do
   g++ -std=c++17 -fsyntax-only -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c -I native \
     -I node_modules/node-addon-api -I node_modules/node-api-headers/include -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS "$f" 2>/dev/null ||
     echo "WARNING: $f does not compile right now"
 done
 rm -rf .device/head && mkdir -p .device/head
-git archive HEAD native/cpu native/napi | tar -x -C .device/head
+git archive HEAD native/cpu native/napi native/core | tar -x -C .device/head
 # All of HEAD's sources, for runs that must not see work in progress in the tree
 # (`bash scripts/device/use-head.sh` on the device swaps them in).
 git archive -o .device/head-tree.tar HEAD CMakeLists.txt package.json tsconfig.json native src test bench scripts

@@ -1,5 +1,5 @@
 // The CUDA backend: tensors live in device memory (weights uploaded once from the mapped
-// model file) and every op is one launch on the addon's single stream (native/cuda). Nothing
+// model file) and every op is one launch on its device's stream (native/cuda/device.h). Nothing
 // waits for the GPU except read(), the one sync point of a step.
 import type { BackendCapabilities, DeviceSampler, GraphCapture, Tensor } from './backend.js';
 import { DType } from './dtype.js';
@@ -79,28 +79,36 @@ export interface CudaStats {
   poolInUseBytes: number;
 }
 
-/** Native functions of native/cuda/cuda_napi.cpp and cuda_ops_napi.cpp. */
+/**
+ * Native functions of native/cuda/cuda_napi.cpp and cuda_ops_napi.cpp. Tensor handles share one
+ * table with the CPU's (a CPU handle given here is an error); an op runs on its tensors' device.
+ * `device` (a CUDA ordinal) is optional: 0 where a call makes or runs something, every CUDA device
+ * where it releases, counts, trims or waits.
+ */
 export interface CudaNative {
-  cudaDeviceInfo(): CudaDeviceInfo;
-  cudaAlloc(dtype: number, shape: number[], scratch: boolean): number;
+  cudaDeviceInfo(device?: number): CudaDeviceInfo;
+  cudaAlloc(dtype: number, shape: number[], scratch: boolean, device?: number): number;
+  /** The same mappings as the CPU's mapFile: either backend may make tensors from either's. */
   cudaMapFile(path: string): number;
   cudaUnmapFile(mapping: number): void;
-  cudaFromMapping(mapping: number, offset: number, dtype: number, shape: number[]): number;
+  cudaFromMapping(mapping: number, offset: number, dtype: number, shape: number[], device?: number): number;
   cudaUpload(h: number, data: Float32Array | Int32Array | Uint8Array): void;
   cudaUploadRepeat(h: number, pattern: Uint8Array): void;
   cudaDownload(h: number): Float32Array | Int32Array;
   cudaRelease(h: number): void;
-  cudaReleaseScratch(): void;
-  cudaStats(): CudaStats;
-  cudaTrimPool(): void;
-  cudaSynchronize(): void;
+  /** Frees the per-step tensors of `device`, or of every CUDA device; never the CPU's. */
+  cudaReleaseScratch(device?: number): void;
+  cudaStats(device?: number): CudaStats;
+  cudaTrimPool(device?: number): void;
+  cudaSynchronize(device?: number): void;
+  /** One set for the process, every device. */
   cudaSetOptions(o: CudaOptions): Required<CudaOptions>;
-  cudaTimerStart(): void;
-  cudaTimerStop(): number;
-  cudaCopyBandwidth(bytes: number, reps: number): number;
-  /** Ops issued between begin and end are recorded, not run; replay runs them (same pointers). */
-  cudaCaptureBegin(): void;
-  cudaCaptureEnd(): number;
+  cudaTimerStart(device?: number): void;
+  cudaTimerStop(device?: number): number;
+  cudaCopyBandwidth(bytes: number, reps: number, device?: number): number;
+  /** Ops issued between begin and end are recorded, not run; replay runs them (same pointers). Graph ids are unique across devices. */
+  cudaCaptureBegin(device?: number): void;
+  cudaCaptureEnd(device?: number): number;
   cudaGraphReplay(graph: number): void;
   cudaGraphRelease(graph: number): void;
   /** A per-step tensor becomes persistent (a graph's output buffer). */

@@ -21,6 +21,20 @@ export interface PoolStressResult {
 export type MoeScoring = 0 | 1;
 export type MoeGroupScore = 0 | 1;
 
+/** Live tensors and their bytes, of one device or of several together. */
+export interface TensorUsage {
+  liveTensors: number;
+  liveBytes: number;
+}
+
+/** The one tensor table both backends share (native/core/tensor_table.h): all of it, and each device holding tensors. */
+export interface TableStats extends TensorUsage {
+  /** Mapped weight files (mapFile and cudaMapFile share them). */
+  mappings: number;
+  /** By device name: 'cpu', 'cuda:0', … */
+  devices: Record<string, TensorUsage>;
+}
+
 export interface NativeAddon {
   readonly cuda: boolean;
   info(): NativeInfo;
@@ -43,6 +57,9 @@ export interface NativeAddon {
   opMoeExperts(x: number, ids: number, weights: number, gate: number, up: number, down: number): number;
   /** A persistent [E, N, K] tensor: expert e's bytes copied from mappings[e] (mapFile) at offsets[e]. */
   tStackMappings(mappings: number[], offsets: number[], dtype: number, shape: number[]): number;
+
+  /** Every device's tensors, CPU and CUDA: one handle space (native/napi/tensor_napi.cpp). */
+  tableStats(): TableStats;
 
   // --- tensors and ops of the CPU backend (native/napi/tensor_napi.cpp, ops_napi.cpp) ---
   [op: string]: unknown;

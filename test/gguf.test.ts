@@ -2,14 +2,14 @@
 // config.json / tokenizer.json / model.safetensors of the same model, the fixture README, and the file sizes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
+import { readAt, writeSplits } from './helpers/gguf-split.js';
 import {
   getArray, getBool, getNumber, getString, getStringArray, readGguf, readGgufFile, type GgufModelFile, type GgufTensorInfo,
 } from '../src/formats/gguf.js';
-import { GgufWriter } from '../src/formats/gguf-writer.js';
 import { GGML_TYPES, ggmlTypeByName, tensorByteLength } from '../src/formats/gguf-types.js';
 import { ModelDirectoryError } from '../src/formats/errors.js';
 import { readSafetensors, type SafetensorsTensorInfo } from '../src/formats/safetensors.js';
@@ -23,17 +23,6 @@ const ARCH: Record<string, string> = { llama: 'llama', qwen3: 'qwen3', deepseek_
 
 function ggufFiles(model: string): string[] {
   return readdirSync(fixturePath(model)).filter((n) => n.endsWith('.gguf')).sort().map((n) => fixturePath(model, n));
-}
-
-function readAt(file: string, offset: number, length: number): Buffer {
-  const fd = openSync(file, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    assert.equal(readSync(fd, b, 0, length, offset), length);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** A tensor's values as float64, for the plain float types of either format. */
@@ -227,30 +216,6 @@ test('a directory: refused when it holds several models, read when it holds one'
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-/** Writes `src` as n splits the way llama-gguf-split does: all metadata in the first, split.* keys in each. */
-async function writeSplits(src: string, dir: string, prefix: string, n: number, withMetadata: boolean): Promise<string[]> {
-  const h = readGgufFile(src);
-  const paths: string[] = [];
-  const per = Math.ceil(h.tensors.length / n);
-  for (let i = 0; i < n; i++) {
-    const path = join(dir, `${prefix}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.gguf`);
-    const w = new GgufWriter(path);
-    if (i === 0) for (const [k, v] of h.metadata) w.addMetadata(k, v, h.metadataTypes.get(k));
-    if (withMetadata) {
-      w.addMetadata('split.no', i, 'u16');
-      w.addMetadata('split.count', n, 'u16');
-      w.addMetadata('split.tensors.count', h.tensors.length, 'i32');
-    }
-    const mine = h.tensors.slice(i * per, (i + 1) * per);
-    for (const t of mine) w.addTensorInfo(t.name, t.type, t.shape);
-    await w.writeHeader();
-    for (const t of mine) await w.writeTensorData(t.name, readAt(t.file, t.offset, t.byteLength));
-    await w.close();
-    paths.push(path);
-  }
-  return paths;
-}
 
 test('split models: any split finds the others; tensors remember their own file', needFixtures, async () => {
   const src = fixturePath('llama', 'llama-Q4_K_M.gguf');

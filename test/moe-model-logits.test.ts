@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CpuBackend } from '../src/backend/cpu-backend.js';
-import { needFixtures, readFixtureJson } from './fixtures.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openModelFiles } from '../src/models/model-files.js';
+import { createModel } from '../src/models/registry.js';
+import { fixturePath, needFixtures, readFixtureJson } from './fixtures.js';
+import { writeSplits } from './helpers/gguf-split.js';
 import { argmax, compareWithHf, maxAbsDiff, ModelHarness, type Refs } from './helpers/model-harness.js';
 
 const backend = new CpuBackend();
@@ -93,5 +99,22 @@ describe('qwen3moe batching', needFixtures, () => {
 
   it('report', () => {
     if (report.length) console.log(report.join('\n'));
+  });
+});
+
+describe('qwen3moe split GGUF', needFixtures, () => {
+  it('the Q4_K_M file cut into 3 splits (experts of a layer in different files) gives the same logits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qwen3moe-split-'));
+    try {
+      const paths = await writeSplits(fixturePath('qwen3moe', 'qwen3moe-Q4_K_M.gguf'), dir, 'qwen3moe', 3, true);
+      const ids = readFixtureJson<Refs>('qwen3moe', 'refs.json').prompts[0]!.ids;
+      const whole = h.lastLogits(h.load('qwen3moe', 'qwen3moe-Q4_K_M.gguf'), ids, 1000);
+      const files = openModelFiles({ modelPath: fixturePath('qwen3moe'), ggufPath: paths[1]! });
+      assert.equal(files.weights.description.split(', ').length, 3);
+      const split = createModel(files.config, backend, files.weights);
+      assert.deepEqual(h.lastLogits(split, ids, 1000), whole);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

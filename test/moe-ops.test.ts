@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RouterSpec } from '../src/backend/backend.js';
 import { loadNative, type MoeGroupScore, type MoeScoring, type NativeAddon } from '../src/backend/native.js';
 import { DType } from '../src/backend/dtype.js';
 import { normalSampler, uniformSampler } from '../src/make-model/random-model.js';
@@ -69,17 +70,8 @@ function assertSameBits(got: Float32Array, want: Float32Array, what: string): vo
 
 // ---- router ----
 
-interface RouteSpec {
-  scoring: 'softmax' | 'sigmoid';
-  topK: number;
-  numGroups: number;
-  topKGroups: number;
-  groupScore: 'max' | 'top2sum';
-  normalize: boolean;
-  scale: number;
-}
 
-function route(logits: Float32Array, T: number, E: number, spec: RouteSpec, bias?: Float32Array): { ids: Int32Array; weights: Float32Array } {
+function route(logits: Float32Array, T: number, E: number, spec: RouterSpec, bias?: Float32Array): { ids: Int32Array; weights: Float32Array } {
   const hl = upload(DType.F32, [T, E], logits);
   const hb = bias ? upload(DType.F32, [bias.length], bias) : -1;
   try {
@@ -103,7 +95,7 @@ function best(scores: number[], items: number[], n: number): number[] {
 // The contract's five steps in float64 (weights agree within 1e-6, relative above 1: float32
 // has 2^-24 of its own). Where float32 and float64 could order two scores differently (closer
 // than 1e-6, not equal), the case is flagged: the test data must avoid it.
-function refRoute(l: Float32Array, E: number, spec: RouteSpec, bias?: Float32Array): { ids: number[]; weights: number[]; nearTie: boolean } {
+function refRoute(l: Float32Array, E: number, spec: RouterSpec, bias?: Float32Array): { ids: number[]; weights: number[]; nearTie: boolean } {
   const mx = Math.max(...l);
   const ex = [...l].map((v) => Math.exp(v - mx));
   const sum = ex.reduce((a, b) => a + b, 0);
@@ -149,7 +141,7 @@ function routerLogits(T: number, E: number, seed: number, groupSize: number): Fl
   return l;
 }
 
-const ROUTER_CASES: [string, RouteSpec, boolean][] = [
+const ROUTER_CASES: [string, RouterSpec, boolean][] = [
   ['Qwen3-MoE: softmax, normalized', { scoring: 'softmax', topK: 8, numGroups: 1, topKGroups: 1, groupScore: 'max', normalize: true, scale: 1 }, false],
   ['softmax, not normalized, with a selection bias', { scoring: 'softmax', topK: 6, numGroups: 1, topKGroups: 1, groupScore: 'max', normalize: false, scale: 1 }, true],
   ['DeepSeek-V2: softmax, group max, scaled', { scoring: 'softmax', topK: 6, numGroups: 8, topKGroups: 3, groupScore: 'max', normalize: false, scale: 16 }, false],

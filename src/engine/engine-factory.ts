@@ -16,7 +16,7 @@ import type { EngineOptions, EngineReadyInfo } from './worker-protocol.js';
 export const DEFAULT_CPU_CACHE_TOKENS = 32768;
 export const DEFAULT_GPU_MEMORY_UTILIZATION = 0.9;
 
-export function createEngine(opts: EngineOptions): { core: EngineCore; info: EngineReadyInfo } {
+export function createEngine(opts: EngineOptions): { core: EngineCore; info: EngineReadyInfo; model: CausalLM } {
   const files = openModelFiles(opts.model);
   const backend: HandleBackend = opts.backend === 'cuda'
       ? new CudaBackend({ ...(opts.cudaPrecision ? { precision: opts.cudaPrecision } : {}), fusedOps: opts.cudaFusedOps ?? true })
@@ -63,6 +63,7 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   );
   return {
     core,
+    model,
     info: {
       kvBlocks: numBlocks,
       kvTokens: cache.tokens,

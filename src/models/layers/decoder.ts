@@ -7,6 +7,7 @@ import { flattenBatch, uploadStepInputs, type ForwardBatch, type StepTensors } f
 import type { KvLayout, PagedKvCache } from '../kv-cache.js';
 import type { SelfAttention } from './attention.js';
 import type { FeedForward } from './mlp.js';
+import { SparseMoe } from './moe.js';
 import type { PlacedWeight, WeightLoader } from './weight-loader.js';
 
 /** What the runner needs of any model. */
@@ -23,6 +24,8 @@ export interface CausalLM {
    * (no sequence samples). Reads nothing back, so a CUDA graph can capture it; the caller ends the step.
    */
   forwardTensors(inputs: StepTensors, cache: PagedKvCache): Tensor | undefined;
+  /** MoE models: sets (or clears) a probe that sees each layer's expert ids in eager steps. */
+  setRoutingProbe?(fn: ((layer: number, ids: Tensor) => void) | undefined): void;
 }
 
 export interface DecoderLayer {
@@ -61,6 +64,13 @@ export class DecoderModel implements CausalLM {
     this.outputNorm = w.vector('model.norm', 'output_norm.weight');
     this.output = w.has('output.weight') ? w.weight('lm_head', 'output.weight') : this.tokenEmbd;
     this.placed = w.placed;
+  }
+
+  /** Sets (or clears) every MoE layer's routing probe: fn(layer, ids I32 [T, k]) per eager step. */
+  setRoutingProbe(fn: ((layer: number, ids: Tensor) => void) | undefined): void {
+    this.layers.forEach((layer, l) => {
+      if (layer.ffn instanceof SparseMoe) layer.ffn.routingProbe = fn && ((ids) => fn(l, ids));
+    });
   }
 
   forward(batch: ForwardBatch, cache: PagedKvCache): Float32Array {

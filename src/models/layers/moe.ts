@@ -72,6 +72,11 @@ export class SparseMoe implements FeedForward {
   private readonly spec: RouterSpec;
   readonly experts: RoutedExperts;
   private readonly shared: GatedMlp | undefined;
+  /**
+   * Called with each eager step's expert ids I32 [T, k] (benchmarks count the distinct experts a step
+   * touches). Never set while a graph is captured: reading ids back syncs with the device.
+   */
+  routingProbe: ((ids: Tensor) => void) | undefined;
 
   constructor(
     readonly path: string,
@@ -93,6 +98,7 @@ export class SparseMoe implements FeedForward {
     const logits = b.matmul(x, this.router);
     const { ids, weights } = b.moeRoute(logits, this.spec, this.selectionBias);
     b.free(logits);
+    this.routingProbe?.(ids);
     const out = this.experts.forward(b, x, ids, weights);
     b.free(ids, weights);
     if (this.shared) {

@@ -295,10 +295,10 @@ export function engineTableNotes(rep: EngineBenchReport): string {
   }
   if (rep.moe) {
     const m = rep.moe;
-    const gb = (n: number) => (n / 1e9).toFixed(2);
+    const gb = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
     lines.push(
-      `MoE: ${m.experts} experts, top-${m.top_k}; dense part ${gb(m.dense_bytes)} GB, one expert ${gb(m.expert_bytes)} GB over the layers (B = 1 reads top-${m.top_k} of them); distinct experts a decode step routes to, per layer: ` +
-        m.distinct_experts.map((d) => `B ${d.npl}: ${d.per_layer.toFixed(1)} (${gb(d.step_bytes)} GB a step)`).join(', '),
+      `MoE: ${m.experts} experts, top-${m.top_k}; dense part ${gb(m.dense_bytes)}, one expert ${gb(m.expert_bytes)} over the layers (B = 1 reads top-${m.top_k} of them); distinct experts a decode step routes to, per layer: ` +
+        m.distinct_experts.map((d) => `B ${d.npl}: ${d.per_layer.toFixed(1)} (${gb(d.step_bytes)} a step)`).join(', '),
     );
   }
   for (const s of rep.skipped) lines.push(`skipped PP ${s.npp}, B ${s.npl}: ${s.reason}`);

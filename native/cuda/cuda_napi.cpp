@@ -29,6 +29,18 @@ std::unordered_map<int, MappedFile>& mappings() {
 }
 int next_mapping = 1;
 
+}  // namespace
+
+// The bytes of a mapping made by cudaMapFile (napi_args.h), or null for an unknown id.
+const uint8_t* kt::cuda::napi::mapped_bytes(int id, size_t* size) {
+  auto it = mappings().find(id);
+  if (it == mappings().end()) return nullptr;
+  *size = it->second.size;
+  return static_cast<const uint8_t*>(it->second.base.get());
+}
+
+namespace {
+
 // cudaDeviceInfo() -> { count, name, ... } or { count: 0, error } where no device is usable.
 Napi::Value DeviceInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -272,6 +284,11 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
       check(r >= 1 && r <= 64, op, "attentionBlocksPerSm must be in 1 .. 64");
       opts.attention_blocks_per_sm = static_cast<int>(r);
     }
+    if (o.Has("moeGemvMaxSlots")) {
+      const int64_t r = o.Get("moeGemvMaxSlots").ToNumber().Int64Value();
+      check(r >= -1 && r <= (1LL << 30), op, "moeGemvMaxSlots must be -1 (default) or a slot count");
+      opts.moe_gemv_max_slots = static_cast<int>(r);
+    }
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("precision", opts.precision == Precision::F32 ? "f32" : "bf16");
     out.Set("gemvMaxRows", opts.gemv_max_rows);
@@ -284,6 +301,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("gemvUnroll", opts.gemv_unroll);
     out.Set("gemvW1Pairs", opts.gemv_w1_pairs);
     out.Set("attentionBlocksPerSm", opts.attention_blocks_per_sm);
+    out.Set("moeGemvMaxSlots", opts.moe_gemv_max_slots);
     return out;
   });
 }

@@ -23,6 +23,9 @@ inline DeviceTensor& dev_arg(const Napi::CallbackInfo& info, size_t i, const cha
   }
 }
 
+// The bytes of file mapping `id` (cudaMapFile) and their count, or null where there is none.
+const uint8_t* mapped_bytes(int id, size_t* size);
+
 inline Napi::Number handle(const Napi::CallbackInfo& info, DeviceTensor t) {
   return Napi::Number::New(info.Env(), device_tensors().add(std::move(t)));
 }

@@ -49,6 +49,9 @@ struct Options {
   // Decode attention splits the keys until rows × KV heads × splits reach this many blocks per SM
   // (llama-3.1-8b Q4_K_M on the H200, step ms at B = 1 / 16: 4 → 3.37 / 5.79, 2 → 3.18 / 5.49, 1 → 3.13 / 5.66).
   int attention_blocks_per_sm = 2;
+  // MoE expert FFN (moe_experts.cu): up to this many slots (tokens × top-k) the GEMV path over the chosen
+  // experts (q8 activations for quantized weights), above it the grouped tensor-core path (bf16); -1: 1024.
+  int moe_gemv_max_slots = -1;
 };
 
 // One set for the process, shared by every device (device.cpp says why).

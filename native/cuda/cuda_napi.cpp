@@ -316,6 +316,11 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
       check(r >= 1 && r <= 64, op, "attentionBlocksPerSm must be in 1 .. 64");
       opts.attention_blocks_per_sm = static_cast<int>(r);
     }
+    if (o.Has("moeGemvMaxSlots")) {
+      const int64_t r = o.Get("moeGemvMaxSlots").ToNumber().Int64Value();
+      check(r >= -1 && r <= (1LL << 30), op, "moeGemvMaxSlots must be -1 (default) or a slot count");
+      opts.moe_gemv_max_slots = static_cast<int>(r);
+    }
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("precision", opts.precision == Precision::F32 ? "f32" : "bf16");
     out.Set("gemvMaxRows", opts.gemv_max_rows);
@@ -328,6 +333,7 @@ Napi::Value SetOptions(const Napi::CallbackInfo& info) {
     out.Set("gemvUnroll", opts.gemv_unroll);
     out.Set("gemvW1Pairs", opts.gemv_w1_pairs);
     out.Set("attentionBlocksPerSm", opts.attention_blocks_per_sm);
+    out.Set("moeGemvMaxSlots", opts.moe_gemv_max_slots);
     return out;
   });
 }

@@ -8,6 +8,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
+#include "cuda/gemv_rows.cuh"
 #include "cuda/ops.h"
 #include "cuda/pdl.cuh"
 #include "cuda/quantize_act.h"
@@ -16,30 +17,12 @@ namespace kt::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;  // 8 warps
-constexpr int kRows = 2;       // weight rows per warp: each x value loaded feeds two rows
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Each warp's sums of its row pair, added over the W warps sharing the pair, in shared memory
-// (partial[pair * W + j][r][m] for the pair's warps j), for the stores below.
-template <int MT>
-__device__ __forceinline__ float (*warp_partials(const float (&acc)[kRows][MT], int warp, int lane))[kRows][MT] {
-  __shared__ float partial[8][kRows][MT];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float v = warp_sum(acc[r][m]);
-      if (lane == 0) partial[warp][r][m] = v;
-    }
-  __syncthreads();
-  return partial;
-}
+using gemv_rows::kRows;
+using gemv_rows::kThreads;
+using gemv_rows::has_dot;
+using gemv_rows::plain_type;
+using gemv_rows::warp_partials;
+using gemv_rows::zero;
 
 // The end of the plain kernels: rows 2·pair and 2·pair + 1 of block bx's pairs, stored below M and N.
 template <int MT, int W>
@@ -73,81 +56,10 @@ __device__ __forceinline__ void store_silu_mul(const float (&acc)[kRows][MT], in
       float g = 0.f, u = 0.f;
 #pragma unroll
       for (int j = 0; j < W; ++j) g += partial[pair * W + j][0][m], u += partial[pair * W + j][1][m];
-      out[static_cast<int64_t>(m0 + m) * N + n] = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+      out[static_cast<int64_t>(m0 + m) * N + n] = gemv_rows::silu_times(g, u);
     }
   }
 }
-
-// Sums of weight rows w0 and w1 against MT activation rows from m0 (rows past M repeat the last:
-// computed, not stored). Thread t (0 .. 32W - 1) of the pair's W warps takes pieces (units)
-// t, t + 32W, ... of both rows. Int8: q8 activations and int8 dots (Dot<T>), U units of each row
-// in flight per step (1 needs fewer registers, so more warps fit an SM); else f32 x against
-// weights dequantized in registers (Quant<T>).
-template <DType T, int MT, int W, bool Int8, int U = 2>
-__device__ __forceinline__ void pair_sums(const uint8_t* __restrict__ w0, const uint8_t* __restrict__ w1, const float* __restrict__ x,
-                                          const ActQ& act, int M, int K, int m0, int t, float (&acc)[kRows][MT]) {
-  if constexpr (Int8) {
-    using D = Dot<T>;
-    const int units = K / D::kBlockElems * D::kUnits;
-    int64_t xm[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) xm[m] = min(m0 + m, M - 1);
-#pragma unroll U
-    for (int p = t; p < units; p += 32 * W) {
-      const int blk = p / D::kUnits, u = p % D::kUnits;
-      const int64_t off = static_cast<int64_t>(blk) * D::kBlockBytes;
-      const int8_t* xq[MT];
-      float xd[MT], xs[MT];
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        xq[m] = act.q + xm[m] * K + static_cast<int64_t>(blk) * D::kBlockElems;
-        xd[m] = __ldg(act.d + xm[m] * act.blocks + blk);
-        xs[m] = act.s ? __ldg(act.s + xm[m] * act.blocks + blk) : 0.f;
-      }
-      D::template unit<MT>(w0 + off, u, xq, xd, xs, acc[0]);
-      D::template unit<MT>(w1 + off, u, xq, xd, xs, acc[1]);
-    }
-  } else {
-    using Q = Quant<T>;
-    constexpr int kPiecesPerBlock = Q::kBlockElems / Q::kPiece;
-    const int pieces = K / Q::kPiece;
-    const float* xr[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) xr[m] = x + static_cast<int64_t>(min(m0 + m, M - 1)) * K;
-#pragma unroll 2
-    for (int p = t; p < pieces; p += 32 * W) {
-      const int64_t off = static_cast<int64_t>(p / kPiecesPerBlock) * Q::kBlockBytes;
-      float y0[Q::kPiece], y1[Q::kPiece];
-      Q::piece(w0 + off, p % kPiecesPerBlock, y0);
-      Q::piece(w1 + off, p % kPiecesPerBlock, y1);
-      const int k0 = p * Q::kPiece;
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-#pragma unroll
-        for (int i = 0; i < Q::kPiece; i += 4) {
-          const float4 xv = __ldg(reinterpret_cast<const float4*>(xr[m] + k0 + i));
-          acc[0][m] += y0[i] * xv.x + y0[i + 1] * xv.y + y0[i + 2] * xv.z + y0[i + 3] * xv.w;
-          acc[1][m] += y1[i] * xv.x + y1[i + 1] * xv.y + y1[i + 2] * xv.z + y1[i + 3] * xv.w;
-        }
-      }
-    }
-  }
-}
-
-// Asks L2 for rows [r0, r0 + rows) of w, clamped to N. Weights: no kernel writes them, so this
-// may run before pdl_wait.
-__device__ __forceinline__ void prefetch_rows(const uint8_t* w, int64_t row_bytes, int64_t r0, int rows, int N) {
-  if (r0 < N) prefetch_l2(w + r0 * row_bytes, static_cast<uint32_t>(min(static_cast<int64_t>(rows), N - r0) * row_bytes));
-}
-
-template <int MT>
-__device__ __forceinline__ void zero(float (&acc)[kRows][MT]) {
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[r][m] = 0.f;
-}
-
 // W warps share a pair of weight rows (splitting K), so a block does 8 / W pairs; activation rows
 // MT · blockIdx.y ... + MT - 1. W is chosen on the host so that small N still fills the GPU.
 // Launched with launch_pdl (pdl.cuh).
@@ -164,12 +76,14 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const uint8_t* __restric
   const uint8_t* w1 = w + static_cast<int64_t>(min(n0 + 1, N - 1)) * row_bytes;  // odd N: row computed twice, stored once
   if (threadIdx.x == 0 && blockIdx.y == 0) {
     constexpr int kBlockRows = kPairs * kRows;
-    prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x) * kBlockRows, kBlockRows, N);
+    gemv_rows::prefetch_rows(w, row_bytes, static_cast<int64_t>(blockIdx.x) * kBlockRows, kBlockRows, N);
   }
   pdl_wait();
   float acc[kRows][MT];
   zero(acc);
-  if (n0 < N) pair_sums<T, MT, W, Int8, U>(w0, w1, x, act, M, K, blockIdx.y * MT, (warp % W) * 32 + lane, acc);
+  int64_t xm[MT];
+  gemv_rows::dense_rows<MT>(blockIdx.y * MT, M, xm);
+  if (n0 < N) gemv_rows::pair_sums<T, MT, W, Int8, U>(w0, w1, x, act, K, xm, (warp % W) * 32 + lane, acc);
   store_rows<MT, W>(acc, warp, lane, M, N, blockIdx.y * MT, blockIdx.x, out);
 }
 
@@ -209,10 +123,10 @@ __device__ __forceinline__ GemvSegment segment_of(const GemvGroup& g, int b) {
 template <bool SiluMul, int kPairs>
 __device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, const GemvSegment& s, int bx) {
   if constexpr (SiluMul) {
-    prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
-    prefetch_rows(g.seg[1].w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
+    gemv_rows::prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
+    gemv_rows::prefetch_rows(g.seg[1].w, s.row_bytes, static_cast<int64_t>(bx) * kPairs, kPairs, s.N);
   } else {
-    prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs * kRows, kPairs * kRows, s.N);
+    gemv_rows::prefetch_rows(s.w, s.row_bytes, static_cast<int64_t>(bx) * kPairs * kRows, kPairs * kRows, s.N);
   }
 }
 
@@ -220,17 +134,20 @@ __device__ __forceinline__ void prefetch_group_block(const GemvGroup& g, const G
 template <bool Int8, int MT, int W, int U>
 __device__ __forceinline__ void group_pair_sums(DType type, const uint8_t* w0, const uint8_t* w1, const GemvGroup& g, int m0, int t,
                                                 float (&acc)[kRows][MT]) {
+  using gemv_rows::pair_sums;
+  int64_t xm[MT];
+  gemv_rows::dense_rows<MT>(m0, g.M, xm);
   if constexpr (Int8) {
     switch (type) {
-      case DType::Q4_K: return pair_sums<DType::Q4_K, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
-      case DType::Q6_K: return pair_sums<DType::Q6_K, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
-      case DType::Q8_0: return pair_sums<DType::Q8_0, MT, W, true, U>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::Q4_K: return pair_sums<DType::Q4_K, MT, W, true, U>(w0, w1, g.x, g.act, g.K, xm, t, acc);
+      case DType::Q6_K: return pair_sums<DType::Q6_K, MT, W, true, U>(w0, w1, g.x, g.act, g.K, xm, t, acc);
+      case DType::Q8_0: return pair_sums<DType::Q8_0, MT, W, true, U>(w0, w1, g.x, g.act, g.K, xm, t, acc);
       default: return;
     }
   } else {
     switch (type) {
-      case DType::BF16: return pair_sums<DType::BF16, MT, W, false>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
-      case DType::F16: return pair_sums<DType::F16, MT, W, false>(w0, w1, g.x, g.act, g.M, g.K, m0, t, acc);
+      case DType::BF16: return pair_sums<DType::BF16, MT, W, false>(w0, w1, g.x, g.act, g.K, xm, t, acc);
+      case DType::F16: return pair_sums<DType::F16, MT, W, false>(w0, w1, g.x, g.act, g.K, xm, t, acc);
       default: return;
     }
   }
@@ -269,16 +186,6 @@ __global__ void __launch_bounds__(kThreads) gemv_group_kernel(const GemvGroup g)
   if constexpr (SiluMul) store_silu_mul<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
   else store_rows<MT, W>(acc, warp, lane, g.M, s.N, m0, bx, s.out);
 }
-
-bool has_dot(DType t) {
-  switch (t) {
-    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q4_K: case DType::Q6_K:
-      return true;
-    default: return false;
-  }
-}
-
-bool plain_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 // Warps per row pair, from sweeps on an H200 (notes/cuda.md): plain types stream best with four
 // warps on every shape, int8 Q8_0 too; other quantized ones with one warp where there are enough

@@ -14,6 +14,7 @@
 
 #include "cuda/cuda_common.h"
 #include "cuda/dequant.cuh"
+#include "cuda/mma_bf16.cuh"
 #include "cuda/ops.h"
 
 namespace kt::cuda {
@@ -21,18 +22,6 @@ namespace kt::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-
-__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-__device__ __forceinline__ void mma_bf16(float* d, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
 
 // Per type: Raw holds every byte of one row's super-block that lane c needs (loaded in one go, so
 // a warp has a whole block of loads in flight, and the next block's are issued before this one is
@@ -307,16 +296,6 @@ struct V2Layout {
   static constexpr int kSmem = kStages * kStageBytes + kTableBytes;
   static_assert(kSmem <= 227 * 1024, "variant 2 stages exceed the shared memory of a block");
 };
-
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
 
 // Block (blockIdx.x, blockIdx.y, blockIdx.z) = (128 weight rows, K range of `chunk` super-blocks,
 // 8·NT activation rows).

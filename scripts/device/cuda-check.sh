@@ -2,13 +2,14 @@
 # On the GPU machine, through .device/boot.sh: builds the addon with CUDA and the TypeScript,
 # runs the CUDA tests (fixtures from .device/fixtures) and the op benchmark. Full logs go to
 # $OUT; the end of the output is a short summary.
-# Usage: bash scripts/device/cuda-check.sh [--no-bench] [--quick-bench] [--worktree-cpu] [--sanitize]
+# Usage: bash scripts/device/cuda-check.sh [--no-bench] [--quick-bench] [--moe-bench] [--worktree-cpu] [--sanitize]
 set -uo pipefail
 out=${OUT:-/tmp/kt-out}
 mkdir -p "$out"
 bench=1
 head_cpu=1
 sanitize=0
+moe_bench=0
 bench_args=()
 for a in "$@"; do
   case $a in
@@ -16,6 +17,7 @@ for a in "$@"; do
     --quick-bench) bench_args+=(--quick) ;;
     --worktree-cpu) head_cpu=0 ;;
     --sanitize) sanitize=1 ;;
+    --moe-bench) moe_bench=1 ;;
   esac
 done
 
@@ -47,7 +49,7 @@ echo "build: $(( $(date +%s) - t0 )) s"
 
 export KT_FIXTURES=$PWD/.device/fixtures
 tests=""
-for f in ${KT_CUDA_TESTS-ops devices attention-prefill model-logits sample penalties engine-graphs}; do
+for f in ${KT_CUDA_TESTS-ops devices moe-ops attention-prefill model-logits sample penalties engine-graphs}; do
   node --test "dist/test/cuda/$f.test.js" > "$out/test-$f.log" 2>&1
   tests+="test $f: rc=$? $(grep -E '^# (pass|fail|skipped)' "$out/test-$f.log" | tr '\n' ' ')"$'\n'
   tests+="$(grep -E "^ *not ok|NMSE|max abs diff|Error|cuda (f32|bf16)|matmul bf16|pool:|diverge|sampl" "$out/test-$f.log" | grep -v "^ *# Subtest" | head -40)"$'\n'
@@ -61,11 +63,21 @@ if [ "$bench" = 1 ]; then
   sed -n '/== summary/,$p' "$out/bench.log"
 fi
 
+if [ "$moe_bench" = 1 ]; then
+  # The MoE expert FFN at Qwen3-30B-A3B's layer shape (bench/moe-cuda.ts): µs and GB/s per T and path.
+  node dist/bench/moe-cuda.js --json "$out/moe-bench.json" "${bench_args[@]}" > "$out/moe-bench.log" 2>&1
+  echo "moe bench rc=$?"
+  grep -E "^device|copy:|^shape" "$out/moe-bench.log"
+  sed -n '/== summary/,$p' "$out/moe-bench.log"
+fi
+
 if [ "$sanitize" = 1 ]; then
   # memcheck over the op tests: out-of-bounds and misaligned accesses the results may not show.
-  timeout 300 compute-sanitizer --tool memcheck --print-limit 20 node --test dist/test/cuda/ops.test.js > "$out/memcheck.log" 2>&1
-  echo "memcheck rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck.log" | tail -1)"
-  grep -E "Invalid|out of bounds|misaligned" "$out/memcheck.log" | head -10 || true
+  for f in ${KT_SANITIZE_TESTS-ops moe-ops}; do
+    timeout 300 compute-sanitizer --tool memcheck --print-limit 20 node --test "dist/test/cuda/$f.test.js" > "$out/memcheck-$f.log" 2>&1
+    echo "memcheck $f rc=$?: $(grep -E 'ERROR SUMMARY' "$out/memcheck-$f.log" | tail -1)"
+    grep -E "Invalid|out of bounds|misaligned" "$out/memcheck-$f.log" | head -10 || true
+  done
 fi
 
 echo "== tests (again, after the long output) =="

@@ -58,6 +58,11 @@ export interface CudaOptions {
   gemvW1Pairs?: number;
   /** Decode attention splits each row's keys until rows × KV heads × splits reach this many blocks per SM. Default 2. */
   attentionBlocksPerSm?: number;
+  /**
+   * MoE expert FFN: up to this many slots (tokens × top-k) the GEMV over the chosen experts (q8 activations for
+   * quantized weights), above it the grouped tensor-core kernel (bf16 operands). -1 (default): 1024.
+   */
+  moeGemvMaxSlots?: number;
 }
 
 /** Options of the TypeScript side of the CUDA backend (beside the addon's CudaOptions). */
@@ -131,9 +136,12 @@ export interface CudaNative {
   cudaOpSiluMul(g: number, u: number): number;
   cudaOpAddInPlace(a: number, b: number): void;
   cudaOpGatherRows(x: number, idx: number): number;
-  cudaStackMappings: NativeTensorOps['stackMappings'];
-  cudaOpMoeRoute: NativeTensorOps['opMoeRoute'];
-  cudaOpMoeExperts: NativeTensorOps['opMoeExperts'];
+  /** Router: ids I32 [T, k] and weights F32 [T, k] from logits [T, E] (bias -1: none; native/cuda/moe_route.cu, the MoE contract). */
+  cudaOpMoeRoute(logits: number, bias: number, scoring: number, topK: number, numGroups: number, topKGroups: number, groupScore: number, normalize: boolean, scale: number): [number, number];
+  /** Expert FFN over the chosen experts of gate/up [E, I, H] and down [E, H, I]: F32 [T, H] (native/cuda/moe_experts.cu). */
+  cudaOpMoeExperts(x: number, ids: number, weights: number, gate: number, up: number, down: number): number;
+  /** A persistent [E, N, K] tensor uploaded slice by slice: expert e's bytes from mappings[e] at offsets[e]. */
+  cudaStackMappings(mappings: number[], offsets: number[], dtype: number, shape: number[]): number;
 }
 
 /** The addon's CUDA functions, or undefined where it was built without CUDA. */

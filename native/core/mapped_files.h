@@ -6,6 +6,9 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
+
+#include "cpu/dtype.h"
 
 namespace kt {
 
@@ -27,6 +30,16 @@ class MappedFiles {
 };
 
 MappedFiles& mapped_files();
+
+// Where the E slices of a stacked weight [E, N, K] of `dtype` come from (Hugging Face keeps each expert in a
+// tensor of its own): slice e is `slice` bytes of mapping maps[e] at offsets[e]. Everything is checked before
+// the caller allocates; std::invalid_argument("op: ...") names what is wrong.
+struct StackSources {
+  std::vector<const uint8_t*> src;
+  size_t slice = 0;
+};
+StackSources stack_sources(const std::vector<int64_t>& maps, const std::vector<int64_t>& offsets, DType dtype,
+                           const std::vector<int64_t>& shape, const char* op);
 
 // Memory-maps a whole file read-only; the mapping lives while the pointer does.
 std::shared_ptr<void> map_file(const std::string& path, size_t* size_out);

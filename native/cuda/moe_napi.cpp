@@ -84,24 +84,12 @@ Napi::Value StackMappings(const Napi::CallbackInfo& info) {
     need_args(info, 4, op);
     const std::vector<int64_t> maps = int_list(info, 0, op, "mappings"), offsets = int_list(info, 1, op, "offsets");
     const std::vector<int64_t> shape = shape_arg(info, 3, op);
-    check(shape.size() == 3 && shape[0] >= 1, op, "shape must be [E, N, K]");
-    const int64_t E = shape[0];
-    check(static_cast<int64_t>(maps.size()) == E && static_cast<int64_t>(offsets.size()) == E, op,
-          "need one mapping and one offset per expert (" + std::to_string(E) + "), got " + std::to_string(maps.size()) + " and " +
-              std::to_string(offsets.size()));
     const DType dtype = static_cast<DType>(int_arg(info, 2, op));
-    const kt::TypeTraits* tr = kt::type_traits(dtype);
-    check(tr != nullptr && shape[2] % tr->block_elems == 0, op, "rows of K = " + std::to_string(shape[2]) + " are not whole blocks of this type");
+    const kt::StackSources s = kt::stack_sources(maps, offsets, dtype, shape, op);  // all checked before anything is allocated
     device_arg(info, 4, op);  // no tensor argument picks the device: the trailing ordinal does (default 0)
     DeviceTensor t = new_device_tensor(dtype, shape, false);
-    const size_t slice = t.nbytes / static_cast<size_t>(E);
-    for (int64_t e = 0; e < E; ++e) {
-      const kt::MappedFile& m = kt::mapped_files().get(static_cast<int>(maps[e]), op);
-      const uint8_t* base = static_cast<const uint8_t*>(m.base.get());
-      check(offsets[e] >= 0 && static_cast<size_t>(offsets[e]) + slice <= m.size, op,
-            "expert " + std::to_string(e) + ": " + std::to_string(slice) + " bytes at offset " + std::to_string(offsets[e]) +
-                " run past the end of its file");
-      check_cuda(cudaMemcpyAsync(t.as<uint8_t>() + e * slice, base + offsets[e], slice, cudaMemcpyHostToDevice, stream()), "upload expert slice");
+    for (size_t e = 0; e < s.src.size(); ++e) {
+      check_cuda(cudaMemcpyAsync(t.as<uint8_t>() + e * s.slice, s.src[e], s.slice, cudaMemcpyHostToDevice, stream()), "upload expert slice");
     }
     return handle(info, std::move(t));
   });

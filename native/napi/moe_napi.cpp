@@ -85,25 +85,12 @@ Napi::Value StackMappings(const Napi::CallbackInfo& info) {
     const std::vector<Napi::Value> maps = array_arg(info, 0, op, "mappings"), offs = array_arg(info, 1, op, "offsets");
     const DType dtype = static_cast<DType>(int_in(info[2], op, "dtype", 0, 255));
     const std::vector<int64_t> shape = shape_arg(info, 3, op);
-    const TypeTraits* tr = type_traits(dtype);
-    check(tr != nullptr, op, "unknown dtype " + std::to_string(static_cast<int>(dtype)));
-    check(shape.size() == 3 && shape[0] >= 1, op, "shape must be [E, N, K] with E >= 1");
-    const int64_t E = shape[0];
-    check(shape[2] % tr->block_elems == 0, op, "rows of " + std::to_string(shape[2]) + " are not whole " + tr->name + " blocks");
-    check(static_cast<int64_t>(maps.size()) == E && static_cast<int64_t>(offs.size()) == E, op,
-          std::to_string(maps.size()) + " mappings and " + std::to_string(offs.size()) + " offsets for " + std::to_string(E) + " experts");
-    const size_t slice = static_cast<size_t>(row_bytes(*tr, shape[2]) * shape[1]);
-    std::vector<const uint8_t*> src(static_cast<size_t>(E));
-    for (int64_t e = 0; e < E; ++e) {  // all checked before anything is allocated
-      const std::string at = "[" + std::to_string(e) + "]";
-      const MappedFile& m = mapped_files().get(static_cast<int>(int_in(maps[e], op, "mappings" + at, 0, INT32_MAX)), op);
-      const int64_t off = int_in(offs[e], op, "offsets" + at, 0, int64_t{1} << 53);
-      check(static_cast<size_t>(off) + slice <= m.size, op,
-            "expert " + std::to_string(e) + " (" + std::to_string(slice) + " bytes at offset " + std::to_string(off) + ") runs past the end of its file");
-      src[e] = static_cast<const uint8_t*>(m.base.get()) + off;
-    }
+    std::vector<int64_t> map_ids, offsets;
+    for (size_t e = 0; e < maps.size(); ++e) map_ids.push_back(int_in(maps[e], op, "mappings[" + std::to_string(e) + "]", 0, INT32_MAX));
+    for (size_t e = 0; e < offs.size(); ++e) offsets.push_back(int_in(offs[e], op, "offsets[" + std::to_string(e) + "]", 0, int64_t{1} << 53));
+    const StackSources s = stack_sources(map_ids, offsets, dtype, shape, op);  // all checked before anything is allocated
     Tensor t = new_tensor(dtype, shape, false);
-    for (int64_t e = 0; e < E; ++e) std::memcpy(t.as<uint8_t>() + e * slice, src[e], slice);
+    for (size_t e = 0; e < s.src.size(); ++e) std::memcpy(t.as<uint8_t>() + e * s.slice, s.src[e], s.slice);
     return handle(info, std::move(t));
   });
 }

@@ -2,17 +2,11 @@
 // FFN can round its activations the way a device path does, so that the comparison is tight: 'q8'
 // rounds x and silu(g)·u per row to the weight type's q8 format (the GEMV path, as native/cpu/matmul.cpp),
 // 'bf16' rounds x, the weights and silu(g)·u to bf16 (the tensor-core path); 'exact' rounds nothing.
+import type { RouterSpec } from '../../src/backend/backend.js';
 import { DType } from '../../src/backend/dtype.js';
 
-export interface RouteSpec {
-  scoring: 'softmax' | 'sigmoid';
-  topK: number;
-  numGroups: number;
-  topKGroups: number;
-  groupScore: 'max' | 'top2sum';
-  normalize: boolean;
-  scale: number;
-}
+/** The backend's router spec, under the name this reference's callers use. */
+export type RouteSpec = RouterSpec;
 
 export interface RouteResult {
   ids: Int32Array;

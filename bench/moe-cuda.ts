@@ -4,7 +4,8 @@
 // of the expert bytes a call touches (distinct experts chosen × the bytes of one expert's gate, up and
 // down), against a measured device-to-device copy. Uniform random routing, rotated over several id
 // sets so that a call does not find its experts in L2. Each T runs the default path and both paths
-// forced, to place the GEMV / tensor-core threshold (moeGemvMaxSlots).
+// forced, to place the GEMV / tensor-core threshold (moeGemvMaxSlots), and the dense matmul of one
+// expert at the same tokens per expert, times the experts touched, for comparison.
 // Usage: node dist/bench/moe-cuda.js [--shape qwen3-30b-a3b|deepseek-v3] [--t 1,4,16,64,256,512] [--json out.json] [--quick]
 import { writeFileSync } from 'node:fs';
 import { cudaNative, cudaUnavailableReason, type CudaNative } from '../src/backend/cuda-backend.js';
@@ -48,6 +49,13 @@ function expertTensor(type: number, N: number, K: number, seed: number): number 
   const pattern = new RandomTensorSource(seed).bytes(type, 0, 1 / Math.sqrt(K), DISTINCT * N * K);
   const h = n.cudaAlloc(type, [E, N, K], false);
   n.cudaUploadRepeat(h, pattern);
+  return h;
+}
+
+/** A device weight [N, K] of N(0, 1/K) values. */
+function matrix(type: number, N: number, K: number, seed: number): number {
+  const h = n.cudaAlloc(type, [N, K], false);
+  n.cudaUpload(h, new RandomTensorSource(seed).bytes(type, 0, 1 / Math.sqrt(K), N * K));
   return h;
 }
 
@@ -107,6 +115,14 @@ const gate = expertTensor(gateType, I, H, 1);
 const up = expertTensor(gateType, I, H, 2);
 const down = expertTensor(downType, H, I, 3);
 
+// One expert's matrices as 2-D weights for the dense comparison, in copies rotated like the routing.
+const DENSE_COPIES = 8;
+const dense = {
+  gate: Array.from({ length: DENSE_COPIES }, (_, c) => matrix(gateType, I, H, 10 + c)),
+  up: Array.from({ length: DENSE_COPIES }, (_, c) => matrix(gateType, I, H, 20 + c)),
+  down: Array.from({ length: DENSE_COPIES }, (_, c) => matrix(downType, H, I, 30 + c)),
+};
+
 const results: Record<string, unknown>[] = [];
 const summary: string[] = [];
 console.log('\n    T  slots path    µs/call  experts  MiB touched     GB/s  %copy  TFLOP/s   (µs: GPU time in a CUDA graph, median)');
@@ -135,6 +151,21 @@ for (const T of Ts) {
     cells.push(`${path} ${(ms * 1e3).toFixed(1).padStart(7)} µs ${((100 * gbs) / copyGBs).toFixed(0).padStart(3)}%`);
     n.cudaReleaseScratch();
   }
+  // The dense kernels for comparison: one expert's gate, up and down as three cudaOpMatmul calls at M = the slots an
+  // expert gets on average (GEMV, tensor-core or cuBLAS path as matmul picks it), times the experts touched.
+  const M = Math.max(1, Math.round((T * k) / distinct));
+  const xm = upload(DType.F32, [M, H], Float32Array.from({ length: M * H }, (_, i) => Math.cos(i * 0.11)));
+  const hm = upload(DType.F32, [M, I], Float32Array.from({ length: M * I }, (_, i) => Math.cos(i * 0.13)));
+  const perExpert = time((i) => {
+    const c = i % DENSE_COPIES;
+    for (const h of [n.cudaOpMatmul(xm, dense.gate[c]!), n.cudaOpMatmul(xm, dense.up[c]!), n.cudaOpMatmul(hm, dense.down[c]!)]) n.cudaRelease(h);
+  }, 50);
+  const denseUs = perExpert * 1e3 * distinct;
+  console.log(`${String(T).padStart(5)} ${String(T * k).padStart(6)} dense ${denseUs.toFixed(1).padStart(10)}   (cudaOpMatmul of one expert at M = ${M}, × ${distinct.toFixed(1)} experts)`);
+  results.push({ shape: shapeName, T, slots: T * k, path: 'dense', us: denseUs, M });
+  cells.push(`dense M=${M} ${denseUs.toFixed(1).padStart(7)} µs`);
+  for (const h of [xm, hm]) n.cudaRelease(h);
+  n.cudaReleaseScratch();
   summary.push(`T=${String(T).padEnd(4)} (${distinct.toFixed(0).padStart(3)} experts, ${(bytes / 2 ** 20).toFixed(0).padStart(4)} MiB): ${cells.join(' | ')}`);
   for (const h of [x, ...ids, ...w]) n.cudaRelease(h);
 }

@@ -291,17 +291,19 @@ describe('CUDA MoE ops vs float64 (and the CPU ops where present)', needCuda, ()
   });
 
   it('ids outside [0, E) throw naming the id; shapes are checked', () => {
-    const L = layer(DType.Q8_0, DType.Q8_0, 8, 256, 256, 5);
+    const L = layer(DType.Q8_0, DType.Q8_0, 8, 256, 512, 5);
     for (const bad of [8, -1]) {
       const ids = Int32Array.from([0, 1, bad, 2]);
       assert.throws(() => experts(L, randn(2 * 256, 1), ids, new Float32Array(4).fill(1), 2, 2), new RegExp(`moe_experts: expert id ${bad} outside \\[0, 8\\)`));
     }
-    const x = upload(DType.F32, [2, 128], new Float32Array(256));
+    const narrow = upload(DType.F32, [2, 128], new Float32Array(256));
+    const x = upload(DType.F32, [2, 256], new Float32Array(512));
     const ids = upload(DType.I32, [2, 2], new Int32Array(4));
     const w = upload(DType.F32, [2, 2], new Float32Array(4));
-    assert.throws(() => n.cudaOpMoeExperts(x, ids, w, L.handles.gate, L.handles.up, L.handles.down), /moe_experts: gate must be \[E, I, H = 128\]/);
-    assert.throws(() => n.cudaOpMoeExperts(x, ids, w, L.handles.gate, L.handles.down, L.handles.down), /moe_experts/);
-    for (const h of [x, ids, w]) n.cudaRelease(h);
+    assert.throws(() => n.cudaOpMoeExperts(narrow, ids, w, L.handles.gate, L.handles.up, L.handles.down), /moe_experts: gate must be \[E, I, H = 128\]/);
+    assert.throws(() => n.cudaOpMoeExperts(x, ids, w, L.handles.gate, L.handles.down, L.handles.down), /moe_experts: up .* must match gate/);
+    assert.throws(() => n.cudaOpMoeExperts(x, ids, w, L.handles.gate, L.handles.up, L.handles.up), /moe_experts: down must be \[E, H, I\]/);
+    for (const h of [narrow, x, ids, w]) n.cudaRelease(h);
     n.cudaReleaseScratch();
   });
 

@@ -1,4 +1,4 @@
-// The CPU MoE ops (native/cpu/op_moe.cpp) against the MoE op contract (issue 14): the router
+// The CPU MoE ops (native/cpu/op_moe.cpp) against the MoE op contract (notes/moe-contract.md): the router
 // against a float64 reference (exact ids, weights within 1e-6); the experts against a float64
 // reference within the noise q8 activation rounding explains, and bit for bit against the same
 // math done op by op with the dense native matmul and siluMul; a token's bits whatever its batch,

@@ -1,4 +1,4 @@
-// Mixture-of-Experts on the CPU, as the MoE op contract (issue 14) defines it: the router's choice of k
+// Mixture-of-Experts on the CPU, as the MoE op contract (notes/moe-contract.md) defines it: the router's choice of k
 // experts per token, and the chosen experts' SwiGLU FFNs over 3-D weight tensors, weighted and summed.
 #include <algorithm>
 #include <cmath>

@@ -24,7 +24,7 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const Tensor& kv_lens, const Tensor& block_tables, int num_kv_heads, float scale, Tensor& out);
 // out = silu(gate) * up.
 void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out);
-// Mixture of Experts, as the MoE op contract of issue 14 defines them.
+// Mixture of Experts, as the MoE op contract (notes/moe-contract.md) defines them.
 enum class MoeScoring : int { Softmax = 0, Sigmoid = 1 };
 enum class MoeGroupScore : int { Max = 0, Top2Sum = 1 };
 struct MoeRouteSpec {

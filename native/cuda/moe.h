@@ -1,4 +1,4 @@
-// Mixture-of-experts ops on the device (the contract: notes moe-spec, issue 14): routing
+// Mixture-of-experts ops on the device (the contract: notes/moe-contract.md, issue 14): routing
 // (moe_route.cu) and the expert FFN over the selected experts of 3-D weight tensors
 // (moe_experts.cu, which drives the pieces below). Nothing here synchronises with the host or
 // sizes a launch from the routing: the routing is decided on the device, and both run inside

@@ -23,7 +23,7 @@ export interface NativeTensorOps {
   opSiluMul(g: number, u: number): number;
   opAddInPlace(a: number, b: number): void;
   opGatherRows(x: number, idx: number): number;
-  /** Copies E pieces (mapping i at offset i, nbytes/E each) into one persistent tensor [E, ...] (moe-spec). */
+  /** Copies E pieces (mapping i at offset i, nbytes/E each) into one persistent tensor [E, ...] (notes/moe-contract.md). */
   stackMappings(mappings: number[], offsets: number[], dtype: number, shape: number[]): number;
   /** Returns [ids, weights] handles; bias -1: none; scoring 0 softmax / 1 sigmoid; groupScore 0 max / 1 top2sum. */
   opMoeRoute(logits: number, bias: number, scoring: number, topK: number, numGroups: number, topKGroups: number, groupScore: number, normalize: boolean, scale: number): number[];

@@ -49,7 +49,7 @@ export interface NativeAddon {
   /** out[M][N] = x[M][K] · W[N][K]ᵀ with W stored as GGML type `type` (test and micro-benchmark entry). */
   matmulRaw(x: Float32Array, M: number, K: number, w: Uint8Array, type: number, N: number): Float32Array;
 
-  // --- Mixture of Experts on the CPU (native/napi/moe_napi.cpp; issue 14 holds the op contract) ---
+  // --- Mixture of Experts on the CPU (native/napi/moe_napi.cpp; the op contract: notes/moe-contract.md) ---
   /** Router: logits F32 [T, E] (bias F32 [E], or -1) → scratch handles [ids I32 [T, k], weights F32 [T, k]]. */
   opMoeRoute(logits: number, bias: number, scoring: MoeScoring, topK: number, numGroups: number, topKGroups: number,
              groupScore: MoeGroupScore, normalize: boolean, scale: number): [number, number];

@@ -51,6 +51,14 @@ const float* gemv_input(const float* x, int64_t M, int64_t K, DType t, const std
   return int8 ? x : act->xf;
 }
 
+// Pool scratch a kernel must fill: NaN bytes under options().poison, so a row no launch writes fails the
+// tests instead of showing another call's leftovers (the pool hands blocks back dirty, last freed first).
+std::shared_ptr<void> scratch(size_t nbytes) {
+  auto p = pool().alloc(nbytes);
+  if (options().poison) check_cuda(cudaMemsetAsync(p.get(), 0xff, nbytes, stream()), "moe scratch: poison fill");
+  return p;
+}
+
 void run_gemv(const DeviceTensor& x, const DeviceTensor& ids, const MoeWeight& g, const MoeWeight& u, const MoeWeight& d, int64_t T, int k,
               const float* weights, float* out) {
   const int64_t slots = T * k, E = g.E;
@@ -70,10 +78,10 @@ void run_gemv(const DeviceTensor& x, const DeviceTensor& ids, const MoeWeight& g
   std::shared_ptr<void> qx, qh;
   ActQ ax{}, ah{};
   const float* xin = gemv_input(x.as<float>(), T, g.K, g.type, x.q8k, &ax, &qx);
-  auto h = pool().alloc(static_cast<size_t>(slots) * g.N * 4);
+  auto h = scratch(static_cast<size_t>(slots) * g.N * 4);
   moe_gemv(g, &u, tiles, rows, xin, gemv_rows::plain_type(g.type) ? nullptr : &ax, k, static_cast<float*>(h.get()));
   const float* hin = gemv_input(static_cast<float*>(h.get()), slots, d.K, d.type, nullptr, &ah, &qh);
-  auto y = pool().alloc(static_cast<size_t>(slots) * d.N * 4);
+  auto y = scratch(static_cast<size_t>(slots) * d.N * 4);
   moe_gemv(d, nullptr, tiles, rows, hin, gemv_rows::plain_type(d.type) ? nullptr : &ah, 1, static_cast<float*>(y.get()));
   moe_combine(static_cast<float*>(y.get()), ids.as<int>(), weights, T, k, d.N, E, out);
 }
@@ -84,11 +92,11 @@ void run_mma(const DeviceTensor& x, const DeviceTensor& ids, const MoeWeight& g,
   const int rows = slots >= 48 * E ? 64 : 32;  // 32-slot tiles while experts average fewer than ~48 slots
   auto group = pool().alloc(moe_group_bytes(slots, E, rows));
   const MoeTiles tiles = moe_group(ids.as<int>(), slots, E, rows, group.get());
-  auto xb = pool().alloc(static_cast<size_t>(T * g.K) * 2);
+  auto xb = scratch(static_cast<size_t>(T * g.K) * 2);
   convert_f32_to_bf16(x.as<float>(), xb.get(), T * g.K);
-  auto hb = pool().alloc(static_cast<size_t>(slots) * g.N * 2);  // silu(g)·u in bf16: down's operand
+  auto hb = scratch(static_cast<size_t>(slots) * g.N * 2);  // silu(g)·u in bf16: down's operand
   moe_mma(g, &u, tiles, rows, xb.get(), k, hb.get());
-  auto y = pool().alloc(static_cast<size_t>(slots) * d.N * 4);
+  auto y = scratch(static_cast<size_t>(slots) * d.N * 4);
   moe_mma(d, nullptr, tiles, rows, hb.get(), 1, y.get());
   moe_combine(static_cast<float*>(y.get()), ids.as<int>(), weights, T, k, d.N, E, out);
 }

@@ -168,7 +168,9 @@ describe('CUDA MoE ops vs float64 (and the CPU ops where present)', needCuda, ()
     const c = T <= 64 ? cpuExperts(L, x, ids, w, T, k) : undefined;
     if (c) {
       const ce = nmse(got, c);
-      const cTol = p === 'gemv' ? TIGHT_TOL : 1e-4;
+      // The CPU rounds activations to q8 as the GEMV path does; the tensor-core path rounds to bf16 instead, and
+      // the two roundings differ by NMSE 1.6e-4 (Q8_0) to 3.5e-4 (K-quants), measured with this file's reference.
+      const cTol = p === 'gemv' ? TIGHT_TOL : 1e-3;
       assert.ok(ce <= cTol, `${label}: NMSE ${ce} > ${cTol} against the CPU's opMoeExperts`);
     }
     n.cudaReleaseScratch();

@@ -63,26 +63,14 @@ Napi::Value MoeExperts(const Napi::CallbackInfo& info) {
   });
 }
 
-// The numbers of JS array argument i.
-std::vector<int64_t> int_list(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  check(info[i].IsArray(), op, std::string(what) + " must be an array of numbers");
-  Napi::Array a = info[i].As<Napi::Array>();
-  std::vector<int64_t> v(a.Length());
-  for (uint32_t j = 0; j < a.Length(); ++j) {
-    const Napi::Value e = a.Get(j);
-    check(e.IsNumber(), op, std::string(what) + " must be an array of numbers");
-    v[j] = e.As<Napi::Number>().Int64Value();
-  }
-  return v;
-}
-
 // cudaStackMappings(mappings[], offsets[], dtype, shape [E, N, K]) -> persistent handle: slice e (nbytes / E
 // bytes, expert e's rows) copied from mapping e at offset e (Hugging Face files keep each expert apart).
 Napi::Value StackMappings(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "cudaStackMappings";
     need_args(info, 4, op);
-    const std::vector<int64_t> maps = int_list(info, 0, op, "mappings"), offsets = int_list(info, 1, op, "offsets");
+    const std::vector<int64_t> maps = kt::napi::int_list_arg(info, 0, op, "mappings", 0, INT32_MAX);
+    const std::vector<int64_t> offsets = kt::napi::int_list_arg(info, 1, op, "offsets", 0, int64_t{1} << 53);
     const std::vector<int64_t> shape = shape_arg(info, 3, op);
     const DType dtype = static_cast<DType>(int_arg(info, 2, op));
     const kt::StackSources s = kt::stack_sources(maps, offsets, dtype, shape, op);  // all checked before anything is allocated

@@ -18,14 +18,6 @@ using kt::cpu::MoeScoring;
 
 Napi::Number handle(const Napi::CallbackInfo& info, Tensor t) { return Napi::Number::New(info.Env(), tensors().add(std::move(t), Device::cpu())); }
 
-// A whole number in [lo, hi], else std::invalid_argument naming it.
-int64_t int_in(const Napi::Value& v, const char* op, const std::string& name, int64_t lo, int64_t hi) {
-  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  check(d == std::floor(d) && d >= static_cast<double>(lo) && d <= static_cast<double>(hi), op,
-        name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v.ToString().Utf8Value());
-  return static_cast<int64_t>(d);
-}
-
 // opMoeRoute(logits, bias /* -1: none */, scoring /* 0 softmax, 1 sigmoid */, topK, numGroups, topKGroups,
 //            groupScore /* 0 max, 1 top2sum */, normalize, scale) -> [ids I32 [T, k], weights F32 [T, k]]
 Napi::Value MoeRoute(const Napi::CallbackInfo& info) {
@@ -68,27 +60,17 @@ Napi::Value MoeExperts(const Napi::CallbackInfo& info) {
   });
 }
 
-std::vector<Napi::Value> array_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  check(info[i].IsArray(), op, std::string(name) + " must be an array");
-  const Napi::Array a = info[i].As<Napi::Array>();
-  std::vector<Napi::Value> v;
-  for (uint32_t k = 0; k < a.Length(); ++k) v.push_back(a.Get(k));
-  return v;
-}
-
 // tStackMappings(mappings: number[], offsets: number[], dtype, shape [E, N, K]) -> persistent handle:
 // expert e's N*K elements (nbytes / E bytes) copied from mapping e at offset e.
 Napi::Value StackMappings(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const char* op = "tStackMappings";
     need_args(info, 4, op);
-    const std::vector<Napi::Value> maps = array_arg(info, 0, op, "mappings"), offs = array_arg(info, 1, op, "offsets");
+    const std::vector<int64_t> maps = int_list_arg(info, 0, op, "mappings", 0, INT32_MAX);
+    const std::vector<int64_t> offsets = int_list_arg(info, 1, op, "offsets", 0, int64_t{1} << 53);
     const DType dtype = static_cast<DType>(int_in(info[2], op, "dtype", 0, 255));
     const std::vector<int64_t> shape = shape_arg(info, 3, op);
-    std::vector<int64_t> map_ids, offsets;
-    for (size_t e = 0; e < maps.size(); ++e) map_ids.push_back(int_in(maps[e], op, "mappings[" + std::to_string(e) + "]", 0, INT32_MAX));
-    for (size_t e = 0; e < offs.size(); ++e) offsets.push_back(int_in(offs[e], op, "offsets[" + std::to_string(e) + "]", 0, int64_t{1} << 53));
-    const StackSources s = stack_sources(map_ids, offsets, dtype, shape, op);  // all checked before anything is allocated
+    const StackSources s = stack_sources(maps, offsets, dtype, shape, op);  // all checked before anything is allocated
     Tensor t = new_tensor(dtype, shape, false);
     for (size_t e = 0; e < s.src.size(); ++e) std::memcpy(t.as<uint8_t>() + e * s.slice, s.src[e], s.slice);
     return handle(info, std::move(t));

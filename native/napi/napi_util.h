@@ -2,6 +2,8 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,24 @@ inline std::vector<int64_t> shape_arg(const Napi::CallbackInfo& info, size_t i, 
     shape[k] = v.As<Napi::Number>().Int64Value();
   }
   return shape;
+}
+
+// A whole number in [lo, hi], else std::invalid_argument("op: name must be an integer in [lo, hi], got v").
+inline int64_t int_in(const Napi::Value& v, const char* op, const std::string& name, int64_t lo, int64_t hi) {
+  const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(d == std::floor(d) && d >= static_cast<double>(lo) && d <= static_cast<double>(hi)))
+    throw std::invalid_argument(std::string(op) + ": " + name + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "], got " + v.ToString().Utf8Value());
+  return static_cast<int64_t>(d);
+}
+
+// Argument i as an array of whole numbers in [lo, hi], each checked as int_in does (named "name[e]").
+inline std::vector<int64_t> int_list_arg(const Napi::CallbackInfo& info, size_t i, const char* op, const std::string& name, int64_t lo, int64_t hi) {
+  if (!info[i].IsArray()) throw std::invalid_argument(std::string(op) + ": " + name + " must be an array");
+  const Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<int64_t> v;
+  for (uint32_t k = 0; k < a.Length(); ++k) v.push_back(int_in(a.Get(k), op, name + "[" + std::to_string(k) + "]", lo, hi));
+  return v;
 }
 
 // Runs fn, turning C++ exceptions into JavaScript errors (never abort on bad input).

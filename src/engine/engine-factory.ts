@@ -26,7 +26,6 @@ export function createEngine(opts: EngineOptions): { core: EngineCore; info: Eng
   const model = createModel(files.config, backend, files.weights);
   ledger?.mark('weights');
   const kvDtype = opts.kvCacheDtype ?? 'f32';
-  if (!caps.kvDtypes.includes(kvDtype)) throw new Error(`KV cache dtype ${kvDtype} is not available on the ${backend.name} backend (it keeps ${caps.kvDtypes.join(', ')})`);
   const graphs = caps.graphs !== undefined && opts.cudaGraphs !== false;
   const runnerOptions = {
     cudaGraphs: graphs,
